@@ -1,0 +1,85 @@
+"""hub_auth: async-first Hugging Face Hub authentication.
+
+    from hub_auth import HubAuth, Ok, Err
+
+    async with HubAuth() as auth:
+        match await auth.whoami():
+            case Ok(user):
+                print(user.username, user.organizations)
+            case Err(error):
+                print(error.kind, error)
+
+Names are imported lazily so that ``hub-auth token`` and friends start fast: the network
+stack (aiohttp) and the models (pydantic) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._result import Err, Ok, Result
+
+if TYPE_CHECKING:
+    from hub_auth._client import HubAuth, WhoamiCache
+    from hub_auth._models import (
+        FineGrainedScope,
+        LoginInfo,
+        LogoutInfo,
+        OrgInfo,
+        StoredToken,
+        SwitchInfo,
+        TokenInfo,
+        UserInfo,
+    )
+    from hub_auth._store import TokenStore
+
+__version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "FineGrainedScope": "hub_auth._models",
+    "HubAuth": "hub_auth._client",
+    "LoginInfo": "hub_auth._models",
+    "LogoutInfo": "hub_auth._models",
+    "OrgInfo": "hub_auth._models",
+    "StoredToken": "hub_auth._models",
+    "SwitchInfo": "hub_auth._models",
+    "TokenInfo": "hub_auth._models",
+    "TokenStore": "hub_auth._store",
+    "UserInfo": "hub_auth._models",
+    "WhoamiCache": "hub_auth._client",
+}
+
+__all__ = [
+    "Err",
+    "ErrorKind",
+    "FineGrainedScope",
+    "HubAuth",
+    "HubAuthError",
+    "LoginInfo",
+    "LogoutInfo",
+    "Ok",
+    "OrgInfo",
+    "Result",
+    "StoredToken",
+    "SwitchInfo",
+    "TokenInfo",
+    "TokenStore",
+    "UserInfo",
+    "WhoamiCache",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hub_auth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,527 @@
+"""HubAuth: the async client with the seven HfHub.Auth operations (and list/switch).
+
+The path of one call, ``await auth.whoami()``: resolve the token (argument, ``set_token`` or
+constructor, ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``, token file) → check its format →
+offline? → cache (when configured: keyed hash, single-flight) → ``HubClient.whoami`` (one GET,
+retries) → ``Ok(UserInfo)``. Every failure is an ``Err`` made where it happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
+
+import anyio.to_thread
+from pydantic import SecretStr
+
+from hub_auth import _git
+from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._http import HubClient, RetryPolicy
+from hub_auth._models import LoginInfo, LogoutInfo, StoredToken, SwitchInfo, UserInfo
+from hub_auth._result import Err, Ok, Result
+from hub_auth._settings import (
+    Settings,
+    env_override_note,
+    env_token,
+    is_insecure_endpoint,
+    is_offline,
+)
+from hub_auth._store import TokenStore
+from hub_auth._tokens import check_format, clean_token
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["HubAuth", "WhoamiCache"]
+
+logger = logging.getLogger("hub_auth")
+
+
+class WhoamiCache(Protocol):
+    """What ``HubAuth`` needs from a whoami cache (``MemoryCache``, ``RedisCache``)."""
+
+    async def fetch(
+        self, token: str, load: Callable[[str], Awaitable[Result[UserInfo]]]
+    ) -> Result[UserInfo]:
+        """Return the cached outcome for ``token``, or ``load`` it (once for concurrent callers)."""
+        ...
+
+    async def invalidate(self, token: str) -> None:
+        """Forget what is cached for ``token``."""
+        ...
+
+
+def _plain(token: str | SecretStr, what: str = "token") -> str:
+    if isinstance(token, SecretStr):
+        return token.get_secret_value()
+    if isinstance(token, str):
+        return token
+    raise TypeError(f"{what} must be a str or SecretStr, not {type(token).__name__}")
+
+
+def _invalid(reason: str) -> Err[HubAuthError]:
+    return Err(HubAuthError(ErrorKind.INVALID_TOKEN, f"invalid token: {reason}"))
+
+
+_NO_TOKEN = HubAuthError(
+    ErrorKind.NO_TOKEN,
+    "no Hugging Face token found: pass token=..., call set_token(), set HF_TOKEN, "
+    "or log in (`hub-auth login`)",
+)
+
+
+class _TokenSlot:
+    """The in-memory token (constructor or ``set_token``), shared by a client and its forks."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<token {'set' if self.value is not None else 'unset'}>"
+
+
+class HubAuth:
+    """Async client for Hugging Face Hub authentication.
+
+    Create one per application (and per event loop) and close it when done::
+
+        async with HubAuth() as auth:
+            match await auth.whoami():
+                case Ok(user):
+                    print(user.username, user.organizations)
+                case Err(error):
+                    print(error.kind, error)
+
+    Args:
+        token: A token to use instead of the environment and the token file.
+        endpoint: The Hub's URL; default ``HF_ENDPOINT`` or ``https://huggingface.co``.
+        hf_home: Folder of the login files; default as huggingface_hub (``HF_HOME`` ...).
+        token_path: The active token file; overrides ``hf_home`` and ``HF_TOKEN_PATH``.
+        session: An aiohttp session to borrow (never closed by HubAuth). By default HubAuth
+            creates its own, lazily, inside the running loop, and closes it in ``aclose()``.
+        timeout: Seconds one request may take in all.
+        connect_timeout: Seconds to establish a connection (default: ``timeout``).
+        read_env: ``False`` ignores every environment variable (configuration comes only
+            from the arguments, as the Elixir library prefers).
+        cache: A whoami cache (``MemoryCache``/``RedisCache``); none by default.
+        max_attempts: Requests per call at most, retries included.
+        retry_budget: Seconds a call may spend in all, waits between retries included.
+        pool_limit: Simultaneous connections at most.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | SecretStr | None = None,
+        endpoint: str | None = None,
+        hf_home: str | os.PathLike[str] | None = None,
+        token_path: str | os.PathLike[str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float | None = None,
+        read_env: bool = True,
+        cache: WhoamiCache | None = None,
+        max_attempts: int = 3,
+        retry_budget: float = 20.0,
+        pool_limit: int = 100,
+    ) -> None:
+        self._settings = Settings.resolve(
+            endpoint=endpoint,
+            hf_home=hf_home,
+            token_path=token_path,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            read_env=read_env,
+        )
+        self._slot = _TokenSlot()
+        if token is not None:
+            plain = _plain(token)
+            if (reason := check_format(plain)) is not None:
+                raise ValueError(f"invalid token: {reason}")
+            self._slot.value = plain
+        if session is not None:
+            import aiohttp as _aiohttp
+
+            if not isinstance(session, _aiohttp.ClientSession):
+                raise TypeError(f"session must be an aiohttp.ClientSession, not {session!r}")
+        if isinstance(pool_limit, bool) or not isinstance(pool_limit, int) or pool_limit < 1:
+            raise ValueError(f"pool_limit must be an int >= 1, got {pool_limit!r}")
+        self._store = TokenStore(self._settings.token_path)
+        self._cache = cache
+        self._client = HubClient(
+            self._settings,
+            session=session,
+            retry=RetryPolicy(max_attempts, retry_budget),
+            pool_limit=pool_limit,
+        )
+        self._closed = False
+        if is_insecure_endpoint(self._settings.endpoint):
+            logger.warning(
+                "endpoint %s uses plain http to a non-loopback host: tokens would travel "
+                "unencrypted; use https",
+                self._settings.endpoint,
+            )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the aiohttp session HubAuth created (a borrowed one is left open). Idempotent."""
+        self._closed = True
+        await self._client.close_session()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def endpoint(self) -> str:
+        """The Hub endpoint this client talks to."""
+        return self._settings.endpoint
+
+    @property
+    def token_path(self) -> Path:
+        """The active token file (``stored_tokens`` lives beside it)."""
+        return self._settings.token_path
+
+    @property
+    def store(self) -> TokenStore:
+        """The login files (shared with huggingface_hub)."""
+        return self._store
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        token = "set" if self._slot.value is not None else "unset"
+        return (
+            f"<HubAuth endpoint={self._settings.endpoint!r} token_path="
+            f"{str(self._settings.token_path)!r} token={token} {state}>"
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this HubAuth is closed; create a new one")
+
+    async def _close_session(self) -> None:
+        """Close the network session but keep the client usable (used by the sync facade)."""
+        await self._client.close_session()
+
+    def _fork(self) -> HubAuth:
+        """A client sharing this one's settings, token, store and cache, with its own session.
+
+        The sync facade runs each call in a new event loop, possibly in several threads at
+        once; an aiohttp session belongs to one loop, so each call gets a fork.
+        """
+        self._check_open()
+        fork = object.__new__(HubAuth)
+        fork.__dict__.update(self.__dict__)
+        fork._client = self._client.fork()
+        return fork
+
+    # -- token resolution --------------------------------------------------------------------
+
+    def _env_token(self) -> str | None:
+        if not self._settings.read_env:
+            return None
+        found = env_token(os.environ)
+        return found[1] if found is not None else None
+
+    def _resolve(self, token: str | SecretStr | None) -> Result[str]:
+        if token is not None:
+            return Ok(_plain(token))
+        if self._slot.value is not None:
+            return Ok(self._slot.value)
+        if (env_token := self._env_token()) is not None:
+            return Ok(env_token)
+        match self._store.read_active():
+            case Ok(None):
+                return Err(_NO_TOKEN)
+            case Ok(str(stored)):
+                return Ok(stored)
+            case Err() as err:
+                return err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _resolve_checked(self, token: str | SecretStr | None) -> Result[str]:
+        """Resolve a token and refuse one that must not go into a header."""
+        resolved = self._resolve(token)
+        if isinstance(resolved, Ok) and (reason := check_format(resolved.value)) is not None:
+            return _invalid(reason)
+        return resolved
+
+    def _offline(self) -> Err[HubAuthError] | None:
+        if self._settings.read_env and is_offline(os.environ):
+            return Err(
+                HubAuthError(
+                    ErrorKind.OFFLINE,
+                    "HF_HUB_OFFLINE is set: hub_auth makes no network calls",
+                )
+            )
+        return None
+
+    def _env_override_note(self, token: str | None) -> list[str]:
+        if not self._settings.read_env:
+            return []
+        note = env_override_note(os.environ, token)
+        return [note] if note else []
+
+    # -- the operations ----------------------------------------------------------------------
+
+    async def get_token(self) -> Result[SecretStr]:
+        """The token in use: ``set_token``/constructor, ``HF_TOKEN``,
+        ``HUGGING_FACE_HUB_TOKEN``, then the token file.
+
+        Returns ``Err(no_token)`` when there is none, ``Err(storage)`` when the token file
+        cannot be read.
+        """
+        self._check_open()
+        return self._resolve(None).map(SecretStr)
+
+    async def set_token(self, token: str | SecretStr) -> Result[None]:
+        """Use ``token`` for this client from now on (in memory only; nothing is written).
+
+        Returns ``Err(invalid_token)`` when the token is malformed; the previous token stays.
+        """
+        self._check_open()
+        plain = _plain(token)
+        if (reason := check_format(plain)) is not None:
+            return _invalid(reason)
+        previous, self._slot.value = self._slot.value, plain
+        if previous is not None and previous != plain and self._cache is not None:
+            await self._cache.invalidate(previous)
+        return Ok(None)
+
+    async def auth_headers(
+        self, token: str | SecretStr | None = None
+    ) -> Result[list[tuple[str, str]]]:
+        """HTTP headers that authenticate a request: ``[("authorization", "Bearer ...")]``."""
+        self._check_open()
+        return self._resolve_checked(token).map(lambda t: [("authorization", f"Bearer {t}")])
+
+    async def whoami(self, token: str | SecretStr | None = None) -> Result[UserInfo]:
+        """Who the token belongs to, from ``GET /api/whoami-v2``.
+
+        Errors: ``no_token`` (no request made), ``invalid_token`` (malformed, no request),
+        ``offline``, ``unauthorized`` (401), ``forbidden`` (403), ``rate_limited`` (429, with
+        ``retry_after``), ``server_error`` (5xx), ``bad_response``, ``network``, ``timeout``.
+        """
+        self._check_open()
+        resolved = self._resolve_checked(token)
+        if isinstance(resolved, Err):
+            return resolved
+        if (offline := self._offline()) is not None:
+            return offline
+        if self._cache is not None:
+            return await self._cache.fetch(resolved.value, self._client.whoami)
+        return await self._client.whoami(resolved.value)
+
+    async def validate_token(self, token: str | SecretStr, *, remote: bool = True) -> Result[None]:
+        """Check that ``token`` is well formed and, with ``remote=True``, that the Hub accepts it.
+
+        ``Err(invalid_token)`` for a malformed token or one the Hub rejects (401); any other
+        failure (network, timeout, rate limit, 5xx) keeps its own kind, so "bad token" and
+        "could not check" stay apart.
+        """
+        self._check_open()
+        plain = _plain(token)
+        if (reason := check_format(plain)) is not None:
+            return _invalid(reason)
+        if not remote:
+            return Ok(None)
+        match await self.whoami(plain):
+            case Ok():
+                return Ok(None)
+            case Err(error) if error.kind is ErrorKind.UNAUTHORIZED:
+                return Err(
+                    HubAuthError(
+                        ErrorKind.INVALID_TOKEN,
+                        "invalid token: the Hub rejected it (invalid, expired or revoked)",
+                        status=error.status,
+                        request_id=error.request_id,
+                    )
+                )
+            case Err() as err:
+                return err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def login(
+        self,
+        token: str | SecretStr | None = None,
+        *,
+        add_to_git_credentials: bool = False,
+        force: bool = False,
+    ) -> Result[LoginInfo]:
+        """Check a token with the Hub and store it as the active login.
+
+        Stored exactly as huggingface_hub does: a ``stored_tokens`` section named after the
+        token's display name (``oauth-<username>`` when it has none) and the token file.
+        A token the Hub rejects stores nothing.
+
+        Without ``token``, on a terminal, asks for it (hidden input) and whether to add it to
+        git credentials; when a valid token is already active, keeps it unless ``force=True``.
+        Without a terminal, returns ``Err(no_token)``.
+        """
+        self._check_open()
+        if token is None:
+            prompted = await self._prompt_login(force=force)
+            if isinstance(prompted, Err) or isinstance(prompted.value, LoginInfo):
+                return prompted  # type: ignore[return-value]
+            token, add_to_git_credentials = prompted.value
+        plain = _plain(token)
+        if (reason := check_format(plain)) is not None:
+            return _invalid(reason)
+        if (offline := self._offline()) is not None:
+            return offline
+        match await self._client.whoami(plain):
+            case Ok(user):
+                pass
+            case Err() as err:
+                return err
+        name = (user.token.display_name if user.token else None) or f"oauth-{user.username}"
+        saved = await anyio.to_thread.run_sync(self._store.save, name, plain)
+        if isinstance(saved, Err):
+            return saved
+        notes = self._env_override_note(plain)
+        if add_to_git_credentials:
+            notes.extend(await self._git_approve(plain))
+        if self._slot.value is not None and self._slot.value != plain:
+            notes.append("this client was given a token explicitly; it keeps using that one")
+        logger.info("logged in as %s; token stored as %r", user.username, name)
+        return Ok(LoginInfo(user=user, token_name=name, notes=notes))
+
+    async def _prompt_login(self, *, force: bool) -> Result[tuple[str, bool] | LoginInfo]:
+        if not force:
+            current = self._resolve_checked(None)
+            if isinstance(current, Ok) and self._offline() is None:
+                whoami = await self._client.whoami(current.value)
+                if isinstance(whoami, Ok):
+                    user = whoami.value
+                    name = (
+                        user.token.display_name if user.token else None
+                    ) or f"oauth-{user.username}"
+                    return Ok(
+                        LoginInfo(
+                            user=user,
+                            token_name=name,
+                            notes=[
+                                f"already logged in as {user.username}; kept the active token "
+                                "(use force=True or `hub-auth login --force` to replace it)"
+                            ],
+                        )
+                    )
+        if not (sys.stdin is not None and sys.stdin.isatty()):
+            return Err(
+                HubAuthError(
+                    ErrorKind.NO_TOKEN,
+                    "no token given and standard input is not a terminal: pass the token "
+                    "(login(token=...) or `hub-auth login --token ...`)",
+                )
+            )
+        return await anyio.to_thread.run_sync(_ask_for_token)
+
+    async def _git_approve(self, token: str) -> list[str]:
+        match await _git.approve(self._settings.endpoint, token):
+            case Ok(outcome):
+                return [outcome.note] if outcome.note else []
+            case Err(error):
+                return [f"the token was not added to git credentials: {error}"]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def logout(self, token_name: str | None = None) -> Result[LogoutInfo]:
+        """Remove the stored login: everything, or only the entry ``token_name``.
+
+        Without a name, removes the token file and ``stored_tokens``; with a name, removes
+        that entry and the token file too when it held that token (``Err(not_found)`` for an
+        unknown name). Also clears this client's in-memory token and removes the Hub from git
+        credentials. The result says when ``HF_TOKEN`` still authenticates.
+        """
+        self._check_open()
+        if token_name is not None and not isinstance(token_name, str):
+            raise TypeError(f"token_name must be a str, not {type(token_name).__name__}")
+        removed = await anyio.to_thread.run_sync(self._store.remove, token_name)
+        if isinstance(removed, Err):
+            return removed
+        outcome = removed.value
+        stale = [*outcome.removed_token_values, *([self._slot.value] if self._slot.value else [])]
+        self._slot.value = None
+        if self._cache is not None:
+            for token in stale:
+                await self._cache.invalidate(token)
+        notes: list[str] = []
+        if outcome.removed_active or token_name is None:
+            match await _git.reject(self._settings.endpoint):
+                case Err(error):
+                    notes.append(f"git credentials were not cleared: {error}")
+                case _:
+                    pass
+        if self._settings.read_env and (found := env_token(os.environ)) is not None:
+            name = found[0]
+            notes.append(
+                f"the environment variable {name} is still set: it still authenticates; "
+                "unset it to log out completely"
+            )
+        return Ok(
+            LogoutInfo(
+                removed=list(outcome.removed_names),
+                removed_active=outcome.removed_active,
+                notes=notes,
+            )
+        )
+
+    async def list_tokens(self) -> Result[list[StoredToken]]:
+        """The tokens in ``stored_tokens`` (masked), the active one flagged."""
+        self._check_open()
+        return self._store.list_tokens()
+
+    async def switch_token(self, token_name: str) -> Result[SwitchInfo]:
+        """Make the stored token ``token_name`` the active one (``Err(not_found)`` if unknown)."""
+        self._check_open()
+        if not isinstance(token_name, str):
+            raise TypeError(f"token_name must be a str, not {type(token_name).__name__}")
+        previous = self._store.read_active()
+        activated = await anyio.to_thread.run_sync(self._store.activate, token_name)
+        if isinstance(activated, Err):
+            return activated
+        if (
+            self._cache is not None
+            and isinstance(previous, Ok)
+            and previous.value is not None
+            and previous.value != activated.value
+        ):
+            await self._cache.invalidate(previous.value)
+        notes = self._env_override_note(activated.value)
+        if self._slot.value is not None:
+            notes.append("this client was given a token explicitly; it keeps using that one")
+        return Ok(SwitchInfo(token_name=token_name, notes=notes))
+
+
+def _ask_for_token() -> Result[tuple[str, bool] | LoginInfo]:
+    """Prompt on the terminal: the token with hidden input, then git credentials (default no)."""
+    import getpass
+
+    try:
+        raw = getpass.getpass("Enter your Hugging Face token (input is hidden): ")
+        answer = input("Add token as git credential? [y/N]: ")
+    except (EOFError, KeyboardInterrupt):
+        return Err(HubAuthError(ErrorKind.NO_TOKEN, "login cancelled: no token entered"))
+    token = clean_token(raw)
+    if token is None:
+        return Err(HubAuthError(ErrorKind.NO_TOKEN, "no token entered"))
+    return Ok((token, answer.strip().lower() in ("y", "yes")))

@@ -1,0 +1,294 @@
+"""Store the token as a git credential, so git over HTTPS to the Hub uses it.
+
+``git credential approve`` hands a credential to whichever credential helpers the user has
+configured (``store``, ``cache``, ``osxkeychain``, ``manager`` ...); ``git credential reject``
+asks them to forget it. The credential is written to git's **standard input**, never to its
+command line or environment, where other local users could read it (``ps``,
+``/proc/<pid>/environ``).
+
+Outcomes:
+
+* git stored (or forgot) the credential: ``Ok(GitCredentialOutcome(...))``.
+* git is not installed, or no helper is configured: ``Ok`` with ``stored=False`` and a ``note``
+  telling the user what to do. Logging in must not fail because git is absent.
+* git ran but failed (bad config file, unparsable URL) or did not finish within ``timeout``:
+  ``Err(HubAuthError(ErrorKind.STORAGE, ...))`` whose message quotes git's stderr with anything
+  token-shaped masked. The caller decides whether that fails a login.
+
+git runs in a subprocess through anyio, so the event loop is never blocked, and with
+``GIT_TERMINAL_PROMPT=0`` so it never waits on a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+from anyio.abc import ByteReceiveStream
+
+from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._result import Err, Ok, Result
+from hub_auth._tokens import mask_token, scrub
+
+__all__ = [
+    "DEFAULT_GIT_TIMEOUT",
+    "GitCredentialOutcome",
+    "approve",
+    "list_credential_helpers",
+    "reject",
+]
+
+DEFAULT_GIT_TIMEOUT = 15.0
+"""Seconds an approve/reject (all its git calls together) may take; a helper may be slow."""
+
+_STDERR_LIMIT = 500
+"""At most this many characters of git's stderr go into an error message."""
+
+_Action = Literal["approve", "reject"]
+
+_NO_HELPER_NOTE: dict[_Action, str] = {
+    "approve": (
+        "No git credential helper is configured, so git did not keep the token. Run "
+        "`git config --global credential.helper store` (or configure another credential.helper) "
+        "and log in again to use the token for git over HTTPS."
+    ),
+    "reject": "No git credential helper is configured, so git holds no Hub credential to remove.",
+}
+
+_NO_GIT_NOTE: dict[_Action, str] = {
+    "approve": (
+        "git is not installed (or not on PATH), so the token was not stored as a git "
+        "credential; install git to use the token for git over HTTPS."
+    ),
+    "reject": "git is not installed (or not on PATH); there is no git credential to remove.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GitCredentialOutcome:
+    """What git did with the credential.
+
+    Attributes:
+        stored: ``True`` when ``git credential approve`` succeeded and at least one helper is
+            configured to keep it. Always ``False`` after a reject: nothing is stored by it.
+        helpers: The configured credential helpers, in the order git consults them.
+        note: Advice for a person when nothing was stored or removed (no helper, no git).
+    """
+
+    stored: bool
+    helpers: list[str]
+    note: str | None = None
+
+
+async def list_credential_helpers(
+    url: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    # A parameter rather than only the caller's cancel scope: a timeout must become an Err.
+    timeout: float = DEFAULT_GIT_TIMEOUT,  # noqa: ASYNC109
+) -> list[str]:
+    """Return the credential helpers git would use, in order; empty when there are none.
+
+    These are the values of ``credential.helper`` (an empty value clears those before it, as
+    in git) followed, when ``url`` is given, by the most specific ``credential.<url>.helper``
+    matching ``url``. Also empty when git is missing, fails or does not answer in time: this
+    is a question, not an operation that can fail.
+
+    Args:
+        url: The remote the helpers are for, e.g. ``"https://huggingface.co"``.
+        env: The environment git runs with; ``None`` inherits ``os.environ``.
+        timeout: Seconds before giving up.
+    """
+    try:
+        with anyio.fail_after(timeout):
+            return await _read_helpers(url, _child_env(env))
+    except (OSError, TimeoutError, _GitFailed):
+        return []
+
+
+async def approve(
+    endpoint: str,
+    token: str,
+    *,
+    username: str = "hf_user",
+    env: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_GIT_TIMEOUT,  # noqa: ASYNC109
+) -> Result[GitCredentialOutcome]:
+    """Store ``token`` as the git password for ``endpoint`` with ``git credential approve``.
+
+    Args:
+        endpoint: The Hub's base URL, e.g. ``"https://huggingface.co"``.
+        token: The access token; it goes to git's standard input only.
+        username: The git username; the Hub ignores it, ``hf_user`` is what huggingface_hub uses.
+        env: The environment git runs with (it replaces ``os.environ``, as ``subprocess``
+            does); ``None`` inherits ``os.environ``. ``GIT_TERMINAL_PROMPT=0`` is always added.
+        timeout: Seconds for all git calls together before returning ``Err``.
+
+    Raises:
+        ValueError: A field contains a newline or NUL, which would corrupt git's protocol.
+
+    Example::
+
+        match await approve("https://huggingface.co", token):
+            case Ok(GitCredentialOutcome(stored=False, note=note)) if note:
+                print(note)
+    """
+    _check_fields(endpoint=endpoint, username=username, token=token)
+    payload = f"url={endpoint}\nusername={username}\npassword={token}\n\n"
+    return await _update("approve", endpoint, payload, env, timeout, secret=token)
+
+
+async def reject(
+    endpoint: str,
+    *,
+    username: str = "hf_user",
+    env: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_GIT_TIMEOUT,  # noqa: ASYNC109
+) -> Result[GitCredentialOutcome]:
+    """Make git's credential helpers forget the credential for ``endpoint`` and ``username``.
+
+    Arguments are as for :func:`approve`. ``stored`` is always ``False`` in the outcome; git
+    does not say whether a helper actually held the credential.
+    """
+    _check_fields(endpoint=endpoint, username=username)
+    payload = f"url={endpoint}\nusername={username}\n\n"
+    return await _update("reject", endpoint, payload, env, timeout, secret=None)
+
+
+async def _update(
+    action: _Action,
+    endpoint: str,
+    payload: str,
+    env: Mapping[str, str] | None,
+    seconds: float,
+    *,
+    secret: str | None,
+) -> Result[GitCredentialOutcome]:
+    child_env = _child_env(env)
+    try:
+        with anyio.fail_after(seconds):
+            helpers = await _read_helpers(endpoint, child_env)
+            if not helpers:
+                # git would accept the credential and silently keep it nowhere.
+                return Ok(GitCredentialOutcome(False, [], _NO_HELPER_NOTE[action]))
+            command = ["credential", action]
+            run = await _run_git(command, child_env, payload.encode())
+            if run.returncode != 0:
+                raise _GitFailed(command, run)
+    except FileNotFoundError:
+        return Ok(GitCredentialOutcome(False, [], _NO_GIT_NOTE[action]))
+    except TimeoutError:
+        return Err(
+            HubAuthError(
+                ErrorKind.STORAGE,
+                f"git credential {action} did not finish within {seconds:g} s; a credential "
+                "helper may be waiting for input",
+            )
+        )
+    except OSError as exc:
+        return Err(
+            HubAuthError(ErrorKind.STORAGE, f"git could not be started: {exc.strerror or exc}")
+        )
+    except _GitFailed as failure:
+        return Err(HubAuthError(ErrorKind.STORAGE, failure.describe(secret)))
+    return Ok(GitCredentialOutcome(stored=action == "approve", helpers=helpers, note=None))
+
+
+def _check_fields(**fields: str) -> None:
+    # git's credential protocol is line-based: a newline in a value would let it add or
+    # override keys (url=, host=), and git refuses NUL.
+    for name, value in fields.items():
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+        if any(char in value for char in "\n\r\0"):
+            raise ValueError(f"{name} must not contain a newline or NUL character")
+    if not fields["endpoint"]:
+        raise ValueError("endpoint must not be empty")
+
+
+def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    child_env = dict(os.environ if env is None else env)
+    child_env["GIT_TERMINAL_PROMPT"] = "0"
+    return child_env
+
+
+async def _read_helpers(url: str | None, env: Mapping[str, str]) -> list[str]:
+    helpers: list[str] = []
+    for value in await _config_values(["config", "--get-all", "credential.helper"], env):
+        # As in git, an empty value discards the helpers configured before it.
+        helpers = [] if not value else [*helpers, value]
+    if url is not None:
+        # --get-urlmatch returns only the most specific match; enough to know one applies.
+        command = ["config", "--get-urlmatch", "credential.helper", url]
+        helpers.extend(v for v in await _config_values(command, env) if v and v not in helpers)
+    return helpers
+
+
+async def _config_values(command: list[str], env: Mapping[str, str]) -> list[str]:
+    run = await _run_git(command, env)
+    if run.returncode == 1:  # git config: the key is not set
+        return []
+    if run.returncode != 0:
+        raise _GitFailed(command, run)
+    return run.stdout.decode(errors="replace").splitlines()
+
+
+@dataclass(frozen=True, slots=True)
+class _GitRun:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+class _GitFailed(Exception):
+    """git exited with an unexpected status; internal, turned into an ``Err``."""
+
+    def __init__(self, command: Sequence[str], run: _GitRun) -> None:
+        super().__init__(command, run.returncode)
+        self.command = command
+        self.run = run
+
+    def describe(self, secret: str | None) -> str:
+        detail = self.run.stderr.decode(errors="replace").strip()
+        if secret:
+            detail = detail.replace(secret, mask_token(secret))
+        detail = scrub(detail)
+        if len(detail) > _STDERR_LIMIT:
+            detail = "..." + detail[-_STDERR_LIMIT:]
+        name = " ".join(["git", *self.command[:2]])
+        message = f"`{name}` failed with exit status {self.run.returncode}"
+        return f"{message}: {detail}" if detail else message
+
+
+async def _run_git(
+    args: Sequence[str], env: Mapping[str, str], stdin_data: bytes | None = None
+) -> _GitRun:
+    stdin = subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL
+    # Leaving this block early (timeout, cancellation) kills git: see anyio's Process.aclose.
+    async with await anyio.open_process(["git", *args], stdin=stdin, env=env) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        if process.stdin is not None:
+            # If git exits without reading, its exit status and stderr say why.
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await process.stdin.send(stdin_data or b"")
+            await process.stdin.aclose()
+        stderr_chunks: list[bytes] = []
+        async with anyio.create_task_group() as task_group:
+            # Read both pipes at once: a full stderr pipe must not stall git while we wait
+            # on stdout.
+            task_group.start_soon(_drain, process.stderr, stderr_chunks)
+            stdout_chunks: list[bytes] = []
+            await _drain(process.stdout, stdout_chunks)
+        returncode = await process.wait()
+    return _GitRun(returncode, b"".join(stdout_chunks), b"".join(stderr_chunks))
+
+
+async def _drain(stream: ByteReceiveStream, chunks: list[bytes]) -> None:
+    async for chunk in stream:
+        chunks.append(chunk)

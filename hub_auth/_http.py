@@ -1,0 +1,364 @@
+"""HubClient: the aiohttp session, the whoami request, retries and error mapping.
+
+This is the one boundary where aiohttp and asyncio exceptions become ``HubAuthError``:
+nothing above it sees a foreign exception, nothing below it builds an ``Err``.
+
+Retries (stamina) apply to the idempotent ``GET /api/whoami-v2`` on 429, 502, 503, 504 and
+connection errors, with exponential backoff and jitter, honouring ``Retry-After`` and the
+``RateLimit`` header's ``t=``; bounded by ``max_attempts`` and a total ``retry_budget``. When the
+Hub asks for a longer wait than the budget allows, the 429 comes back at once with
+``retry_after`` set. The first attempt runs outside the retry machinery, so a call that
+succeeds first time pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+import stamina
+from pydantic import ValidationError
+from yarl import URL
+
+from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._models import UserInfo
+from hub_auth._result import Err, Ok, Result
+from hub_auth._tokens import scrub
+
+if TYPE_CHECKING:
+    from hub_auth._settings import Settings
+
+__all__ = ["HubClient", "RetryPolicy"]
+
+logger = logging.getLogger("hub_auth")
+
+WHOAMI_PATH: Final = "/api/whoami-v2"
+MAX_BODY_BYTES: Final = 1 << 20
+_RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+_RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+(?:\.\d+)?)")
+_MAX_REDIRECTS: Final = 3
+try:
+    from importlib.metadata import version as _version
+
+    _USER_AGENT = f"hub_auth/{_version('hub_auth')}; aiohttp/{aiohttp.__version__}"
+except Exception:  # pragma: no cover - running from a source tree without metadata
+    _USER_AGENT = f"hub_auth; aiohttp/{aiohttp.__version__}"
+
+
+class RetryPolicy:
+    """How hard to try: at most ``max_attempts`` requests within ``budget`` seconds in all."""
+
+    __slots__ = ("budget", "max_attempts", "wait_initial", "wait_max")
+
+    def __init__(
+        self,
+        max_attempts: int = 3,
+        budget: float = 20.0,
+        *,
+        wait_initial: float = 0.2,
+        wait_max: float = 5.0,
+    ) -> None:
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
+            raise ValueError(f"retry budget must be a positive number of seconds, got {budget!r}")
+        self.max_attempts = max_attempts
+        self.budget = float(budget)
+        self.wait_initial = wait_initial
+        self.wait_max = wait_max
+
+
+class _RetryableError(Exception):
+    """Carries a retryable ``HubAuthError`` through stamina's retry loop."""
+
+    def __init__(self, error: HubAuthError) -> None:
+        super().__init__(error.kind)
+        self.error = error
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``RateLimit``'s ``t=``."""
+    if headers is None:
+        return None
+    get = headers.get
+    retry_after = get("Retry-After")
+    if retry_after:
+        value = retry_after.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None and when.tzinfo is not None:
+            return max(0.0, when.timestamp() - time.time())
+    ratelimit = get("RateLimit")
+    if ratelimit and (match := _RATELIMIT_RESET.search(ratelimit)):
+        return float(match.group(1))
+    return None
+
+
+def _hub_message(body: bytes, headers: Mapping[str, str]) -> str | None:
+    """The Hub's own error text (``X-Error-Message`` or the JSON ``error``), scrubbed."""
+    text = headers.get("X-Error-Message")
+    if not text and body:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+            text = parsed["error"]
+    if not text:
+        return None
+    return scrub(str(text))[:300]
+
+
+_STATUS_KINDS: Final = {
+    401: (ErrorKind.UNAUTHORIZED, "the Hub rejected the token (invalid, expired or revoked)"),
+    403: (ErrorKind.FORBIDDEN, "the Hub refused the token"),
+    404: (ErrorKind.NOT_FOUND, "the endpoint has no whoami API (check HF_ENDPOINT)"),
+    429: (ErrorKind.RATE_LIMITED, "the Hub is rate limiting this client"),
+}
+
+
+def _status_error(status: int, body: bytes, headers: Mapping[str, str]) -> HubAuthError:
+    kind, summary = _STATUS_KINDS.get(status, (None, ""))
+    if kind is None:
+        if status >= 500:
+            kind, summary = ErrorKind.SERVER_ERROR, "the Hub had an internal error"
+        else:
+            kind, summary = ErrorKind.BAD_RESPONSE, "the Hub answered with an unexpected status"
+    hub_text = _hub_message(body, headers)
+    return HubAuthError(
+        kind,
+        f"{summary}: {hub_text}" if hub_text else summary,
+        status=status,
+        request_id=headers.get("X-Request-Id"),
+        retry_after=parse_retry_after(headers) if status in (429, 503) else None,
+    )
+
+
+class HubClient:
+    """Talks to one Hub endpoint over an aiohttp session it owns or borrows."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy | None = None,
+        pool_limit: int = 100,
+    ) -> None:
+        self._settings = settings
+        self._borrowed = session
+        self._session: aiohttp.ClientSession | None = session
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._retry = retry or RetryPolicy()
+        self._pool_limit = pool_limit
+        self._whoami_url = settings.endpoint + WHOAMI_PATH
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.timeout, sock_connect=settings.connect_timeout
+        )
+
+    def fork(self) -> HubClient:
+        """A client with the same settings and no session (see ``HubAuth._fork``)."""
+        return HubClient(self._settings, retry=self._retry, pool_limit=self._pool_limit)
+
+    @property
+    def session_open(self) -> bool:
+        return self._session is not None and not self._session.closed
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is not None and not session.closed:
+            if self._borrowed is None and self._loop is not asyncio.get_running_loop():
+                raise RuntimeError(
+                    "this HubAuth's session belongs to another event loop; "
+                    "create one HubAuth per event loop (or use HubAuthSync from sync code)"
+                )
+            return session
+        if self._borrowed is not None:
+            raise RuntimeError("the aiohttp session passed to HubAuth is closed")
+        self._loop = asyncio.get_running_loop()
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._pool_limit, ttl_dns_cache=300),
+            timeout=self._timeout,
+            headers={"user-agent": _USER_AGENT},
+            raise_for_status=False,
+        )
+        self._session = session
+        return session
+
+    async def close_session(self) -> None:
+        """Close the session if we own it (a borrowed one is left to its owner)."""
+        session, self._session = self._session, self._borrowed
+        if session is not None and self._borrowed is None and not session.closed:
+            await session.close()
+        self._loop = None
+
+    async def whoami(self, token: str) -> Result[UserInfo]:
+        """``GET /api/whoami-v2`` with retries; the body parsed into ``UserInfo``."""
+        outcome = await self._attempt(token)
+        if isinstance(outcome, _RetryableError):
+            return await self._retry_whoami(token, outcome)
+        return outcome
+
+    async def _retry_whoami(self, token: str, first: _RetryableError) -> Result[UserInfo]:
+        policy = self._retry
+        deadline = time.monotonic() + policy.budget
+        last = first.error
+
+        def wait_for(exc: Exception) -> bool | float:
+            if not isinstance(exc, _RetryableError):
+                return False
+            remaining = deadline - time.monotonic()
+            wanted = exc.error.retry_after
+            if wanted is not None:
+                # The Hub said when: wait that long, or give up now if it is beyond the budget.
+                return wanted if wanted < remaining else False
+            return remaining > 0
+
+        if policy.max_attempts <= 1 or not wait_for(first):
+            return Err(first.error)
+        first_wait = first.error.retry_after
+        try:
+            await asyncio.sleep(
+                first_wait if first_wait is not None else min(policy.wait_initial, policy.budget)
+            )
+            async for attempt in stamina.retry_context(
+                on=wait_for,
+                attempts=policy.max_attempts - 1,
+                timeout=max(deadline - time.monotonic(), 0.001),
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+            ):
+                with attempt:
+                    outcome = await self._attempt(token)
+                    if isinstance(outcome, _RetryableError):
+                        last = outcome.error
+                        raise outcome
+                    return outcome
+        except _RetryableError as exc:
+            return Err(exc.error)
+        return Err(last)  # pragma: no cover - stamina always raises or returns
+
+    async def _attempt(self, token: str) -> Result[UserInfo] | _RetryableError:
+        """One request (following same-host redirects); retryable failures are returned."""
+        session = self._get_session()
+        url = self._whoami_url
+        headers = {"authorization": f"Bearer {token}"}
+        try:
+            for _ in range(_MAX_REDIRECTS + 1):
+                async with session.get(url, headers=headers, allow_redirects=False) as response:
+                    status = response.status
+                    if 300 <= status < 400 and status != 304:
+                        next_url = self._same_host_redirect(response)
+                        if isinstance(next_url, HubAuthError):
+                            return Err(next_url)
+                        url = next_url
+                        continue
+                    body = await self._read_body(response)
+                    if isinstance(body, HubAuthError):
+                        return Err(body)
+                    if status == 200:
+                        return self._parse_user(body, response)
+                    error = _status_error(status, body, response.headers)
+                    if status in _RETRY_STATUSES:
+                        return _RetryableError(error)
+                    return Err(error)
+            return Err(HubAuthError(ErrorKind.BAD_RESPONSE, "the Hub redirected too many times"))
+        except TimeoutError:
+            return Err(
+                HubAuthError(
+                    ErrorKind.TIMEOUT,
+                    f"the Hub at {self._settings.host} did not answer within "
+                    f"{self._settings.timeout:g}s",
+                )
+            )
+        except aiohttp.ClientResponseError as exc:
+            return Err(
+                HubAuthError(
+                    ErrorKind.BAD_RESPONSE,
+                    f"the Hub sent a malformed response: {scrub(exc.message)}",
+                    status=exc.status or None,
+                )
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            return _RetryableError(
+                HubAuthError(
+                    ErrorKind.NETWORK,
+                    f"could not reach the Hub at {self._settings.host}: "
+                    f"{scrub(str(exc)) or type(exc).__name__}",
+                )
+            )
+
+    def _same_host_redirect(self, response: aiohttp.ClientResponse) -> str | HubAuthError:
+        location = response.headers.get("Location")
+        request_id = response.headers.get("X-Request-Id")
+        if not location:
+            return HubAuthError(
+                ErrorKind.BAD_RESPONSE,
+                "the Hub answered a redirect without a Location",
+                status=response.status,
+                request_id=request_id,
+            )
+        target = response.url.join(URL(location))
+        origin = response.url
+        if (target.scheme, target.host, target.port) != (origin.scheme, origin.host, origin.port):
+            # Following would hand the token to another host; refuse instead.
+            return HubAuthError(
+                ErrorKind.BAD_RESPONSE,
+                f"the Hub redirected to another host ({target.host}); "
+                "not following with credentials",
+                status=response.status,
+                request_id=request_id,
+            )
+        return str(target)
+
+    @staticmethod
+    async def _read_body(response: aiohttp.ClientResponse) -> bytes | HubAuthError:
+        length = response.content_length
+        if length is not None and length <= MAX_BODY_BYTES:
+            return await response.read()
+        if length is None:
+            data = await response.content.read(MAX_BODY_BYTES + 1)
+            chunks = [data]
+            size = len(data)
+            while data and size <= MAX_BODY_BYTES:
+                data = await response.content.read(MAX_BODY_BYTES + 1 - size)
+                chunks.append(data)
+                size += len(data)
+            if size <= MAX_BODY_BYTES:
+                return b"".join(chunks)
+        return HubAuthError(
+            ErrorKind.BAD_RESPONSE,
+            f"the Hub's answer is larger than {MAX_BODY_BYTES} bytes",
+            status=response.status,
+            request_id=response.headers.get("X-Request-Id"),
+        )
+
+    @staticmethod
+    def _parse_user(body: bytes, response: aiohttp.ClientResponse) -> Result[UserInfo]:
+        try:
+            return Ok(UserInfo.model_validate_json(body))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[:1]
+            where = ".".join(str(part) for part in first[0]["loc"]) if first else ""
+            reason = first[0]["msg"] if first else "invalid"
+            return Err(
+                HubAuthError(
+                    ErrorKind.BAD_RESPONSE,
+                    f"the Hub's whoami answer is not a user ({where or 'body'}: {reason})",
+                    status=response.status,
+                    request_id=response.headers.get("X-Request-Id"),
+                )
+            )

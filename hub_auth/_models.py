@@ -1,0 +1,157 @@
+"""Pydantic models of what the Hub sends and what hub_auth returns.
+
+Wire payloads use camelCase; the models use snake_case attributes with camelCase aliases.
+Unknown fields are ignored (the Hub adds fields over time), missing optional ones are ``None``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field
+
+__all__ = [
+    "FineGrainedScope",
+    "LoginInfo",
+    "LogoutInfo",
+    "OrgInfo",
+    "StoredToken",
+    "SwitchInfo",
+    "TokenInfo",
+    "UserInfo",
+]
+
+
+class _HubModel(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, frozen=True, serialize_by_alias=False
+    )
+
+
+class OrgInfo(_HubModel):
+    """An organisation the user belongs to (an entry of ``orgs`` in whoami)."""
+
+    name: str
+    id: str | None = None
+    type: str = "org"
+    fullname: str | None = None
+    email: str | None = None
+    avatar_url: str | None = Field(default=None, alias="avatarUrl")
+    can_pay: bool | None = Field(default=None, alias="canPay")
+    period_end: int | None = Field(default=None, alias="periodEnd")
+    role_in_org: str | None = Field(default=None, alias="roleInOrg")
+
+
+class FineGrainedScope(_HubModel):
+    """Permissions a fine-grained token has on one entity (a user or an org)."""
+
+    entity_id: str | None = Field(default=None, validation_alias=AliasPath("entity", "_id"))
+    entity_type: str | None = Field(default=None, validation_alias=AliasPath("entity", "type"))
+    entity_name: str | None = Field(default=None, validation_alias=AliasPath("entity", "name"))
+    permissions: list[str] = Field(default_factory=list)
+
+
+class TokenInfo(_HubModel):
+    """What the Hub says about the token used for the call (whoami's ``auth``)."""
+
+    type: str | None = None
+    """``access_token``, ``app_token``, ``app_token_as_user``, ... ."""
+    display_name: str | None = Field(
+        default=None, validation_alias=AliasPath("accessToken", "displayName")
+    )
+    role: str | None = Field(default=None, validation_alias=AliasPath("accessToken", "role"))
+    """``read``, ``write``, ``fineGrained`` or any other string the Hub sends."""
+    created_at: datetime | None = Field(
+        default=None, validation_alias=AliasPath("accessToken", "createdAt")
+    )
+    expires_at: datetime | None = Field(default=None, validation_alias="expiresAt")
+    can_read_gated_repos: bool | None = Field(
+        default=None,
+        validation_alias=AliasPath("accessToken", "fineGrained", "canReadGatedRepos"),
+    )
+    global_permissions: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasPath("accessToken", "fineGrained", "global"),
+    )
+    scoped: list[FineGrainedScope] = Field(
+        default_factory=list,
+        validation_alias=AliasPath("accessToken", "fineGrained", "scoped"),
+    )
+
+    def has_permission(self, permission: str, entity: str | None = None) -> bool:
+        """Whether a fine-grained token grants ``permission`` (globally or on ``entity``).
+
+        Classic tokens have no fine-grained list: ``write`` grants everything, ``read``
+        grants permissions ending in ``.read``.
+        """
+        if self.role == "write" or self.role == "admin":
+            return True
+        if self.role == "read":
+            return permission.endswith(".read")
+        if permission in self.global_permissions:
+            return True
+        return any(
+            permission in scope.permissions and (entity is None or scope.entity_name == entity)
+            for scope in self.scoped
+        )
+
+
+class UserInfo(_HubModel):
+    """Who a token belongs to: the body of ``GET /api/whoami-v2``.
+
+    ``username``, ``email``, ``fullname`` and ``organizations`` are the fields of the
+    Elixir ``HfHub.Auth.user_info`` type; the rest is kept from what the Hub sends.
+    """
+
+    username: str = Field(validation_alias=AliasChoices("name", "username"))
+    email: str | None = None
+    fullname: str | None = None
+    id: str | None = None
+    type: str = "user"
+    avatar_url: str | None = Field(default=None, alias="avatarUrl")
+    email_verified: bool | None = Field(default=None, alias="emailVerified")
+    is_pro: bool | None = Field(default=None, alias="isPro")
+    can_pay: bool | None = Field(default=None, alias="canPay")
+    orgs: list[OrgInfo] = Field(default_factory=list)
+    token: TokenInfo | None = Field(default=None, validation_alias=AliasChoices("auth", "token"))
+
+    @property
+    def organizations(self) -> list[str]:
+        """Names of the user's organisations (the seed's ``organizations``)."""
+        return [org.name for org in self.orgs]
+
+
+class LoginInfo(_HubModel):
+    """What ``login`` did: who logged in and under which name the token was stored."""
+
+    user: UserInfo
+    token_name: str
+    notes: list[str] = Field(default_factory=list)
+    """Things the user should know: an environment variable that overrides the file, a git
+    credential helper that is missing, a token that was already active."""
+
+
+class StoredToken(_HubModel):
+    """One entry of ``stored_tokens``, as ``list_tokens`` shows it (the token masked)."""
+
+    name: str
+    masked_token: str
+    active: bool = False
+    expires_at: datetime | None = None
+
+
+class LogoutInfo(_HubModel):
+    """What ``logout`` removed, and what still authenticates afterwards."""
+
+    removed: list[str] = Field(default_factory=list)
+    """Names of the ``stored_tokens`` entries removed."""
+    removed_active: bool = False
+    """Whether the active token file was removed."""
+    notes: list[str] = Field(default_factory=list)
+
+
+class SwitchInfo(_HubModel):
+    """What ``switch_token`` made active."""
+
+    token_name: str
+    notes: list[str] = Field(default_factory=list)

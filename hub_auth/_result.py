@@ -1,0 +1,125 @@
+"""``Ok`` / ``Err``: expected outcomes as values.
+
+Every public operation of hub_auth returns ``Result[T]``: ``Ok(value)`` on success, or
+``Err(HubAuthError)`` for a failure a caller should expect (the Hub said no, the network is
+down, a file is unreadable). Programming mistakes still raise.
+
+    match await auth.whoami():
+        case Ok(user):
+            print(user.username)
+        case Err(error):
+            print(error.kind, error)
+
+Written here rather than taken from ``result`` (rustedpy), which is unmaintained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, Generic, Literal, NoReturn, TypeAlias, TypeVar
+
+from hub_auth._errors import HubAuthError
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+E_co = TypeVar("E_co", covariant=True)
+U = TypeVar("U")
+D = TypeVar("D")
+
+__all__ = ["Err", "Ok", "Result"]
+
+
+class Ok(Generic[T_co]):
+    """A successful result carrying ``value``."""
+
+    __slots__ = ("_value",)
+    __match_args__: Final = ("value",)
+    _value: T_co
+
+    def __init__(self, value: T_co) -> None:
+        object.__setattr__(self, "_value", value)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError("Ok is immutable")
+
+    @property
+    def value(self) -> T_co:
+        return self._value
+
+    def is_ok(self) -> Literal[True]:
+        return True
+
+    def is_err(self) -> Literal[False]:
+        return False
+
+    def unwrap(self) -> T_co:
+        """Return the value."""
+        return self._value
+
+    def unwrap_or(self, default: object) -> T_co:
+        """Return the value (the default is for ``Err``)."""
+        return self._value
+
+    def map(self, func: Callable[[T_co], U]) -> Ok[U]:
+        """Apply ``func`` to the value and wrap the outcome in ``Ok``."""
+        return Ok(func(self._value))
+
+    def __repr__(self) -> str:
+        return f"Ok({self._value!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ok) and bool(self._value == other._value)
+
+    def __hash__(self) -> int:
+        return hash((Ok, self._value))
+
+
+class Err(Generic[E_co]):
+    """A failed result carrying ``error`` (a :class:`~hub_auth.HubAuthError` in hub_auth)."""
+
+    __slots__ = ("_error",)
+    __match_args__: Final = ("error",)
+    _error: E_co
+
+    def __init__(self, error: E_co) -> None:
+        object.__setattr__(self, "_error", error)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError("Err is immutable")
+
+    @property
+    def error(self) -> E_co:
+        return self._error
+
+    def is_ok(self) -> Literal[False]:
+        return False
+
+    def is_err(self) -> Literal[True]:
+        return True
+
+    def unwrap(self) -> NoReturn:
+        """Raise the error (or a ``RuntimeError`` wrapping it when it is not an exception)."""
+        if isinstance(self._error, BaseException):
+            raise self._error
+        raise RuntimeError(f"called unwrap() on {self!r}")
+
+    def unwrap_or(self, default: D) -> D:
+        """Return ``default``."""
+        return default
+
+    def map(self, func: Callable[[Any], object]) -> Err[E_co]:
+        """Return this ``Err`` unchanged."""
+        return self
+
+    def __repr__(self) -> str:
+        return f"Err({self._error!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Err) and bool(self._error == other._error)
+
+    def __hash__(self) -> int:
+        return hash((Err, id(self._error)))
+
+
+Result: TypeAlias = Ok[T] | Err[HubAuthError]
+"""``Ok[T]`` or ``Err[HubAuthError]``: what every hub_auth operation returns."""

@@ -1,0 +1,150 @@
+"""Settings: where the Hub is and where the login files live, resolved once per client.
+
+Order for each value: the explicit argument, then the environment (unless ``read_env=False``),
+then huggingface_hub's default. Paths follow huggingface_hub exactly so both tools share files:
+
+- ``HF_HOME``: ``$HF_HOME``, else ``$XDG_CACHE_HOME/huggingface``, else ``~/.cache/huggingface``.
+- token file: ``$HF_TOKEN_PATH``, else ``$HF_HOME/token``; ``stored_tokens`` sits beside it.
+
+This module is imported by the CLI's local commands, so it must not import aiohttp.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+__all__ = ["DEFAULT_ENDPOINT", "ENV_TOKEN_NAMES", "Settings", "env_flag", "env_token", "is_offline"]
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+ENV_TOKEN_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+"""Environment variables holding a token, in huggingface_hub's order of precedence."""
+_TRUE_VALUES = frozenset({"1", "ON", "YES", "TRUE"})
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def env_flag(environ: Mapping[str, str], name: str) -> bool:
+    """Read a boolean environment variable the way huggingface_hub does (1/ON/YES/TRUE)."""
+    value = environ.get(name)
+    return value is not None and value.strip().upper() in _TRUE_VALUES
+
+
+def env_token(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The token from the environment and the variable it came from, or ``None``.
+
+    Surrounding whitespace is stripped and an empty value counts as unset (then the next
+    variable is tried).
+    """
+    for name in ENV_TOKEN_NAMES:
+        value = environ.get(name)
+        if value is not None:
+            cleaned = value.replace("\r", "").replace("\n", "").strip()
+            if cleaned:
+                return name, cleaned
+    return None
+
+
+def is_offline(environ: Mapping[str, str]) -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) forbids network calls."""
+    return env_flag(environ, "HF_HUB_OFFLINE") or env_flag(environ, "TRANSFORMERS_OFFLINE")
+
+
+def env_override_note(environ: Mapping[str, str], token: str | None) -> str | None:
+    """A note for the user when an environment token overrides ``token`` in the token file."""
+    found = env_token(environ)
+    if found is None or found[1] == token:
+        return None
+    return (
+        f"the environment variable {found[0]} is set and overrides the token file; "
+        "unset it to use the stored login"
+    )
+
+
+def _expand(path: str) -> Path:
+    return Path(os.path.expandvars(os.path.expanduser(path)))
+
+
+def default_hf_home(environ: Mapping[str, str]) -> Path:
+    """``HF_HOME`` as huggingface_hub resolves it."""
+    if hf_home := environ.get("HF_HOME"):
+        return _expand(hf_home)
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return _expand(os.path.join(cache, "huggingface"))
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    """Check an endpoint URL and drop its trailing slash; raise ``ValueError`` when unusable."""
+    if not isinstance(endpoint, str):
+        raise TypeError(f"endpoint must be a str, not {type(endpoint).__name__}")
+    parts = urlsplit(endpoint.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"endpoint must be an http(s) URL with a host, got {endpoint!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"endpoint must not have a query or fragment, got {endpoint!r}")
+    return endpoint.strip().rstrip("/")
+
+
+def is_insecure_endpoint(endpoint: str) -> bool:
+    """Plain http to a host other than loopback: tokens would cross the network in clear."""
+    parts = urlsplit(endpoint)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "http" and host not in _LOOPBACK_HOSTS and not host.startswith("127.")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved configuration of one client (immutable)."""
+
+    endpoint: str
+    token_path: Path
+    read_env: bool
+    timeout: float
+    connect_timeout: float
+
+    @property
+    def stored_tokens_path(self) -> Path:
+        return self.token_path.parent / "stored_tokens"
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.endpoint).hostname or "").lower()
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        endpoint: str | None = None,
+        hf_home: str | os.PathLike[str] | None = None,
+        token_path: str | os.PathLike[str] | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float | None = None,
+        read_env: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Resolve every setting from the arguments, then the environment, then defaults."""
+        env: Mapping[str, str] = (os.environ if environ is None else environ) if read_env else {}
+        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            ):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if endpoint is None:
+            endpoint = env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+        if token_path is not None:
+            resolved_token_path = _expand(os.fspath(token_path))
+        elif hf_home is not None:
+            resolved_token_path = _expand(os.fspath(hf_home)) / "token"
+        elif env_token_path := env.get("HF_TOKEN_PATH"):
+            resolved_token_path = _expand(env_token_path)
+        else:
+            resolved_token_path = default_hf_home(env) / "token"
+        return cls(
+            endpoint=normalize_endpoint(endpoint),
+            token_path=resolved_token_path,
+            read_env=read_env,
+            timeout=float(timeout),
+            connect_timeout=float(connect_timeout if connect_timeout is not None else timeout),
+        )

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub_auth._settings import DEFAULT_ENDPOINT, Settings, is_insecure_endpoint
+
+
+def test_defaults_follow_huggingface_hub(tmp_path: Path) -> None:
+    s = Settings.resolve(environ={})
+    assert s.endpoint == DEFAULT_ENDPOINT
+    assert s.token_path == Path.home() / ".cache" / "huggingface" / "token"
+    s = Settings.resolve(environ={"XDG_CACHE_HOME": str(tmp_path)})
+    assert s.token_path == tmp_path / "huggingface" / "token"
+    s = Settings.resolve(environ={"HF_HOME": str(tmp_path / "h"), "XDG_CACHE_HOME": "/nope"})
+    assert s.token_path == tmp_path / "h" / "token"
+    assert s.stored_tokens_path == tmp_path / "h" / "stored_tokens"
+    s = Settings.resolve(environ={"HF_HOME": "/a", "HF_TOKEN_PATH": str(tmp_path / "t" / "tok")})
+    assert s.token_path == tmp_path / "t" / "tok"
+    assert s.stored_tokens_path == tmp_path / "t" / "stored_tokens"
+
+
+def test_arguments_beat_environment(tmp_path: Path) -> None:
+    env = {"HF_ENDPOINT": "https://mirror.example/", "HF_TOKEN_PATH": "/x/token"}
+    s = Settings.resolve(environ=env)
+    assert s.endpoint == "https://mirror.example"
+    s = Settings.resolve(endpoint="http://127.0.0.1:9", hf_home=tmp_path, environ=env)
+    assert s.endpoint == "http://127.0.0.1:9"
+    assert s.token_path == tmp_path / "token"
+
+
+def test_read_env_false_ignores_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "https://mirror.example")
+    monkeypatch.setenv("HF_HOME", "/somewhere")
+    s = Settings.resolve(read_env=False)
+    assert s.endpoint == DEFAULT_ENDPOINT
+    assert "/somewhere" not in str(s.token_path)
+
+
+def test_tilde_and_vars_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MYDIR", str(tmp_path))
+    s = Settings.resolve(environ={"HF_HOME": "$MYDIR/hf"})
+    assert s.token_path == tmp_path / "hf" / "token"
+
+
+@pytest.mark.parametrize("endpoint", ["ftp://x", "huggingface.co", "https://", "https://h/?q=1"])
+def test_bad_endpoint(endpoint: str) -> None:
+    with pytest.raises(ValueError, match="endpoint"):
+        Settings.resolve(endpoint=endpoint, environ={})
+
+
+@pytest.mark.parametrize("timeout", [0, -1, True, "3"])
+def test_bad_timeout(timeout: object) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        Settings.resolve(timeout=timeout, environ={})  # type: ignore[arg-type]
+
+
+def test_insecure_endpoint_detection() -> None:
+    assert is_insecure_endpoint("http://hub.internal")
+    assert not is_insecure_endpoint("http://127.0.0.1:8000")
+    assert not is_insecure_endpoint("http://localhost:8000")
+    assert not is_insecure_endpoint("https://hub.internal")
