@@ -1,0 +1,458 @@
+"""TokenStore: the login files hub_auth shares with ``huggingface_hub`` and ``hf auth``.
+
+Two files live side by side (see HUB_FACTS, "Where a login lives on disk"):
+
+- the *token file* (``$HF_TOKEN_PATH`` or ``$HF_HOME/token``) holds the active token, raw,
+  without a newline;
+- ``stored_tokens`` beside it is an INI file with one section per token name, key
+  ``hf_token``, plus whatever else ``huggingface_hub`` keeps there (``refresh_token``,
+  ``expires_at``), which is carried over untouched.
+
+Guarantees: reads never take the lock and see either the old or the new file, because
+every write goes to a temporary file in the same folder which is fsynced and renamed over
+the target. Writes hold ``stored_tokens.lock`` (the lock ``huggingface_hub`` takes), so two
+processes never lose each other's entries. A corrupt ``stored_tokens`` is reported, never
+overwritten. Files end 0600 and their folder 0700. Failures come back as
+``Err(HubAuthError(ErrorKind.STORAGE))`` naming the path and the reason, never the token.
+
+The class is synchronous on purpose: the CLI uses it without importing aiohttp, and
+``HubAuth`` runs its writes in a worker thread.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from filelock import FileLock, Timeout
+
+from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._result import Err, Ok, Result
+from hub_auth._tokens import clean_token, mask_token
+
+if TYPE_CHECKING:
+    from hub_auth._models import StoredToken
+
+__all__ = ["RemoveOutcome", "TokenStore"]
+
+T = TypeVar("T")
+
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
+_TOKEN_KEY = "hf_token"
+_TEMP_SUFFIX = ".hub-auth-tmp"
+# configparser merges a section with this name into every other one, so it cannot hold a token.
+_RESERVED_SECTION = configparser.DEFAULTSECT
+_EXTRA_KEY = re.compile(r"[a-z0-9_.\-]+")
+
+
+@dataclass(frozen=True)
+class RemoveOutcome:
+    """What ``TokenStore.remove`` deleted.
+
+    ``removed_token_values`` holds the deleted tokens (to drop them from caches and git
+    credentials); it is left out of ``repr`` so the outcome can be logged.
+    """
+
+    removed_names: list[str]
+    removed_active: bool
+    removed_token_values: list[str] = field(default_factory=list, repr=False)
+
+
+class TokenStore:
+    """Read and write the token file and ``stored_tokens`` the way ``huggingface_hub`` does.
+
+    Every method returns a ``Result``; a file that cannot be read or written gives
+    ``Err(HubAuthError(ErrorKind.STORAGE))``.
+
+        store = TokenStore(Path.home() / ".cache/huggingface/token")
+        store.save("laptop", token)
+        match store.list_tokens():
+            case Ok(tokens):
+                for entry in tokens:
+                    print("*" if entry.active else " ", entry.name, entry.masked_token)
+    """
+
+    def __init__(self, token_path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> None:
+        self.token_path = Path(token_path)
+        self.stored_tokens_path = self.token_path.parent / "stored_tokens"
+        self.lock_path = self.stored_tokens_path.with_name("stored_tokens.lock")
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"TokenStore(token_path={str(self.token_path)!r})"
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read_active(self) -> Result[str | None]:
+        """Return the token in the token file, cleaned; ``None`` when there is none."""
+        # On the path of every authenticated call: one open and one read, no lock, no stat.
+        try:
+            with open(self.token_path, encoding="utf-8") as file:
+                raw = file.read()
+        except FileNotFoundError:
+            return Ok(None)
+        except UnicodeDecodeError as exc:
+            return _storage_error(f"cannot read the token file {self.token_path}", _not_utf8(exc))
+        except OSError as exc:
+            return _storage_error(f"cannot read the token file {self.token_path}", _reason(exc))
+        return Ok(clean_token(raw))
+
+    def read_entries(self) -> Result[dict[str, dict[str, str]]]:
+        """Return every section of ``stored_tokens`` with all its keys; ``{}`` when missing."""
+        where = f"cannot read the stored tokens file {self.stored_tokens_path}"
+        try:
+            data = self.stored_tokens_path.read_bytes()
+        except FileNotFoundError:
+            return Ok({})
+        except OSError as exc:
+            return _storage_error(where, _reason(exc))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _storage_error(where, _not_utf8(exc))
+        parser = _new_parser()
+        try:
+            parser.read_string(text, source=str(self.stored_tokens_path))
+        except configparser.Error as exc:
+            return _storage_error(where, _parse_reason(exc))
+        return Ok({name: dict(parser.items(name)) for name in parser.sections()})
+
+    def list_tokens(self) -> Result[list[StoredToken]]:
+        """Return the stored tokens, masked, sorted by name, the active one marked."""
+        # Imported here: pydantic would double the start-up time of `hub-auth token`.
+        from hub_auth._models import StoredToken
+
+        entries = self.read_entries()
+        if isinstance(entries, Err):
+            return entries
+        active = self.read_active()
+        if isinstance(active, Err):
+            return active
+        tokens = []
+        for name, fields in sorted(entries.value.items()):
+            token = clean_token(fields.get(_TOKEN_KEY))
+            tokens.append(
+                StoredToken(
+                    name=name,
+                    masked_token=mask_token(token) if token else "<not set>",
+                    active=token is not None and token == active.value,
+                    expires_at=_parse_expires_at(fields.get("expires_at")),
+                )
+            )
+        return Ok(tokens)
+
+    def get_token_by_name(self, name: str) -> Result[str]:
+        """Return the token stored under ``name``; ``NOT_FOUND`` when there is none."""
+        entries = self.read_entries()
+        if isinstance(entries, Err):
+            return entries
+        return self._token_of(entries.value, name)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def save(
+        self,
+        name: str,
+        token: str,
+        *,
+        activate: bool = True,
+        extra: Mapping[str, str] | None = None,
+    ) -> Result[None]:
+        """Store ``token`` under ``name``, replacing that entry; make it active if ``activate``.
+
+        ``extra`` adds keys to the entry (``refresh_token``, ``expires_at``). Other entries
+        are kept as they are, keys hub_auth does not know included.
+
+        Raises:
+            ValueError: ``token`` is empty, has surrounding whitespace or a line break, or
+                ``extra`` has a key or value that the INI file cannot hold.
+        """
+        _check_token_value(token)
+        fields = {_TOKEN_KEY: token}
+        for key, value in (extra or {}).items():
+            _check_extra(key, value)
+            fields[key] = value
+        if (problem := _name_problem(name)) is not None:
+            return _storage_error(f"cannot store a token under the name {name!r}", problem)
+
+        def write() -> Result[None]:
+            entries = self.read_entries()
+            if isinstance(entries, Err):
+                # Rewriting a file we could not parse would drop the entries in it.
+                return entries
+            entries.value[name] = fields
+            written = self._write_entries(entries.value)
+            if isinstance(written, Err) or not activate:
+                return written
+            return _write_atomic(self.token_path, token)
+
+        return self._under_lock(write)
+
+    def activate(self, name: str) -> Result[str]:
+        """Make the token stored under ``name`` the active one and return it."""
+
+        def write() -> Result[str]:
+            entries = self.read_entries()
+            if isinstance(entries, Err):
+                return entries
+            token = self._token_of(entries.value, name)
+            if isinstance(token, Err):
+                return token
+            written = _write_atomic(self.token_path, token.value)
+            if isinstance(written, Err):
+                return written
+            return token
+
+        return self._under_lock(write)
+
+    def remove(self, name: str | None = None) -> Result[RemoveOutcome]:
+        """Log out: delete both files, or, given ``name``, that entry only.
+
+        Removing the entry of the active token deletes the token file too, as
+        ``huggingface_hub`` does. An unknown ``name`` gives ``NOT_FOUND``.
+        """
+        if name is None:
+            return self._under_lock(self._remove_all)
+        return self._under_lock(lambda: self._remove(name))
+
+    def _remove_all(self) -> Result[RemoveOutcome]:
+        # A corrupt or unreadable file does not stop a full logout: deleting it is the point.
+        entries = self.read_entries().unwrap_or({})
+        active = self.read_active().unwrap_or(None)
+        values = [
+            token for fields in entries.values() if (token := clean_token(fields.get(_TOKEN_KEY)))
+        ]
+        if active is not None and active not in values:
+            values.append(active)
+        for path in (self.token_path, self.stored_tokens_path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                return _storage_error(f"cannot delete {path}", _reason(exc))
+        _fsync_folder(self.token_path.parent)
+        return Ok(
+            RemoveOutcome(
+                removed_names=sorted(entries),
+                removed_active=active is not None,
+                removed_token_values=values,
+            )
+        )
+
+    def _remove(self, name: str) -> Result[RemoveOutcome]:
+        entries = self.read_entries()
+        if isinstance(entries, Err):
+            return entries
+        if name not in entries.value:
+            return Err(HubAuthError(ErrorKind.NOT_FOUND, f"no token named {name!r} is stored"))
+        active = self.read_active()
+        if isinstance(active, Err):
+            return active
+        token = clean_token(entries.value.pop(name).get(_TOKEN_KEY))
+        written = self._write_entries(entries.value)
+        if isinstance(written, Err):
+            return written
+        was_active = token is not None and token == active.value
+        if was_active:
+            try:
+                self.token_path.unlink(missing_ok=True)
+            except OSError as exc:
+                return _storage_error(
+                    f"cannot delete the token file {self.token_path}", _reason(exc)
+                )
+            _fsync_folder(self.token_path.parent)
+        return Ok(
+            RemoveOutcome(
+                removed_names=[name],
+                removed_active=was_active,
+                removed_token_values=[token] if token else [],
+            )
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _token_of(self, entries: Mapping[str, Mapping[str, str]], name: str) -> Result[str]:
+        token = clean_token(entries.get(name, {}).get(_TOKEN_KEY))
+        if token is None:
+            where = self.stored_tokens_path
+            return Err(HubAuthError(ErrorKind.NOT_FOUND, f"no token named {name!r} in {where}"))
+        return Ok(token)
+
+    def _write_entries(self, entries: Mapping[str, Mapping[str, str]]) -> Result[None]:
+        parser = _new_parser()
+        for section in sorted(entries):
+            parser.add_section(section)
+            for key, value in entries[section].items():
+                parser.set(section, key, value)
+        buffer = io.StringIO()
+        parser.write(buffer)
+        return _write_atomic(self.stored_tokens_path, buffer.getvalue())
+
+    def _under_lock(self, action: Callable[[], Result[T]]) -> Result[T]:
+        folder = self.stored_tokens_path.parent
+        try:
+            folder.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        except OSError as exc:
+            return _storage_error(f"cannot create the folder {folder}", _reason(exc))
+        lock = FileLock(self.lock_path, timeout=self.lock_timeout, mode=_FILE_MODE)
+        try:
+            lock.acquire()
+        except Timeout:
+            return _storage_error(
+                f"cannot lock {self.lock_path}",
+                f"another process has held it for more than {self.lock_timeout:g} s",
+            )
+        except OSError as exc:
+            return _storage_error(f"cannot lock {self.lock_path}", _reason(exc))
+        try:
+            return action()
+        except OSError as exc:  # the helpers map their own errors; this is the last net
+            return _storage_error(f"cannot update the login files in {folder}", _reason(exc))
+        finally:
+            # Failing to unlock is harmless: the kernel drops the lock with the descriptor.
+            with contextlib.suppress(OSError):
+                lock.release()
+
+
+def _new_parser() -> configparser.ConfigParser:
+    # Token values are opaque: a '%' must stay a '%'.
+    return configparser.ConfigParser(interpolation=None)
+
+
+def _write_atomic(path: Path, content: str) -> Result[None]:
+    """Replace ``path`` with ``content`` so that a reader sees the old or the new file, whole.
+
+    Must be called under the lock: it deletes temporary files that dead writers left behind.
+    """
+    # Write through a symlink (dotfile managers link the token file) rather than replace it.
+    target = Path(os.path.realpath(path))
+    folder = target.parent
+    prefix = f".{target.name}."
+    try:
+        folder.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        _sweep_leftovers(folder, prefix)
+        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=_TEMP_SUFFIX)
+    except OSError as exc:
+        return _storage_error(f"cannot write {path}", _reason(exc))
+    try:
+        with os.fdopen(fd, "wb") as file:
+            # mkstemp's 0600 is still subject to the umask; fchmod is not.
+            os.fchmod(file.fileno(), _FILE_MODE)
+            file.write(content.encode("utf-8"))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_name, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        return _storage_error(f"cannot write {path}", _reason(exc))
+    # May fail on a folder we do not own; the files themselves are 0600 already.
+    with contextlib.suppress(OSError):
+        os.chmod(folder, _DIR_MODE)
+    _fsync_folder(folder)
+    return Ok(None)
+
+
+def _sweep_leftovers(folder: Path, prefix: str) -> None:
+    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]+" + re.escape(_TEMP_SUFFIX))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if pattern.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.unlink(folder / name)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable; best effort (not every platform can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "the name is empty"
+    if "\n" in name or "\r" in name:
+        return "the name contains a line break"
+    if name == _RESERVED_SECTION:
+        return f"{_RESERVED_SECTION!r} is reserved in the INI format"
+    return None
+
+
+def _check_token_value(token: str) -> None:
+    if not isinstance(token, str) or not token or clean_token(token) != token or "\x00" in token:
+        raise ValueError(
+            "a token to store must be a non-empty str without surrounding whitespace, "
+            "line breaks or NUL characters"
+        )
+
+
+def _check_extra(key: str, value: str) -> None:
+    if key == _TOKEN_KEY or not _EXTRA_KEY.fullmatch(key):
+        raise ValueError(f"extra key {key!r} must be lowercase [a-z0-9_.-] and not {_TOKEN_KEY!r}")
+    if not isinstance(value, str) or "\n" in value or "\r" in value or value != value.strip():
+        raise ValueError(
+            f"the value of extra key {key!r} must be a str without line breaks or "
+            "surrounding whitespace"
+        )
+
+
+def _parse_expires_at(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        return datetime.fromtimestamp(int(raw.strip()), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _storage_error(where: str, reason: str) -> Err[HubAuthError]:
+    return Err(HubAuthError(ErrorKind.STORAGE, f"{where}: {reason}"))
+
+
+def _reason(exc: OSError) -> str:
+    # strerror only: str(exc) may carry a second filename or, from libraries, file content.
+    return exc.strerror or type(exc).__name__
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    return f"not valid UTF-8 (byte {exc.start})"
+
+
+def _parse_reason(exc: configparser.Error) -> str:
+    # configparser quotes the offending line, which may be a token: keep only its number.
+    line: int | None = getattr(exc, "lineno", None)
+    # MissingSectionHeaderError is a ParsingError without ``errors`` on some Pythons.
+    errors = getattr(exc, "errors", None)
+    if line is None and errors:
+        line = errors[0][0]
+    if isinstance(exc, configparser.DuplicateSectionError):
+        what = "a section appears twice"
+    elif isinstance(exc, configparser.DuplicateOptionError):
+        what = "a key appears twice in one section"
+    elif isinstance(exc, configparser.MissingSectionHeaderError):
+        what = "text before the first [section]"
+    else:
+        what = "not valid INI"
+    return f"line {line}: {what}" if line is not None else what
