@@ -46,7 +46,10 @@ async def main() -> None:
 
                 login = (await auth.login(good)).unwrap()
                 print(f"logged in as {login.user.username}; stored as {login.token_name!r}")
-                print("headers:", [(k, v[:10] + "...") for k, v in (await auth.auth_headers()).unwrap()])
+                print(
+                    "headers:",
+                    [(k, v[:10] + "...") for k, v in (await auth.auth_headers()).unwrap()],
+                )
                 print("logout:", (await auth.logout()).unwrap().removed)
 
 

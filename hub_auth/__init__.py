@@ -22,6 +22,7 @@ from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._result import Err, Ok, Result
 
 if TYPE_CHECKING:
+    from hub_auth._cache import CacheStats, MemoryCache
     from hub_auth._client import HubAuth, WhoamiCache
     from hub_auth._models import (
         FineGrainedScope,
@@ -33,13 +34,21 @@ if TYPE_CHECKING:
         TokenInfo,
         UserInfo,
     )
+    from hub_auth._redis import RedisCache
     from hub_auth._store import TokenStore
+    from hub_auth._sync import HubAuthSync
+    from hub_auth._sync_support import LoopRunningError
 
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
+    "CacheStats": "hub_auth._cache",
+    "MemoryCache": "hub_auth._cache",
+    "RedisCache": "hub_auth._redis",
     "FineGrainedScope": "hub_auth._models",
     "HubAuth": "hub_auth._client",
+    "HubAuthSync": "hub_auth._sync",
+    "LoopRunningError": "hub_auth._sync_support",
     "LoginInfo": "hub_auth._models",
     "LogoutInfo": "hub_auth._models",
     "OrgInfo": "hub_auth._models",
@@ -52,15 +61,20 @@ _LAZY = {
 }
 
 __all__ = [
+    "CacheStats",
     "Err",
     "ErrorKind",
     "FineGrainedScope",
     "HubAuth",
     "HubAuthError",
+    "HubAuthSync",
     "LoginInfo",
     "LogoutInfo",
+    "LoopRunningError",
+    "MemoryCache",
     "Ok",
     "OrgInfo",
+    "RedisCache",
     "Result",
     "StoredToken",
     "SwitchInfo",

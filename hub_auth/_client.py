@@ -29,7 +29,6 @@ from hub_auth._settings import (
     env_override_note,
     env_token,
     is_insecure_endpoint,
-    is_offline,
 )
 from hub_auth._store import TokenStore
 from hub_auth._tokens import check_format, clean_token
@@ -203,6 +202,11 @@ class HubAuth:
         return self._settings.token_path
 
     @property
+    def cache(self) -> WhoamiCache | None:
+        """The whoami cache given to the constructor, if any."""
+        return self._cache
+
+    @property
     def store(self) -> TokenStore:
         """The login files (shared with huggingface_hub)."""
         return self._store
@@ -267,7 +271,7 @@ class HubAuth:
         return resolved
 
     def _offline(self) -> Err[HubAuthError] | None:
-        if self._settings.read_env and is_offline(os.environ):
+        if self._settings.offline:
             return Err(
                 HubAuthError(
                     ErrorKind.OFFLINE,

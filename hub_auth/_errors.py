@@ -44,6 +44,8 @@ class ErrorKind(StrEnum):
     """A named thing (a stored token, an endpoint) does not exist."""
     STORAGE = "storage"
     """A login file could not be read or written."""
+    LOOP_RUNNING = "loop_running"
+    """A sync facade call was made inside a running event loop (raised, never returned)."""
 
 
 class HubAuthError(Exception):

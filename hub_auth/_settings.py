@@ -103,6 +103,8 @@ class Settings:
     read_env: bool
     timeout: float
     connect_timeout: float
+    offline: bool = False
+    """``HF_HUB_OFFLINE`` at construction (read once, as huggingface_hub reads it at import)."""
 
     @property
     def stored_tokens_path(self) -> Path:
@@ -147,4 +149,5 @@ class Settings:
             read_env=read_env,
             timeout=float(timeout),
             connect_timeout=float(connect_timeout if connect_timeout is not None else timeout),
+            offline=is_offline(env),
         )

@@ -24,8 +24,13 @@ async def hub() -> AsyncIterator[FakeHub]:
     async with FakeHub() as fake:
         fake.add_token(
             TOKEN,
-            FakeUser(name="ada-lovelace", email="ada@example.com", orgs=["analytical-engines"],
-                     token_name="ada-workstation", role="write"),
+            FakeUser(
+                name="ada-lovelace",
+                email="ada@example.com",
+                orgs=["analytical-engines"],
+                token_name="ada-workstation",
+                role="write",
+            ),
         )
         fake.add_token(OTHER, FakeUser(name="charles-b", token_name=None, role="read"))
         yield fake
@@ -139,13 +144,16 @@ async def test_whoami_malformed_token_makes_no_request(auth: HubAuth, hub: FakeH
     assert hub.request_count == 0
 
 
-async def test_whoami_offline(
-    auth: HubAuth, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_whoami_offline(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "yes")
-    result = await auth.whoami(TOKEN)
-    assert isinstance(result, Err) and result.error.kind is ErrorKind.OFFLINE
+    async with HubAuth(endpoint=hub.url) as auth:
+        result = await auth.whoami(TOKEN)
+        assert isinstance(result, Err) and result.error.kind is ErrorKind.OFFLINE
+        login = await auth.login(TOKEN)
+        assert isinstance(login, Err) and login.error.kind is ErrorKind.OFFLINE
     assert hub.request_count == 0
+    async with HubAuth(endpoint=hub.url, read_env=False) as auth:  # ignores HF_HUB_OFFLINE
+        assert (await auth.whoami(TOKEN)).is_ok()
 
 
 async def test_whoami_unauthorized_keeps_request_id_and_hub_text(
@@ -212,8 +220,12 @@ async def test_whoami_server_error(hub: FakeHub) -> None:
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
-    [(b"{not json", "application/json"), (b"<html>hi</html>", "text/html"), (b"[1, 2]", "application/json"),
-     (b'{"type": "user"}', "application/json")],
+    [
+        (b"{not json", "application/json"),
+        (b"<html>hi</html>", "text/html"),
+        (b"[1, 2]", "application/json"),
+        (b'{"type": "user"}', "application/json"),
+    ],
 )
 async def test_whoami_bad_response(
     auth: HubAuth, hub: FakeHub, body: bytes, content_type: str
@@ -329,9 +341,7 @@ async def test_login_bad_format(auth: HubAuth, hub: FakeHub) -> None:
     assert hub.request_count == 0
 
 
-async def test_login_notes_env_override(
-    auth: HubAuth, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_login_notes_env_override(auth: HubAuth, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_TOKEN", OTHER)
     info = (await auth.login(TOKEN)).unwrap()
     assert any("HF_TOKEN" in note for note in info.notes)
@@ -396,9 +406,7 @@ async def test_login_without_token_and_without_tty(auth: HubAuth, hub: FakeHub) 
     assert "terminal" in result.error.message
 
 
-async def test_login_without_token_keeps_valid_active_token(
-    auth: HubAuth, hub: FakeHub
-) -> None:
+async def test_login_without_token_keeps_valid_active_token(auth: HubAuth, hub: FakeHub) -> None:
     await auth.login(TOKEN)
     info = (await auth.login()).unwrap()
     assert info.user.username == "ada-lovelace"

@@ -86,4 +86,5 @@ def test_error_kind_values() -> None:
         "offline",
         "not_found",
         "storage",
+        "loop_running",
     }
