@@ -1,0 +1,370 @@
+"""RedisCache against a real redis-server: sharing between replicas, keys, TTL, JSON, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+import redis_server as redis_helper
+from hub_auth._cache import MemoryCache, token_key
+
+from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
+from hub_auth._redis import RedisCache, _decode, _encode
+from hub_auth.testing import FakeHub, FakeUser, make_token
+
+redis_server = redis_helper.redis_server  # the fixture
+
+TOKEN = make_token("ada")
+OTHER = make_token("charles")
+SECRET = b"replicas-share-this-secret-0123456789"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[FakeHub]:
+    async with FakeHub() as fake:
+        fake.add_token(TOKEN, FakeUser(name="ada-lovelace", orgs=["analytical-engines"]))
+        fake.add_token(OTHER, FakeUser(name="charles-b"))
+        yield fake
+
+
+@pytest.fixture
+async def make_redis() -> AsyncIterator[Callable[[str], aioredis.Redis]]:
+    """Redis clients for a URL, each closed after the test."""
+    clients: list[aioredis.Redis] = []
+
+    def make(url: str) -> aioredis.Redis:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+def replica(
+    hub: FakeHub, hf_home: Path, make_redis: Callable[[str], aioredis.Redis]
+) -> Callable[..., HubAuth]:
+    """A HubAuth standing for one replica of a service: its own client and RedisCache."""
+
+    def make(url: str, **cache_options: object) -> HubAuth:
+        options: dict[str, object] = {"secret": SECRET, **cache_options}
+        cache = RedisCache(make_redis(url), **options)  # type: ignore[arg-type]
+        return HubAuth(endpoint=hub.url, cache=cache, max_attempts=1, read_env=False)
+
+    return make
+
+
+def hub_auth_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "hub_auth" and record.levelno == logging.WARNING
+    ]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- sharing between replicas ------------------------------------------------------------------
+
+
+async def test_second_replica_never_asks_the_hub(
+    hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
+) -> None:
+    async with replica(redis_server.url) as first, replica(redis_server.url) as second:
+        validated = await first.whoami(TOKEN)
+        assert validated.unwrap().username == "ada-lovelace"
+        assert hub.request_count == 1
+        shared = await second.whoami(TOKEN)
+        assert shared == validated
+        assert shared.unwrap().organizations == ["analytical-engines"]
+        assert hub.request_count == 1
+
+
+async def test_keys_values_and_ttl_in_redis(
+    redis_server: redis_helper.RedisServer,
+    replica: Callable[..., HubAuth],
+    make_redis: Callable[[str], aioredis.Redis],
+) -> None:
+    async with replica(redis_server.url, ttl=120, prefix="svc:") as auth:
+        await auth.whoami(TOKEN)
+    inspect = make_redis(redis_server.url)
+    keys = [key.decode() for key in await inspect.keys("*")]
+    assert keys == ["svc:" + token_key(SECRET, TOKEN)]
+    assert TOKEN not in keys[0]
+    assert TOKEN[3:] not in keys[0]
+    assert 110 <= await inspect.ttl(keys[0]) <= 120
+    raw = await inspect.get(keys[0])
+    assert TOKEN.encode() not in raw
+    value = json.loads(raw)  # JSON, not pickle
+    assert value["v"] == 1
+    assert value["user"]["username"] == "ada-lovelace"
+
+
+async def test_replicas_with_another_secret_do_not_share(
+    hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
+) -> None:
+    async with (
+        replica(redis_server.url) as first,
+        replica(redis_server.url, secret=b"another-secret-of-16+bytes") as second,
+    ):
+        await first.whoami(TOKEN)
+        await second.whoami(TOKEN)
+    assert hub.request_count == 2
+
+
+async def test_unauthorized_shared_only_with_negative_ttl(
+    hub: FakeHub,
+    redis_server: redis_helper.RedisServer,
+    replica: Callable[..., HubAuth],
+    make_redis: Callable[[str], aioredis.Redis],
+) -> None:
+    bad = make_token("unknown")
+    async with replica(redis_server.url) as first, replica(redis_server.url) as second:
+        assert isinstance(await first.whoami(bad), Err)
+        assert isinstance(await second.whoami(bad), Err)
+        assert hub.request_count == 2
+    inspect = make_redis(redis_server.url)
+    assert await inspect.keys("*") == []
+    async with (
+        replica(redis_server.url, negative_ttl=5) as first,
+        replica(redis_server.url, negative_ttl=5) as second,
+    ):
+        await first.whoami(bad)
+        result = await second.whoami(bad)
+        assert isinstance(result, Err)
+        assert result.error.kind is ErrorKind.UNAUTHORIZED
+        assert result.error.status == 401
+    assert hub.request_count == 3
+    (key,) = await inspect.keys("*")
+    assert 1 <= await inspect.ttl(key) <= 5
+
+
+async def test_rate_limits_are_not_shared(
+    hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
+) -> None:
+    hub.rate_limit_next()
+    async with replica(redis_server.url, negative_ttl=5) as first:
+        result = await first.whoami(TOKEN)
+        assert isinstance(result, Err)
+        assert result.error.kind is ErrorKind.RATE_LIMITED
+        assert isinstance(await first.whoami(TOKEN), Ok)
+    assert hub.request_count == 2
+
+
+async def test_single_flight_across_concurrent_requests(
+    hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
+) -> None:
+    hub.delay_next(0.2)
+    async with replica(redis_server.url) as auth:
+        results = await asyncio.gather(*(auth.whoami(TOKEN) for _ in range(300)))
+        assert all(result.unwrap().username == "ada-lovelace" for result in results)
+        assert isinstance(auth.cache, RedisCache)
+        stats = auth.cache.stats
+    assert hub.request_count == 1
+    assert stats.loads == 1
+    assert stats.errors == 0
+
+
+async def test_set_token_deletes_the_shared_entry(
+    hub: FakeHub,
+    redis_server: redis_helper.RedisServer,
+    replica: Callable[..., HubAuth],
+    make_redis: Callable[[str], aioredis.Redis],
+) -> None:
+    inspect = make_redis(redis_server.url)
+    async with replica(redis_server.url) as first, replica(redis_server.url) as second:
+        await first.set_token(TOKEN)
+        await first.whoami()
+        assert len(await inspect.keys("*")) == 1
+        await first.set_token(OTHER)  # TOKEN is stale for this client now
+        assert await inspect.exists("hub_auth:" + token_key(SECRET, TOKEN)) == 0
+        await second.whoami(TOKEN)
+    assert hub.request_count == 2
+
+
+async def test_local_cache_in_front_of_redis(
+    hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
+) -> None:
+    local = MemoryCache(ttl=5.0)
+    async with replica(redis_server.url, local=local) as auth:
+        for _ in range(5):
+            await auth.whoami(TOKEN)
+        assert isinstance(auth.cache, RedisCache)
+        redis_stats = auth.cache.stats
+    assert hub.request_count == 1
+    assert local.stats.hits == 4
+    assert local.stats.loads == 1
+    assert redis_stats.misses == 1
+    assert redis_stats.hits == 0
+
+
+# -- Redis failing -------------------------------------------------------------------------------
+
+
+async def test_redis_stopped_falls_back_to_the_hub_with_one_warning(
+    hub: FakeHub,
+    redis_server: redis_helper.RedisServer,
+    replica: Callable[..., HubAuth],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="hub_auth")
+    clock = FakeClock()
+    async with replica(redis_server.url, clock=clock, backoff=5.0) as auth:
+        assert isinstance(await auth.whoami(TOKEN), Ok)  # Redis up: stored
+        redis_server.stop()
+        for token in (OTHER, TOKEN, OTHER, TOKEN):
+            assert isinstance(await auth.whoami(token), Ok)
+        assert hub.request_count == 5
+        warnings = hub_auth_warnings(caplog)
+        assert len(warnings) == 1, warnings
+        assert "redis cache unavailable" in warnings[0]
+        assert TOKEN not in caplog.text
+        assert OTHER not in caplog.text
+        # Back up: tried again after the backoff, said once, then used again.
+        redis_server.start()
+        clock.now += 5.0
+        assert isinstance(await auth.whoami(OTHER), Ok)
+        assert "redis cache reachable again" in caplog.text
+        assert isinstance(await auth.whoami(OTHER), Ok)
+        assert hub.request_count == 6
+        # Down again: a new warning, since it had recovered.
+        redis_server.stop()
+        assert isinstance(await auth.whoami(make_token("third")), Err)  # unknown to FakeHub
+        assert len(hub_auth_warnings(caplog)) == 2
+
+
+async def test_redis_never_reachable(
+    hub: FakeHub, replica: Callable[..., HubAuth], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with replica(f"redis://127.0.0.1:{closed_port()}/0", backoff=0) as auth:
+        for _ in range(3):
+            assert (await auth.whoami(TOKEN)).unwrap().username == "ada-lovelace"
+        assert isinstance(auth.cache, RedisCache)
+        assert auth.cache.stats.errors >= 3  # backoff=0: tried every time
+    assert hub.request_count == 3
+    assert len(hub_auth_warnings(caplog)) == 1
+
+
+async def test_slow_redis_is_given_up_after_the_timeout(
+    hub: FakeHub,
+    redis_server: redis_helper.RedisServer,
+    replica: Callable[..., HubAuth],
+    make_redis: Callable[[str], aioredis.Redis],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    admin = make_redis(redis_server.url)
+    async with replica(redis_server.url, timeout=0.1) as auth:
+        await auth.whoami(OTHER)  # connect before the pause
+        await admin.execute_command("CLIENT", "PAUSE", "2000", "ALL")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await auth.whoami(TOKEN)).unwrap().username == "ada-lovelace"
+        assert loop.time() - started < 1.0
+    warnings = hub_auth_warnings(caplog)
+    assert len(warnings) == 1
+    assert "no answer in time" in warnings[0]
+
+
+async def test_garbage_in_redis_is_replaced(
+    hub: FakeHub,
+    redis_server: redis_helper.RedisServer,
+    replica: Callable[..., HubAuth],
+    make_redis: Callable[[str], aioredis.Redis],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    inspect = make_redis(redis_server.url)
+    key = "hub_auth:" + token_key(SECRET, TOKEN)
+    for garbage in (b"\x80\x04K\x01.", b'{"v": 2}', b'{"v":1,"user":{"nope":1}}'):
+        await inspect.set(key, garbage)
+        async with replica(redis_server.url) as auth:
+            assert (await auth.whoami(TOKEN)).unwrap().username == "ada-lovelace"
+        assert json.loads(await inspect.get(key))["user"]["username"] == "ada-lovelace"
+    assert hub.request_count == 3
+    # One warning per cache: each replica above was new.
+    assert len(hub_auth_warnings(caplog)) == 3
+
+
+def test_missing_redis_server_skips_or_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server on it
+    monkeypatch.delenv("HUB_AUTH_REQUIRE_REDIS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="redis-server is not installed"):
+        redis_helper._start(tmp_path)
+    monkeypatch.setenv("HUB_AUTH_REQUIRE_REDIS", "1")
+    with pytest.raises(pytest.fail.Exception, match="HUB_AUTH_REQUIRE_REDIS=1 requires it"):
+        redis_helper._start(tmp_path)
+
+
+# -- units (fakeredis) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"secret": b"short"}, ValueError),
+        ({"secret": "fifteen-chars.."}, ValueError),
+        ({"secret": 42}, TypeError),
+        ({"ttl": 0.5}, ValueError),
+        ({"negative_ttl": 0.5}, ValueError),
+        ({"timeout": 0}, ValueError),
+        ({"prefix": None}, TypeError),
+        ({"local": {}}, TypeError),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, object], error: type[Exception]) -> None:
+    options: dict[str, object] = {"secret": SECRET, **kwargs}
+    with pytest.raises(error):
+        RedisCache(fakeredis.FakeAsyncRedis(), **options)  # type: ignore[arg-type]
+
+
+async def test_str_secret_and_decoded_responses() -> None:
+    client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    cache = RedisCache(client, secret=SECRET.decode())
+    calls = 0
+
+    async def load(token: str) -> Result[UserInfo]:
+        nonlocal calls
+        calls += 1
+        return Ok(UserInfo.model_validate(FakeUser(name="ada").body()))
+
+    first = await cache.fetch(TOKEN, load)
+    second = await cache.fetch(TOKEN, load)
+    assert first == second
+    assert calls == 1
+    assert cache.key(TOKEN) == "hub_auth:" + token_key(SECRET, TOKEN)
+    assert TOKEN not in repr(cache)
+    await client.aclose()
+
+
+def test_envelope_round_trip() -> None:
+    user = UserInfo.model_validate(
+        FakeUser(name="ada", role="fineGrained", expires_at="2030-01-01T00:00:00Z").body()
+    )
+    assert _decode(_encode(Ok(user))) == Ok(user)
+    error = HubAuthError(ErrorKind.UNAUTHORIZED, "rejected", status=401, request_id="Root=1")
+    assert _decode(_encode(Err(error))) == Err(error)
+    assert _decode("not json") is None
+    assert _decode('{"v":1}') is None
+    assert _decode('{"v":1,"error":{"kind":"forbidden","message":"x"}}') is None
