@@ -8,13 +8,14 @@ retries) → ``Ok(UserInfo)``. Every failure is an ``Err`` made where it happens
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio.to_thread
 from pydantic import SecretStr
@@ -384,10 +385,11 @@ class HubAuth:
         """
         self._check_open()
         if token is None:
-            prompted = await self._prompt_login(force=force)
+            prompted = await self._prompt_login(force=force, ask_git=not add_to_git_credentials)
             if isinstance(prompted, Err) or isinstance(prompted.value, LoginInfo):
                 return prompted  # type: ignore[return-value]
-            token, add_to_git_credentials = prompted.value
+            token, wants_git = prompted.value
+            add_to_git_credentials = add_to_git_credentials or wants_git
         plain = _plain(token)
         if (reason := check_format(plain)) is not None:
             return _invalid(reason)
@@ -410,7 +412,9 @@ class HubAuth:
         logger.info("logged in as %s; token stored as %r", user.username, name)
         return Ok(LoginInfo(user=user, token_name=name, notes=notes))
 
-    async def _prompt_login(self, *, force: bool) -> Result[tuple[str, bool] | LoginInfo]:
+    async def _prompt_login(
+        self, *, force: bool, ask_git: bool
+    ) -> Result[tuple[str, bool] | LoginInfo]:
         if not force:
             current = self._resolve_checked(None)
             if isinstance(current, Ok) and self._offline() is None:
@@ -424,6 +428,7 @@ class HubAuth:
                         LoginInfo(
                             user=user,
                             token_name=name,
+                            kept_existing=True,
                             notes=[
                                 f"already logged in as {user.username}; kept the active token "
                                 "(use force=True or `hub-auth login --force` to replace it)"
@@ -438,7 +443,7 @@ class HubAuth:
                     "(login(token=...) or `hub-auth login --token ...`)",
                 )
             )
-        return await anyio.to_thread.run_sync(_ask_for_token)
+        return await _prompt_in_daemon_thread(ask_git=ask_git)
 
     async def _git_approve(self, token: str) -> list[str]:
         match await _git.approve(self._settings.endpoint, token):
@@ -516,13 +521,63 @@ class HubAuth:
         return Ok(SwitchInfo(token_name=token_name, notes=notes))
 
 
-def _ask_for_token() -> Result[tuple[str, bool] | LoginInfo]:
+async def _prompt_in_daemon_thread(*, ask_git: bool) -> Result[tuple[str, bool] | LoginInfo]:
+    """Ask on the terminal without blocking the loop, and without trapping Ctrl-C.
+
+    A daemon thread, not anyio's worker threads: a thread blocked in getpass cannot be
+    interrupted, and a non-daemon one would keep the process alive after Ctrl-C. When the
+    wait is cancelled (Ctrl-C under ``asyncio.run``), the terminal settings saved here are
+    restored, since the abandoned getpass will never switch echo back on.
+    """
+    import asyncio
+    import threading
+
+    saved = _terminal_settings()
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Result[tuple[str, bool] | LoginInfo]] = loop.create_future()
+
+    def deliver(result: Result[tuple[str, bool] | LoginInfo]) -> None:
+        if not answer.done():
+            answer.set_result(result)
+
+    def ask() -> None:
+        result = _ask_for_token(ask_git=ask_git)
+        with contextlib.suppress(RuntimeError):  # the loop may be gone after Ctrl-C
+            loop.call_soon_threadsafe(deliver, result)
+
+    threading.Thread(target=ask, name="hub_auth-login-prompt", daemon=True).start()
+    try:
+        return await answer
+    except BaseException:
+        _restore_terminal(saved)
+        raise
+
+
+def _terminal_settings() -> list[Any] | None:
+    try:
+        import termios
+
+        return termios.tcgetattr(sys.stdin.fileno())
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+
+
+def _restore_terminal(saved: list[Any] | None) -> None:
+    if saved is None:
+        return
+    import termios
+
+    with contextlib.suppress(OSError, ValueError):
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+
+
+def _ask_for_token(*, ask_git: bool) -> Result[tuple[str, bool] | LoginInfo]:
     """Prompt on the terminal: the token with hidden input, then git credentials (default no)."""
     import getpass
 
     try:
         raw = getpass.getpass("Enter your Hugging Face token (input is hidden): ")
-        answer = input("Add token as git credential? [y/N]: ")
+        answer = input("Add token as git credential? [y/N]: ") if ask_git else "n"
     except (EOFError, KeyboardInterrupt):
         return Err(HubAuthError(ErrorKind.NO_TOKEN, "login cancelled: no token entered"))
     token = clean_token(raw)

@@ -126,6 +126,8 @@ class LoginInfo(_HubModel):
 
     user: UserInfo
     token_name: str
+    kept_existing: bool = False
+    """True when ``login()`` found a valid active token and kept it (no ``force``)."""
     notes: list[str] = Field(default_factory=list)
     """Things the user should know: an environment variable that overrides the file, a git
     credential helper that is missing, a token that was already active."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import dataclasses
 import io
 import os
 import re
@@ -33,8 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from filelock import FileLock, Timeout
-
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import clean_token, mask_token
@@ -42,7 +41,7 @@ from hub_auth._tokens import clean_token, mask_token
 if TYPE_CHECKING:
     from hub_auth._models import StoredToken
 
-__all__ = ["RemoveOutcome", "TokenStore"]
+__all__ = ["RemoveOutcome", "StoredEntry", "TokenStore"]
 
 T = TypeVar("T")
 
@@ -66,6 +65,26 @@ class RemoveOutcome:
     removed_names: list[str]
     removed_active: bool
     removed_token_values: list[str] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """``StoredToken`` without pydantic (the CLI's ``list`` must start fast)."""
+
+    name: str
+    masked_token: str
+    active: bool
+    expires_at: datetime | None
+
+    def as_json(self) -> dict[str, object]:
+        """The same as ``StoredToken.model_dump(mode="json")``."""
+        expires = self.expires_at
+        return {
+            "name": self.name,
+            "masked_token": self.masked_token,
+            "active": self.active,
+            "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires else None,
+        }
 
 
 class TokenStore:
@@ -127,29 +146,35 @@ class TokenStore:
             return _storage_error(where, _parse_reason(exc))
         return Ok({name: dict(parser.items(name)) for name in parser.sections()})
 
-    def list_tokens(self) -> Result[list[StoredToken]]:
-        """Return the stored tokens, masked, sorted by name, the active one marked."""
-        # Imported here: pydantic would double the start-up time of `hub-auth token`.
-        from hub_auth._models import StoredToken
-
+    def list_entries(self) -> Result[list[StoredEntry]]:
+        """The stored tokens, masked, sorted by name, the active one marked (no pydantic)."""
         entries = self.read_entries()
         if isinstance(entries, Err):
             return entries
         active = self.read_active()
         if isinstance(active, Err):
             return active
-        tokens = []
+        listed = []
         for name, fields in sorted(entries.value.items()):
             token = clean_token(fields.get(_TOKEN_KEY))
-            tokens.append(
-                StoredToken(
+            listed.append(
+                StoredEntry(
                     name=name,
                     masked_token=mask_token(token) if token else "<not set>",
                     active=token is not None and token == active.value,
                     expires_at=_parse_expires_at(fields.get("expires_at")),
                 )
             )
-        return Ok(tokens)
+        return Ok(listed)
+
+    def list_tokens(self) -> Result[list[StoredToken]]:
+        """Return the stored tokens, masked, sorted by name, the active one marked."""
+        # Imported here: pydantic would double the start-up time of `hub-auth token`.
+        from hub_auth._models import StoredToken
+
+        return self.list_entries().map(
+            lambda entries: [StoredToken(**dataclasses.asdict(entry)) for entry in entries]
+        )
 
     def get_token_by_name(self, name: str) -> Result[str]:
         """Return the token stored under ``name``; ``NOT_FOUND`` when there is none."""
@@ -305,6 +330,9 @@ class TokenStore:
             folder.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         except OSError as exc:
             return _storage_error(f"cannot create the folder {folder}", _reason(exc))
+        # Imported here: only writers need it, and `hub-auth token` should not pay for it.
+        from filelock import FileLock, Timeout
+
         lock = FileLock(self.lock_path, timeout=self.lock_timeout, mode=_FILE_MODE)
         try:
             lock.acquire()

@@ -1,0 +1,470 @@
+"""The ``hub-auth`` command: log in, inspect and switch Hugging Face tokens from a shell.
+
+Installed with the ``cli`` extra (``pip install 'hub_auth[cli]'``)::
+
+    hub-auth login [--token T] [--add-to-git-credentials] [--force]
+    hub-auth whoami [--json]
+    hub-auth token
+    hub-auth list [--json]
+    hub-auth switch [--token-name NAME] [--add-to-git-credentials]
+    hub-auth logout [--token-name NAME]
+    hub-auth demo
+
+It reads and writes the files ``hf auth`` uses, so the two commands can be mixed freely.
+
+A command is often run from scripts, so start-up time matters: this module imports only click
+and the standard library (plus hub_auth's tiny result and error types) at the top. The
+commands that only touch local files (``token``, ``list``, ``switch``, ``logout``) use
+``TokenStore`` directly and never import aiohttp; ``login`` and ``whoami`` import the client
+when they run.
+
+Output rules: results go to stdout, notes and errors to stderr. An error is one sentence
+with exit status 1 (click's usage errors keep status 2), never a traceback. ``hub-auth
+token`` is the only command that prints a token; everything else shows it masked.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from hub_auth import __version__
+from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._result import Err, Ok, Result
+
+if TYPE_CHECKING:
+    from hub_auth._git import GitCredentialOutcome
+    from hub_auth._settings import Settings
+    from hub_auth._store import StoredEntry, TokenStore
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# -- output helpers --------------------------------------------------------------------------
+
+
+def _marks() -> tuple[str, str]:
+    """Check and cross marks, or plain words when stdout cannot encode them."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return "OK", "FAILED"
+    return "✓", "✗"
+
+
+def _done(message: str) -> None:
+    click.echo(f"{_marks()[0]} {message}")
+
+
+def _note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
+def _fail(message: str | HubAuthError) -> NoReturn:
+    raise click.ClickException(str(message))
+
+
+def _unwrap(result: Result[T], hint: str | None = None) -> T:
+    match result:
+        case Ok(value):
+            return value
+        case Err(error):
+            _fail(f"{error}. {hint}" if hint else error)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _os_error_text(exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Globals:
+    endpoint: str | None
+
+
+def _endpoint_option(command: F) -> F:
+    """``--endpoint`` on a subcommand too, so ``hub-auth login --endpoint URL`` works."""
+    return click.option(
+        "--endpoint",
+        metavar="URL",
+        help="The Hub's URL (default: --endpoint before the command, HF_ENDPOINT, "
+        "https://huggingface.co).",
+    )(command)
+
+
+def _settings(ctx: click.Context, endpoint: str | None) -> Settings:
+    from hub_auth._settings import Settings
+
+    given = ctx.find_object(_Globals)
+    chosen = endpoint or (given.endpoint if given is not None else None)
+    try:
+        return Settings.resolve(endpoint=chosen)
+    except ValueError as exc:
+        origin = "--endpoint" if chosen else "HF_ENDPOINT"
+        _fail(f"{exc} (from {origin})")
+
+
+def _local_store() -> TokenStore:
+    """The login files, for commands that do not talk to the Hub."""
+    from hub_auth._settings import DEFAULT_ENDPOINT, Settings
+    from hub_auth._store import TokenStore
+
+    # The endpoint plays no part in reading the files: a malformed HF_ENDPOINT must not
+    # stop `hub-auth token`.
+    return TokenStore(Settings.resolve(endpoint=DEFAULT_ENDPOINT).token_path)
+
+
+def _env_override(active: str | None) -> None:
+    from hub_auth._settings import env_override_note
+
+    if note := env_override_note(os.environ, active):
+        _note(note)
+
+
+def _report_git(result: Result[GitCredentialOutcome]) -> None:
+    match result:
+        case Ok(outcome) if outcome.stored:
+            _done(f"token added to git credentials (helper: {', '.join(outcome.helpers)})")
+        case Ok(outcome) if outcome.note:
+            _note(outcome.note)
+        case Err(error):
+            _note(f"the token was not added to git credentials: {error}")
+        case _:
+            pass
+
+
+# -- the command group -----------------------------------------------------------------------
+
+
+class _Group(click.Group):
+    """A group that turns an unexpected OS error into one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # click silences a closed pipe (`hub-auth list | head -1`) itself
+            raise click.ClickException(_os_error_text(exc)) from None
+        except HubAuthError as exc:  # an Err unwrapped somewhere: still a message, not a trace
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    help="The Hub's URL (default: HF_ENDPOINT, else https://huggingface.co).",
+)
+@click.version_option(__version__, "--version", prog_name="hub-auth")
+@click.pass_context
+def main(ctx: click.Context, endpoint: str | None) -> None:
+    """Log in to the Hugging Face Hub and manage your access tokens.
+
+    Uses the same files as `hf auth` ($HF_HOME/token and $HF_HOME/stored_tokens).
+    """
+    ctx.obj = _Globals(endpoint=endpoint)
+
+
+# -- commands that need the Hub --------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="The access token; '-' reads it from standard input. Without it, asks for it "
+    "with hidden input on a terminal.",
+)
+@click.option(
+    "--add-to-git-credentials",
+    "--add-to-git-credential",
+    "add_to_git",
+    is_flag=True,
+    help="Also store the token with git's credential helper (for git over HTTPS).",
+)
+@click.option("--force", is_flag=True, help="Ask for a token even when a valid one is active.")
+@_endpoint_option
+@click.pass_context
+def login(
+    ctx: click.Context, token: str | None, add_to_git: bool, force: bool, endpoint: str | None
+) -> None:
+    """Check a token with the Hub and make it the active login."""
+    import asyncio
+
+    from hub_auth._client import HubAuth
+    from hub_auth._tokens import clean_token
+
+    settings = _settings(ctx, endpoint)
+    if token is not None:
+        # Surrounding whitespace is pasted by accident; huggingface_hub strips it too.
+        given = token
+        token = clean_token(sys.stdin.readline() if given == "-" else given)
+        if token is None:
+            where = "standard input held no token" if given == "-" else "the token is empty"
+            _fail(f"--token was given but {where}")
+
+    async def run() -> Result[Any]:
+        async with HubAuth(endpoint=settings.endpoint) as auth:
+            return await auth.login(token, add_to_git_credentials=add_to_git, force=force)
+
+    result = asyncio.run(run()) if token is not None else _run_prompting(run)
+    if isinstance(result, Err) and result.error.kind not in (ErrorKind.NO_TOKEN, ErrorKind.STORAGE):
+        _fail(f"{result.error}. Nothing was stored")
+    info = _unwrap(result)
+    if info.kept_existing:
+        _done(
+            f"already logged in as {info.user.username} (token {info.token_name!r}); "
+            "kept it — use --force to log in with another token"
+        )
+        return
+    _done(
+        f"logged in as {info.user.username}; active token: {info.token_name!r} "
+        f"({settings.token_path})"
+    )
+    for note in info.notes:
+        _note(note)
+
+
+def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``run()``, which may prompt on the terminal; Ctrl-C ends with status 1.
+
+    The prompt runs on the loop thread (see ``HubAuth.login``), so Ctrl-C interrupts getpass
+    itself, which restores the terminal's echo before the exception reaches us.
+    """
+    import asyncio
+
+    try:
+        return asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("\nAborted!", err=True)
+        raise SystemExit(1) from None
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the Hub's answer as JSON.")
+@_endpoint_option
+@click.pass_context
+def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
+    """Show who the token in use belongs to."""
+    import asyncio
+    import json
+
+    from hub_auth._client import HubAuth
+    from hub_auth._settings import env_token
+
+    settings = _settings(ctx, endpoint)
+
+    async def run() -> Result[Any]:
+        async with HubAuth(endpoint=settings.endpoint) as auth:
+            return await auth.whoami()
+
+    found = env_token(os.environ)
+    source = found[0] if found else f"the token file {settings.token_path}"
+    result = asyncio.run(run())
+    if isinstance(result, Err) and result.error.kind is ErrorKind.UNAUTHORIZED:
+        _fail(f"{result.error}. The token from {source} does not work: run `hub-auth login`")
+    user = _unwrap(result)
+    if as_json:
+        click.echo(json.dumps(user.model_dump(mode="json"), indent=2))
+        return
+    who = user.username + (f" ({user.fullname})" if user.fullname else "")
+    click.echo(who + (f" <{user.email}>" if user.email else ""))
+    if user.organizations:
+        click.echo(f"  orgs:     {', '.join(user.organizations)}")
+    if user.token is not None:
+        name = user.token.display_name or "(no name: an OAuth or app token)"
+        role = f", role {user.token.role}" if user.token.role else ""
+        click.echo(f"  token:    {name}{role}")
+    click.echo(f"  from:     {source}")
+    click.echo(f"  endpoint: {settings.endpoint}")
+
+
+# -- commands that touch only local files (no aiohttp) ---------------------------------------
+
+
+@main.command()
+def token() -> None:
+    """Print the token in use to stdout (HF_TOKEN, else the active login).
+
+    The only command that prints a token unmasked, e.g. for
+    `curl -H "Authorization: Bearer $(hub-auth token)"`.
+    """
+    from hub_auth._settings import env_token
+
+    if (found := env_token(os.environ)) is not None:
+        click.echo(found[1])
+        return
+    store = _local_store()
+    active = _unwrap(store.read_active())
+    if active is None:
+        _fail(
+            f"not logged in: HF_TOKEN is not set and there is no token in {store.token_path}. "
+            "Log in with `hub-auth login`"
+        )
+    click.echo(active)
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def list_(as_json: bool) -> None:
+    """List the stored tokens (masked); `*` marks the active one."""
+    store = _local_store()
+    entries = _stored_entries(store)
+    active = _unwrap(store.read_active())
+    _env_override(active)
+    if active is not None and not any(entry.active for entry in entries):
+        from hub_auth._tokens import mask_token
+
+        _note(f"the active token ({mask_token(active)}) is not among the stored tokens")
+    if as_json:
+        import json
+
+        click.echo(json.dumps([entry.as_json() for entry in entries], indent=2))
+    elif not entries:
+        click.echo(f"No tokens stored in {store.stored_tokens_path}. Log in with `hub-auth login`.")
+    else:
+        rows = [
+            (
+                "*" if entry.active else " ",
+                entry.name,
+                entry.masked_token,
+                f"{entry.expires_at:%Y-%m-%d %H:%M} UTC" if entry.expires_at else "",
+            )
+            for entry in entries
+        ]
+        name_width = max(len("name"), *(len(row[1]) for row in rows))
+        token_width = max(len("token"), *(len(row[2]) for row in rows))
+        expires = "expires" if any(row[3] for row in rows) else ""
+        for mark, name, masked, expiry in [(" ", "name", "token", expires), *rows]:
+            line = f"{mark} {name:<{name_width}}  {masked:<{token_width}}  {expiry}"
+            click.echo(line.rstrip())
+
+
+def _stored_entries(store: TokenStore) -> list[StoredEntry]:
+    """The entries of ``stored_tokens``, masked, the active one marked."""
+    return _unwrap(store.list_entries())
+
+
+@main.command()
+@click.option("--token-name", metavar="NAME", help="The stored token to activate.")
+@click.option(
+    "--add-to-git-credentials",
+    "--add-to-git-credential",
+    "add_to_git",
+    is_flag=True,
+    help="Also store the token with git's credential helper.",
+)
+@_endpoint_option
+@click.pass_context
+def switch(
+    ctx: click.Context, token_name: str | None, add_to_git: bool, endpoint: str | None
+) -> None:
+    """Make a stored token the active one (asks which on a terminal)."""
+    from hub_auth._store import TokenStore
+    from hub_auth._tokens import mask_token
+
+    settings = _settings(ctx, endpoint)
+    store = TokenStore(settings.token_path)
+    if token_name is None:
+        token_name = _choose_token(store)
+    activated = _unwrap(store.activate(token_name), "See `hub-auth list` for the stored names")
+    _done(f"switched to {token_name!r} ({mask_token(activated)}): it is now the active token")
+    _env_override(activated)
+    if add_to_git:
+        import anyio
+
+        from hub_auth import _git
+
+        _report_git(anyio.run(functools.partial(_git.approve, settings.endpoint, activated)))
+
+
+def _choose_token(store: TokenStore) -> str:
+    if not (sys.stdin is not None and sys.stdin.isatty()):
+        _fail("no token name given: pass --token-name NAME (`hub-auth list` shows the names)")
+    tokens = _stored_entries(store)
+    if not tokens:
+        _fail(f"no tokens are stored in {store.stored_tokens_path}: log in with `hub-auth login`")
+    for number, entry in enumerate(tokens, start=1):
+        mark = "*" if entry.active else " "
+        click.echo(f"{number:>3}. {mark} {entry.name}  {entry.masked_token}")
+    choice: int = click.prompt(
+        "Number of the token to activate", type=click.IntRange(1, len(tokens))
+    )
+    return tokens[choice - 1].name
+
+
+@main.command()
+@click.option("--token-name", metavar="NAME", help="Remove only this stored token.")
+@_endpoint_option
+@click.pass_context
+def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> None:
+    """Remove the stored login: everything, or one named token."""
+    from hub_auth._settings import env_token
+    from hub_auth._store import TokenStore
+
+    settings = _settings(ctx, endpoint)
+    outcome = _unwrap(
+        TokenStore(settings.token_path).remove(token_name),
+        "See `hub-auth list` for the stored names" if token_name else None,
+    )
+    if token_name is not None:
+        was_active = " (it was the active token: none is active now)"
+        _done(f"logged out of {token_name!r}{was_active if outcome.removed_active else ''}")
+    elif outcome.removed_names or outcome.removed_active:
+        removed = []
+        if outcome.removed_names:
+            removed.append(", ".join(repr(name) for name in outcome.removed_names))
+        if outcome.removed_active:
+            removed.append("the active token file")
+        _done(f"logged out: removed {' and '.join(removed)}")
+    else:
+        click.echo("Not logged in: there was nothing to remove.")
+    if token_name is None or outcome.removed_active:
+        import anyio
+
+        from hub_auth import _git
+
+        match anyio.run(functools.partial(_git.reject, settings.endpoint)):
+            case Err(error):
+                _note(f"git credentials were not cleared: {error}")
+            case _:
+                pass
+    if (found := env_token(os.environ)) is not None:
+        _note(
+            f"the environment variable {found[0]} is still set: it still authenticates; "
+            "unset it to log out completely"
+        )
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+@main.command()
+def demo() -> None:
+    """Run every operation against a local Hub emulator (touches none of your files)."""
+    import asyncio
+
+    from hub_auth._demo import run_demo
+
+    if not asyncio.run(run_demo(click.echo, marks=_marks())):
+        _fail("the demo did not go as expected (see the step marked above)")
+
+
+if __name__ == "__main__":
+    main()
