@@ -9,6 +9,7 @@ source with every kind of parameter.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import re
@@ -60,15 +61,19 @@ def tool(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str
 
 def add_to_hubauth(source: str, methods: str, module_code: str = "") -> str:
     """``source`` with ``methods`` added at the end of class HubAuth (and code before it)."""
-    marker = "\n\ndef _ask_for_token("
-    assert marker in source, "HubAuth is no longer followed by _ask_for_token: update the test"
-    head, tail = source.split(marker, 1)
+    tree = ast.parse(source)
+    hubauth = next(
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "HubAuth"
+    )
+    lines = source.splitlines(keepends=True)
+    assert hubauth.end_lineno is not None
+    head, tail = "".join(lines[: hubauth.end_lineno]), "".join(lines[hubauth.end_lineno :])
     methods = textwrap.indent(textwrap.dedent(methods), "    ")
     if module_code:
         head = head.replace(
             "\n\nclass HubAuth:", f"\n\n{textwrap.dedent(module_code)}\n\nclass HubAuth:"
         )
-    return f"{head}\n\n{methods.rstrip()}\n{marker}{tail}"
+    return f"{head}\n{methods.rstrip()}\n{tail}"
 
 
 PING = '''
