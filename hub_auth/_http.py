@@ -7,8 +7,13 @@ Retries (stamina) apply to the idempotent ``GET /api/whoami-v2`` on 429, 502, 50
 connection errors, with exponential backoff and jitter, honouring ``Retry-After`` and the
 ``RateLimit`` header's ``t=``; bounded by ``max_attempts`` and a total ``retry_budget``. When the
 Hub asks for a longer wait than the budget allows, the 429 comes back at once with
-``retry_after`` set. The first attempt runs outside the retry machinery, so a call that
-succeeds first time pays nothing for it.
+``retry_after`` set. The budget covers everything: each request's timeout is cut to what is
+left of it, and a backoff that would not fit ends the call at once with the last error. The
+first attempt runs before the retry machinery is set up, so a call that succeeds first time
+pays nothing for it.
+
+Bodies are read through a bounded loop (never ``response.read()``), so neither a huge
+``Content-Length``, an endless chunked stream nor a compressed bomb is read beyond 1 MiB.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -28,6 +34,7 @@ from pydantic import ValidationError
 from yarl import URL
 
 from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._logging import LOGGER_NAME
 from hub_auth._models import UserInfo
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import scrub
@@ -35,9 +42,10 @@ from hub_auth._tokens import scrub
 if TYPE_CHECKING:
     from hub_auth._settings import Settings
 
-__all__ = ["HubClient", "RetryPolicy"]
+__all__ = ["HubClient", "RetryPolicy", "parse_retry_after", "parse_whoami"]
 
-logger = logging.getLogger("hub_auth")
+# Importing hub_auth._logging (above) installed the token-masking filter on this logger.
+logger = logging.getLogger(LOGGER_NAME)
 
 WHOAMI_PATH: Final = "/api/whoami-v2"
 MAX_BODY_BYTES: Final = 1 << 20
@@ -55,7 +63,7 @@ except Exception:  # pragma: no cover - running from a source tree without metad
 class RetryPolicy:
     """How hard to try: at most ``max_attempts`` requests within ``budget`` seconds in all."""
 
-    __slots__ = ("budget", "max_attempts", "wait_initial", "wait_max")
+    __slots__ = ("budget", "max_attempts", "wait_initial", "wait_jitter", "wait_max")
 
     def __init__(
         self,
@@ -64,6 +72,7 @@ class RetryPolicy:
         *,
         wait_initial: float = 0.2,
         wait_max: float = 5.0,
+        wait_jitter: float = 0.2,
     ) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
@@ -73,6 +82,15 @@ class RetryPolicy:
         self.budget = float(budget)
         self.wait_initial = wait_initial
         self.wait_max = wait_max
+        # stamina's default jitter is a full second: far too much next to a 0.2 s first wait.
+        self.wait_jitter = wait_jitter
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryPolicy(max_attempts={self.max_attempts}, budget={self.budget:g}, "
+            f"wait_initial={self.wait_initial:g}, wait_max={self.wait_max:g}, "
+            f"wait_jitter={self.wait_jitter:g})"
+        )
 
 
 class _RetryableError(Exception):
@@ -84,27 +102,41 @@ class _RetryableError(Exception):
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``RateLimit``'s ``t=``."""
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``RateLimit``'s ``t=``.
+
+    ``None`` when neither says (or says something unusable: negative waits count as 0,
+    non-finite numbers and unparsable dates as nothing).
+    """
     if headers is None:
         return None
     get = headers.get
     retry_after = get("Retry-After")
     if retry_after:
         value = retry_after.strip()
+        seconds: float | None
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
         except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            when = None
-        if when is not None and when.tzinfo is not None:
-            return max(0.0, when.timestamp() - time.time())
+            seconds = _seconds_until(value)
+        if seconds is not None and math.isfinite(seconds):
+            return max(0.0, seconds)
     ratelimit = get("RateLimit")
     if ratelimit and (match := _RATELIMIT_RESET.search(ratelimit)):
-        return float(match.group(1))
+        seconds = float(match.group(1))
+        if math.isfinite(seconds):
+            return seconds
     return None
+
+
+def _seconds_until(http_date: str) -> float | None:
+    """Seconds from now until an HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``), if it is one."""
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+        if when.tzinfo is None:
+            return None
+        return when.timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _hub_message(body: bytes, headers: Mapping[str, str]) -> str | None:
@@ -207,17 +239,22 @@ class HubClient:
 
     async def whoami(self, token: str) -> Result[UserInfo]:
         """``GET /api/whoami-v2`` with retries; the body parsed into ``UserInfo``."""
-        outcome = await self._attempt(token)
+        deadline = time.monotonic() + self._retry.budget
+        outcome = await self._attempt(token, deadline)
         if isinstance(outcome, _RetryableError):
-            return await self._retry_whoami(token, outcome)
+            return await self._retry_whoami(token, outcome, deadline)
         return outcome
 
-    async def _retry_whoami(self, token: str, first: _RetryableError) -> Result[UserInfo]:
+    async def _retry_whoami(
+        self, token: str, first: _RetryableError, deadline: float
+    ) -> Result[UserInfo]:
         policy = self._retry
-        deadline = time.monotonic() + policy.budget
-        last = first.error
+        if policy.max_attempts <= 1:
+            return Err(first.error)
+        # The longest backoff stamina may pick next (its lower bound plus the whole jitter).
+        longest_backoff = policy.wait_initial + policy.wait_jitter
 
-        def wait_for(exc: Exception) -> bool | float:
+        def backoff(exc: Exception) -> bool | float:
             if not isinstance(exc, _RetryableError):
                 return False
             remaining = deadline - time.monotonic()
@@ -225,40 +262,54 @@ class HubClient:
             if wanted is not None:
                 # The Hub said when: wait that long, or give up now if it is beyond the budget.
                 return wanted if wanted < remaining else False
-            return remaining > 0
+            return longest_backoff < remaining
 
-        if policy.max_attempts <= 1 or not wait_for(first):
-            return Err(first.error)
-        first_wait = first.error.retry_after
+        # The first attempt, already made, is replayed as stamina's first so that stamina
+        # decides every wait, the one after it included.
+        pending: _RetryableError | None = first
         try:
-            await asyncio.sleep(
-                first_wait if first_wait is not None else min(policy.wait_initial, policy.budget)
-            )
             async for attempt in stamina.retry_context(
-                on=wait_for,
-                attempts=policy.max_attempts - 1,
-                timeout=max(deadline - time.monotonic(), 0.001),
+                on=backoff,
+                attempts=policy.max_attempts,
+                timeout=policy.budget,
                 wait_initial=policy.wait_initial,
                 wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
             ):
                 with attempt:
-                    outcome = await self._attempt(token)
+                    if pending is None:
+                        outcome = await self._attempt(token, deadline)
+                    else:
+                        outcome, pending = pending, None
                     if isinstance(outcome, _RetryableError):
-                        last = outcome.error
+                        longest_backoff = attempt.next_wait + policy.wait_jitter
                         raise outcome
                     return outcome
         except _RetryableError as exc:
             return Err(exc.error)
-        return Err(last)  # pragma: no cover - stamina always raises or returns
+        raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
 
-    async def _attempt(self, token: str) -> Result[UserInfo] | _RetryableError:
+    def _attempt_timeout(self, deadline: float) -> tuple[aiohttp.ClientTimeout, bool]:
+        """This request's timeout, cut to what is left of the budget (and whether it was cut)."""
+        remaining = deadline - time.monotonic()
+        if remaining >= self._settings.timeout:
+            return self._timeout, False
+        remaining = max(remaining, 0.001)
+        connect = min(self._settings.connect_timeout, remaining)
+        return aiohttp.ClientTimeout(total=remaining, sock_connect=connect), True
+
+    async def _attempt(self, token: str, deadline: float) -> Result[UserInfo] | _RetryableError:
         """One request (following same-host redirects); retryable failures are returned."""
         session = self._get_session()
         url = self._whoami_url
         headers = {"authorization": f"Bearer {token}"}
+        # Passed on every request: a borrowed session's own timeout must not apply.
+        timeout, cut = self._attempt_timeout(deadline)
         try:
             for _ in range(_MAX_REDIRECTS + 1):
-                async with session.get(url, headers=headers, allow_redirects=False) as response:
+                async with session.get(
+                    url, headers=headers, allow_redirects=False, timeout=timeout
+                ) as response:
                     status = response.status
                     if 300 <= status < 400 and status != 304:
                         next_url = self._same_host_redirect(response)
@@ -269,19 +320,24 @@ class HubClient:
                     body = await self._read_body(response)
                     if isinstance(body, HubAuthError):
                         return Err(body)
+                    request_id = response.headers.get("X-Request-Id")
                     if status == 200:
-                        return self._parse_user(body, response)
+                        return parse_whoami(body, request_id=request_id)
                     error = _status_error(status, body, response.headers)
                     if status in _RETRY_STATUSES:
                         return _RetryableError(error)
                     return Err(error)
             return Err(HubAuthError(ErrorKind.BAD_RESPONSE, "the Hub redirected too many times"))
         except TimeoutError:
+            within = (
+                f"the {self._retry.budget:g}s retry budget"
+                if cut
+                else f"{self._settings.timeout:g}s"
+            )
             return Err(
                 HubAuthError(
                     ErrorKind.TIMEOUT,
-                    f"the Hub at {self._settings.host} did not answer within "
-                    f"{self._settings.timeout:g}s",
+                    f"the Hub at {self._settings.host} did not answer within {within}",
                 )
             )
         except aiohttp.ClientResponseError as exc:
@@ -311,14 +367,33 @@ class HubClient:
                 status=response.status,
                 request_id=request_id,
             )
-        target = response.url.join(URL(location))
         origin = response.url
-        if (target.scheme, target.host, target.port) != (origin.scheme, origin.host, origin.port):
+        try:
+            target = origin.join(URL(location))
+            where = (target.scheme, target.host, target.port)
+        except (ValueError, TypeError):
+            # A Location yarl cannot parse (bad IPv6 literal, port out of range, ...).
+            return HubAuthError(
+                ErrorKind.BAD_RESPONSE,
+                "the Hub answered a redirect to an invalid location",
+                status=response.status,
+                request_id=request_id,
+            )
+        if where != (origin.scheme, origin.host, origin.port):
             # Following would hand the token to another host; refuse instead.
             return HubAuthError(
                 ErrorKind.BAD_RESPONSE,
-                f"the Hub redirected to another host ({target.host}); "
+                f"the Hub redirected to another host ({scrub(str(target.host))[:100]}); "
                 "not following with credentials",
+                status=response.status,
+                request_id=request_id,
+            )
+        if target.user is not None or target.password is not None:
+            # aiohttp refuses URL credentials next to an Authorization header (and they
+            # have no business in a redirect from the Hub).
+            return HubAuthError(
+                ErrorKind.BAD_RESPONSE,
+                "the Hub redirected to a location with credentials in it; not following",
                 status=response.status,
                 request_id=request_id,
             )
@@ -326,19 +401,19 @@ class HubClient:
 
     @staticmethod
     async def _read_body(response: aiohttp.ClientResponse) -> bytes | HubAuthError:
+        # Never response.read(): Content-Length may be absent (chunked) or count compressed
+        # bytes, and a small gzip body can inflate to gigabytes. Leaving the rest unread
+        # makes aiohttp close the connection instead of draining it.
         length = response.content_length
-        if length is not None and length <= MAX_BODY_BYTES:
-            return await response.read()
-        if length is None:
-            data = await response.content.read(MAX_BODY_BYTES + 1)
-            chunks = [data]
-            size = len(data)
-            while data and size <= MAX_BODY_BYTES:
+        if length is None or length <= MAX_BODY_BYTES:
+            chunks: list[bytes] = []
+            size = 0
+            while size <= MAX_BODY_BYTES:
                 data = await response.content.read(MAX_BODY_BYTES + 1 - size)
+                if not data:
+                    return b"".join(chunks)
                 chunks.append(data)
                 size += len(data)
-            if size <= MAX_BODY_BYTES:
-                return b"".join(chunks)
         return HubAuthError(
             ErrorKind.BAD_RESPONSE,
             f"the Hub's answer is larger than {MAX_BODY_BYTES} bytes",
@@ -346,19 +421,26 @@ class HubClient:
             request_id=response.headers.get("X-Request-Id"),
         )
 
-    @staticmethod
-    def _parse_user(body: bytes, response: aiohttp.ClientResponse) -> Result[UserInfo]:
-        try:
-            return Ok(UserInfo.model_validate_json(body))
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[:1]
-            where = ".".join(str(part) for part in first[0]["loc"]) if first else ""
-            reason = first[0]["msg"] if first else "invalid"
-            return Err(
-                HubAuthError(
-                    ErrorKind.BAD_RESPONSE,
-                    f"the Hub's whoami answer is not a user ({where or 'body'}: {reason})",
-                    status=response.status,
-                    request_id=response.headers.get("X-Request-Id"),
-                )
-            )
+
+def parse_whoami(body: bytes, *, request_id: str | None = None) -> Result[UserInfo]:
+    """Parse a 200 answer of ``/api/whoami-v2``: ``Ok(UserInfo)`` or ``Err(bad_response)``.
+
+    Pure and total: whatever the bytes, it returns, and the message names where the body
+    went wrong without quoting it (scrubbed all the same: a key could be token-shaped).
+    """
+    try:
+        return Ok(UserInfo.model_validate_json(body))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False, include_context=False)[:1]
+        where = ".".join(str(part) for part in first[0]["loc"]) if first else ""
+        reason = first[0]["msg"] if first else "invalid"
+        message = f"the Hub's whoami answer is not a user ({where or 'body'}: {reason})"
+    except (ValueError, RecursionError):
+        # Belt and braces: pydantic reports bad JSON as a ValidationError, but a validator
+        # raising something else must not escape as an exception either.
+        message = "the Hub's whoami answer is not a user (body: cannot be parsed)"
+    return Err(
+        HubAuthError(
+            ErrorKind.BAD_RESPONSE, scrub(message)[:500], status=200, request_id=request_id
+        )
+    )

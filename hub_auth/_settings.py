@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hub_auth._tokens import scrub
+
 __all__ = ["DEFAULT_ENDPOINT", "ENV_TOKEN_NAMES", "Settings", "env_flag", "env_token", "is_offline"]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -80,10 +82,13 @@ def normalize_endpoint(endpoint: str) -> str:
     if not isinstance(endpoint, str):
         raise TypeError(f"endpoint must be a str, not {type(endpoint).__name__}")
     parts = urlsplit(endpoint.strip())
+    shown = scrub(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"endpoint must be an http(s) URL with a host, got {endpoint!r}")
+        raise ValueError(f"endpoint must be an http(s) URL with a host, got {shown!r}")
+    if parts.username or parts.password:
+        raise ValueError(f"endpoint must not carry credentials, got {shown!r}")
     if parts.query or parts.fragment:
-        raise ValueError(f"endpoint must not have a query or fragment, got {endpoint!r}")
+        raise ValueError(f"endpoint must not have a query or fragment, got {shown!r}")
     return endpoint.strip().rstrip("/")
 
 

@@ -13,7 +13,8 @@ _MIN_TOKEN_LENGTH = 8
 # Printable ASCII without space: a CR/LF/NUL in a token is a header-injection attempt.
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 # Anything that looks like a Hub token, for scrubbing text before it is logged.
-TOKEN_PATTERN = re.compile(r"(?:hf_|api_org_)[A-Za-z0-9_\-.]{4,}")
+# At least 16 characters after the prefix, so words like ``hf_home`` are left alone.
+TOKEN_PATTERN = re.compile(r"(?:hf_|api_org_)[A-Za-z0-9_\-.]{16,}")
 
 
 def clean_token(raw: str | None) -> str | None:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# secret_guard fails any test whose logs or output carry a token (tests/secret_guard.py).
+pytest_plugins = ["pytester", "tests.secret_guard"]
+
 _ENV_TO_CLEAR = (
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",

@@ -331,6 +331,7 @@ def test_whoami_rate_limited(hub: FakeHub, store: TokenStore) -> None:
 # -- token ---------------------------------------------------------------------------------
 
 
+@pytest.mark.prints_token
 def test_token_prints_exactly_the_token(store: TokenStore) -> None:
     store.save("ada-workstation", TOKEN)
     result = run("token")
@@ -339,12 +340,14 @@ def test_token_prints_exactly_the_token(store: TokenStore) -> None:
     assert result.stderr == ""
 
 
+@pytest.mark.prints_token
 def test_token_prefers_hf_token(store: TokenStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store.save("ada-workstation", TOKEN)
     monkeypatch.setenv("HF_TOKEN", f"  {OTHER}\n")
     assert run("token").stdout == f"{OTHER}\n"
 
 
+@pytest.mark.prints_token
 def test_token_honours_hf_token_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "elsewhere" / "my-token"
     path.parent.mkdir()
@@ -361,6 +364,7 @@ def test_token_when_not_logged_in(store: TokenStore) -> None:
     assert str(store.token_path) in result.stderr
 
 
+@pytest.mark.prints_token
 def test_token_ignores_a_malformed_endpoint(
     store: TokenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

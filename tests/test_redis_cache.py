@@ -13,9 +13,9 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 import redis_server as redis_helper
-from hub_auth._cache import MemoryCache, token_key
 
 from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
+from hub_auth._cache import MemoryCache, token_key
 from hub_auth._redis import RedisCache, _decode, _encode
 from hub_auth.testing import FakeHub, FakeUser, make_token
 

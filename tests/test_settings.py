@@ -61,3 +61,10 @@ def test_insecure_endpoint_detection() -> None:
     assert not is_insecure_endpoint("http://127.0.0.1:8000")
     assert not is_insecure_endpoint("http://localhost:8000")
     assert not is_insecure_endpoint("https://hub.internal")
+
+
+def test_endpoint_with_credentials_is_refused_without_echoing_them() -> None:
+    secret = "hf_" + "c" * 34
+    with pytest.raises(ValueError, match="credentials") as info:
+        Settings.resolve(endpoint=f"https://user:{secret}@hub.example", environ={})
+    assert secret not in str(info.value)
