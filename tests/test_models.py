@@ -77,3 +77,14 @@ def test_classic_roles() -> None:
 def test_missing_name_is_a_validation_error() -> None:
     with pytest.raises(ValueError, match="name"):
         UserInfo.model_validate({"type": "user"})
+
+
+def test_instances_share_their_fields_set_but_copies_stay_independent() -> None:
+    first = UserInfo.model_validate(SAMPLE_BODIES["write"])
+    second = UserInfo.model_validate(SAMPLE_BODIES["write"])
+    assert first.model_fields_set is second.model_fields_set
+    changed = first.model_copy(update={"email": "other@example.com"})
+    assert changed.email == "other@example.com"
+    assert first.model_fields_set == second.model_fields_set
+    assert "email" in changed.model_fields_set
+    assert first.model_dump(exclude_unset=True)["username"] == "ada-lovelace"
