@@ -1,0 +1,1 @@
+"""Benchmarks: hub_auth beside raw aiohttp and huggingface_hub (``python -m benchmarks``)."""

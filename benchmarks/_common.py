@@ -1,0 +1,257 @@
+"""What every case shares: result rows, sizes, repetition and median helpers."""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+__all__ = [
+    "DASH",
+    "FAILED",
+    "RATIO",
+    "TIMES",
+    "BenchContext",
+    "Row",
+    "Sample",
+    "Sizes",
+    "Stopwatch",
+    "bench_env",
+    "cpus",
+    "interleaved",
+    "median",
+    "pairwise_ratio",
+    "ratio_row",
+    "skipped",
+    "spread",
+    "timing_row",
+    "walls",
+]
+
+T = TypeVar("T")
+
+TIMES = "\N{MULTIPLICATION SIGN}"
+DASH = "\N{EN DASH}"
+RATIO = "ratio"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a measured figure, or a ratio checked against a target.
+
+    ``unit`` is ``RATIO`` for ratios (``value`` is then what ``name`` says divided by what
+    it says). ``met`` is ``None`` when the row has no target or was skipped; ``limit`` is the
+    target's number (for the chart).
+    """
+
+    case: str
+    name: str
+    value: float | None
+    unit: str
+    target: str = ""
+    met: bool | None = None
+    spread: str = ""
+    note: str = ""
+    limit: float | None = None
+
+    @property
+    def status(self) -> str:
+        if self.unit == FAILED:
+            return "FAILED"
+        if self.value is None:
+            return "skipped"
+        if self.met is None:
+            return ""
+        return "met" if self.met else "MISSED"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each case does; ``full()`` for the documented figures, ``smoke()`` for CI."""
+
+    reps: int
+    sequential_calls: int
+    concurrent_tokens: int
+    hf_threads: int
+    sync_calls: int
+    cli_runs: int
+    cache_hits: int
+    http_requests: int
+    http_reps: int
+    http_concurrency: int
+    memory_entries: int
+
+    @classmethod
+    def full(cls) -> Sizes:
+        return cls(
+            reps=9,
+            sequential_calls=2_000,
+            concurrent_tokens=1_000,
+            hf_threads=32,
+            sync_calls=300,
+            cli_runs=10,
+            cache_hits=20_000,
+            http_requests=2_000,
+            http_reps=15,
+            http_concurrency=32,
+            memory_entries=10_000,
+        )
+
+    @classmethod
+    def smoke(cls) -> Sizes:
+        return cls(
+            reps=2,
+            sequential_calls=20,
+            concurrent_tokens=20,
+            hf_threads=4,
+            sync_calls=5,
+            cli_runs=1,
+            cache_hits=100,
+            http_requests=64,
+            http_reps=2,
+            http_concurrency=8,
+            memory_entries=50,
+        )
+
+
+@dataclass
+class BenchContext:
+    """What a case gets: the sizes, the running FakeHub and its tokens."""
+
+    sizes: Sizes
+    hub_url: str
+    tokens: Sequence[str]
+    smoke: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment for child processes: no token, no update check, no telemetry.
+
+    huggingface_hub's CLI asks PyPI for a newer version once a day unless told not to; the
+    benchmark must never leave loopback, and a timeout would also distort its figure.
+    ``PYTHONDONTWRITEBYTECODE`` is dropped: an installed package has its ``.pyc`` files (pip
+    compiles them), and without them every start-up would recompile hub_auth's sources.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HF_", "HUGGING_FACE_HUB_")) and key != "PYTHONDONTWRITEBYTECODE"
+    }
+    env.update(
+        {
+            "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "NO_COLOR": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def interleaved(reps: int, contenders: Mapping[str, Callable[[], T]]) -> dict[str, list[T]]:
+    """Run each contender once per repetition, in rotating order; collect their timings.
+
+    A contender returns what it measured itself (so set-up stays outside). Rotating
+    the order means no contender always runs right after the same neighbour, and pairing
+    repetition i of one with repetition i of another cancels slow drifts of the machine.
+    """
+    names = list(contenders)
+    results: dict[str, list[T]] = {name: [] for name in names}
+    for rep in range(reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            gc.collect()
+            results[name].append(contenders[name]())
+    return results
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def pairwise_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
+    """Ratios repetition by repetition (same-moment pairs), not a ratio of medians."""
+    return [a / b for a, b in zip(numerators, denominators, strict=True)]
+
+
+def spread(values: Sequence[float], scale: float = 1.0, fmt: str = "{:.0f}") -> str:
+    """``min-max`` of the repetitions, scaled, for the table's spread column."""
+    if len(values) < 2:
+        return ""
+    return f"{fmt.format(min(values) * scale)}{DASH}{fmt.format(max(values) * scale)}"
+
+
+def timing_row(
+    case: str, name: str, values: Sequence[float], scale: float, unit: str, fmt: str = "{:.0f}"
+) -> Row:
+    """A measured figure: the median of ``values`` times ``scale``, with their spread."""
+    return Row(case, name, median(values) * scale, unit, spread=spread(values, scale, fmt))
+
+
+def ratio_row(
+    case: str,
+    name: str,
+    ratios: Sequence[float],
+    *,
+    at_most: float | None = None,
+    at_least: float | None = None,
+) -> Row:
+    """A ratio (median of paired ratios), checked against ``at_most`` or ``at_least``."""
+    value = median(ratios)
+    target, met, limit = "", None, None
+    if at_most is not None:
+        target, met, limit = f"≤ {at_most:g}{TIMES}", value <= at_most, at_most
+    elif at_least is not None:
+        target, met, limit = f"≥ {at_least:g}{TIMES}", value >= at_least, at_least
+    return Row(
+        case,
+        name,
+        value,
+        RATIO,
+        target=target,
+        met=met,
+        spread=spread(ratios, fmt="{:.2f}"),
+        limit=limit,
+    )
+
+
+def skipped(case: str, name: str, unit: str, note: str, target: str = "") -> Row:
+    """A row for a case whose feature is not there yet."""
+    return Row(case, name, None, unit, target=target, note=note)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Wall-clock seconds and CPU seconds of this process (all its threads) for one batch."""
+
+    wall: float
+    cpu: float
+
+
+class Stopwatch:
+    """Started when made; ``stop()`` gives the ``Sample`` since then."""
+
+    __slots__ = ("_cpu", "_wall")
+
+    def __init__(self) -> None:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+
+    def stop(self) -> Sample:
+        return Sample(time.perf_counter() - self._wall, time.process_time() - self._cpu)
+
+
+def walls(samples: Sequence[Sample]) -> list[float]:
+    return [sample.wall for sample in samples]
+
+
+def cpus(samples: Sequence[Sample]) -> list[float]:
+    return [sample.cpu for sample in samples]

@@ -1,0 +1,1 @@
+"""The benchmark cases; each module has ``CASE`` (its label) and ``run(ctx) -> list[Row]``."""

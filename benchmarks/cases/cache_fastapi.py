@@ -1,0 +1,299 @@
+"""Case 5: the whoami cache, alone and behind a FastAPI endpoint.
+
+- One cache-hit validation: ``await auth.whoami(token)`` on a ``HubAuth`` with a warm
+  ``MemoryCache`` (keyed HMAC, TTL check, LRU touch), in microseconds.
+- Requests/s of a FastAPI endpoint protected by ``HubBearer`` with a warm cache against the same
+  app's unprotected endpoint, and against one guarded by FastAPI's own ``HTTPBearer`` (which
+  parses the header and validates nothing: what any security dependency costs in FastAPI).
+  Each variant is an app with a single route (Starlette matches routes in order, so sharing
+  one app would charge the last route for the others), served by uvicorn in a process of its
+  own (one worker, uvicorn's default event loop and HTTP parser, access log off) on
+  127.0.0.1. This process drives them in turn with aiohttp at a fixed concurrency for a fixed
+  number of identical requests (each with a bearer token, one of 100 warmed up), in many
+  short batches (this machine's speed drifts from second to second); each ratio pairs
+  batches run back to back. With two cores or more, the client and the servers are pinned
+  to different ones. The server's CPU time per request (from ``/proc``) is shown too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+
+from benchmarks._common import (
+    RATIO,
+    TIMES,
+    BenchContext,
+    Row,
+    Sample,
+    bench_env,
+    cpus,
+    interleaved,
+    pairwise_ratio,
+    ratio_row,
+    skipped,
+    timing_row,
+)
+
+CASE = "5 cache + FastAPI"
+_TOKENS = 100
+_START_TIMEOUT = 30.0
+_RATIO_NAME = "HubBearer ÷ no auth (req/s)"
+_TARGET = f"≥ 0.9{TIMES}"
+
+
+def run(ctx: BenchContext) -> list[Row]:
+    try:
+        from hub_auth._cache import MemoryCache
+    except ImportError as exc:
+        note = f"not available yet (hub_auth._cache: {exc})"
+        return [
+            skipped(CASE, "cache-hit validation", "µs", note),
+            skipped(CASE, _RATIO_NAME, RATIO, note, target=_TARGET),
+        ]
+    rows = [_cache_hit(ctx, MemoryCache)]
+    try:
+        import hub_auth.fastapi  # noqa: F401
+    except ImportError as exc:
+        note = f"not available yet (hub_auth.fastapi: {exc})"
+        rows.append(skipped(CASE, _RATIO_NAME, RATIO, note, target=_TARGET))
+        return rows
+    rows += _endpoint(ctx)
+    return rows
+
+
+def _cache_hit(ctx: BenchContext, memory_cache: type) -> Row:
+    from hub_auth import HubAuth, Ok
+
+    calls = ctx.sizes.cache_hits
+    token = ctx.tokens[0]
+
+    async def measure() -> list[float]:
+        cache = memory_cache(ttl=600.0, max_entries=10_000)
+        async with HubAuth(endpoint=ctx.hub_url, cache=cache) as auth:
+            first = await auth.whoami(token)  # the one miss: fills the cache
+            if not isinstance(first, Ok):
+                raise RuntimeError(f"hub_auth whoami failed: {first}")
+            batches = []
+            for _ in range(ctx.sizes.reps):
+                start = time.perf_counter()
+                for _ in range(calls):
+                    await auth.whoami(token)
+                batches.append(time.perf_counter() - start)
+            stats = getattr(cache, "stats", None)
+            if stats is not None and stats.loads != 1:
+                raise RuntimeError(f"the cache reached the Hub {stats.loads} times, not once")
+            return batches
+
+    batches = asyncio.run(measure())
+    per_call = 1e6 / calls
+    return timing_row(
+        CASE, "cache-hit validation, await HubAuth.whoami", batches, per_call, "µs", "{:.1f}"
+    )
+
+
+def _pin_apart() -> tuple[int, int, set[int]] | None:
+    """Pin this process (the client) and the servers to two different cores, when possible.
+
+    Returns (client core, server core, this process's previous affinity). Left to itself the
+    scheduler moves both about, and the figures wander by a third from one batch to the next.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    previous = os.sched_getaffinity(0)
+    if len(previous) < 2:
+        return None
+    client, server = sorted(previous)[:2]
+    os.sched_setaffinity(0, {client})
+    return client, server, previous
+
+
+class _Server:
+    """One app of ``_asgi_server`` under uvicorn, in a subprocess."""
+
+    def __init__(self, hub_url: str, kind: str, pinned: tuple[int, int, set[int]] | None) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.cases._asgi_server", hub_url, kind],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=bench_env(),
+        )
+        if pinned is not None:
+            os.sched_setaffinity(self._process.pid, {pinned[1]})
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = self._process.stdout
+        assert stdout is not None
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        try:
+            line = lines.get(timeout=_START_TIMEOUT)
+        except queue.Empty:
+            self.stop()
+            raise RuntimeError("the uvicorn server did not start within 30 s") from None
+        if not line.startswith("listening "):
+            self.stop()
+            raise RuntimeError(f"the uvicorn server failed to start: {line!r}")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used so far (Linux ``/proc``; else ``None``)."""
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        # utime and stime, the 14th and 15th fields; the first two (pid, comm) were cut off.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+async def _wait_ready(session: aiohttp.ClientSession, url: str) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT
+    while True:
+        try:
+            # Any answer will do: the guarded apps rightly refuse a request without a token.
+            async with session.get(url + "/") as response:
+                if response.status < 500:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the uvicorn server at {url} never answered")
+        await asyncio.sleep(0.05)
+
+
+async def _drive(
+    session: aiohttp.ClientSession,
+    url: str,
+    count: int,
+    concurrency: int,
+    headers: list[dict[str, str]] | None,
+) -> float:
+    """Send ``count`` GETs with ``concurrency`` in flight; the seconds it took."""
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            index = next_index
+            next_index += 1
+            extra = headers[index % len(headers)] if headers else None
+            async with session.get(url, headers=extra) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{url} answered {response.status}")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start
+
+
+def _endpoint(ctx: BenchContext) -> list[Row]:
+    count = ctx.sizes.http_requests
+    concurrency = ctx.sizes.http_concurrency
+    headers = [{"authorization": f"Bearer {token}"} for token in ctx.tokens[:_TOKENS]]
+    # The same requests everywhere, token included: the unguarded app ignores it, but parsing
+    # the header is part of every request's cost, not of the guard's.
+    auth_headers = dict.fromkeys(("open", "bearer", "hub"), headers)
+    servers: dict[str, _Server] = {}
+    pinned = _pin_apart()
+    try:
+        for kind in auth_headers:
+            servers[kind] = _Server(ctx.hub_url, kind, pinned)
+        with asyncio.Runner() as runner:
+
+            async def make() -> dict[str, aiohttp.ClientSession]:
+                # A session per server, so that idle connections to one never hold back another.
+                return {
+                    kind: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+                    for kind in servers
+                }
+
+            sessions = runner.run(make())
+
+            def batch(kind: str, n: int) -> Sample:
+                server = servers[kind]
+                before = server.cpu_seconds()
+                wall = runner.run(
+                    _drive(sessions[kind], server.url + "/", n, concurrency, auth_headers[kind])
+                )
+                after = server.cpu_seconds()
+                cpu = after - before if after is not None and before is not None else 0.0
+                return Sample(wall, cpu)
+
+            try:
+                for kind, server in servers.items():
+                    runner.run(_wait_ready(sessions[kind], server.url))
+                    # Warm up: connections opened, and every token validated once (the cache
+                    # fills) before anything is timed.
+                    batch(kind, max(len(headers), count // 4))
+                samples = interleaved(
+                    ctx.sizes.reps,
+                    {kind: functools.partial(batch, kind, count) for kind in servers},
+                )
+            finally:
+
+                async def close() -> None:
+                    for session in sessions.values():
+                        await session.close()
+
+                runner.run(close())
+    finally:
+        for server in servers.values():
+            server.stop()
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned[2])
+
+    label = f"{count:,} req, {concurrency} in flight"
+    rates = {name: [count / sample.wall for sample in values] for name, values in samples.items()}
+    cpu = {name: cpus(values) for name, values in samples.items()}
+    per_request = 1e6 / count
+    rows = [
+        timing_row(CASE, f"FastAPI, no auth ({label})", rates["open"], 1, "req/s"),
+        timing_row(
+            CASE,
+            "FastAPI, fastapi.security.HTTPBearer (validates nothing)",
+            rates["bearer"],
+            1,
+            "req/s",
+        ),
+        timing_row(CASE, "FastAPI, HubBearer + warm MemoryCache", rates["hub"], 1, "req/s"),
+        ratio_row(CASE, _RATIO_NAME, pairwise_ratio(rates["hub"], rates["open"]), at_least=0.9),
+        ratio_row(
+            CASE,
+            "HTTPBearer ÷ no auth (what FastAPI's security dependency costs)",
+            pairwise_ratio(rates["bearer"], rates["open"]),
+        ),
+        ratio_row(
+            CASE,
+            "HubBearer ÷ HTTPBearer (what hub_auth's validation costs)",
+            pairwise_ratio(rates["hub"], rates["bearer"]),
+        ),
+    ]
+    # /proc counts in clock ticks (10 ms): only a long batch gives a figure worth showing.
+    if all(cpu["open"]) and count >= 1000:
+        rows += [
+            timing_row(CASE, "server CPU: no auth", cpu["open"], per_request, "µs/req"),
+            timing_row(CASE, "server CPU: HTTPBearer", cpu["bearer"], per_request, "µs/req"),
+            timing_row(CASE, "server CPU: HubBearer", cpu["hub"], per_request, "µs/req"),
+        ]
+    return rows
