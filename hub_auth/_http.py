@@ -401,10 +401,18 @@ class HubClient:
 
     @staticmethod
     async def _read_body(response: aiohttp.ClientResponse) -> bytes | HubAuthError:
-        # Never response.read(): Content-Length may be absent (chunked) or count compressed
-        # bytes, and a small gzip body can inflate to gigabytes. Leaving the rest unread
+        # response.read() only when the length is known and uncompressed: Content-Length may
+        # be absent (chunked) or count compressed bytes, and a small gzip body can inflate to
+        # gigabytes. Leaving the rest unread
         # makes aiohttp close the connection instead of draining it.
         length = response.content_length
+        if (
+            length is not None
+            and length <= MAX_BODY_BYTES
+            and "Content-Encoding" not in response.headers
+        ):
+            # The common case, and safe: an uncompressed body of known, bounded length.
+            return await response.read()
         if length is None or length <= MAX_BODY_BYTES:
             chunks: list[bytes] = []
             size = 0

@@ -6,10 +6,11 @@ Unknown fields are ignored (the Hub adds fields over time), missing optional one
 
 from __future__ import annotations
 
+import weakref
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "FineGrainedScope",
@@ -24,6 +25,7 @@ __all__ = [
 
 
 _SHARED_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+_SHARED_ORGS: weakref.WeakValueDictionary[OrgInfo, OrgInfo] = weakref.WeakValueDictionary()
 _MAX_SHARED_FIELDS_SETS = 4096
 
 
@@ -66,7 +68,7 @@ class FineGrainedScope(_HubModel):
     entity_id: str | None = Field(default=None, validation_alias=AliasPath("entity", "_id"))
     entity_type: str | None = Field(default=None, validation_alias=AliasPath("entity", "type"))
     entity_name: str | None = Field(default=None, validation_alias=AliasPath("entity", "name"))
-    permissions: list[str] = Field(default_factory=list)
+    permissions: tuple[str, ...] = ()
 
 
 class TokenInfo(_HubModel):
@@ -87,12 +89,13 @@ class TokenInfo(_HubModel):
         default=None,
         validation_alias=AliasPath("accessToken", "fineGrained", "canReadGatedRepos"),
     )
-    global_permissions: list[str] = Field(
-        default_factory=list,
+    # Tuples: the models are frozen, and an empty tuple is shared where a list would not be.
+    global_permissions: tuple[str, ...] = Field(
+        default=(),
         validation_alias=AliasPath("accessToken", "fineGrained", "global"),
     )
-    scoped: list[FineGrainedScope] = Field(
-        default_factory=list,
+    scoped: tuple[FineGrainedScope, ...] = Field(
+        default=(),
         validation_alias=AliasPath("accessToken", "fineGrained", "scoped"),
     )
 
@@ -132,6 +135,14 @@ class UserInfo(_HubModel):
     can_pay: bool | None = Field(default=None, alias="canPay")
     orgs: list[OrgInfo] = Field(default_factory=list)
     token: TokenInfo | None = Field(default=None, validation_alias=AliasChoices("auth", "token"))
+
+    @field_validator("orgs", mode="after")
+    @classmethod
+    def _share_orgs(cls, orgs: list[OrgInfo]) -> list[OrgInfo]:
+        # Callers of one service mostly share a few organisations: equal (frozen) OrgInfo
+        # objects are shared while any UserInfo holds them, which keeps a large whoami cache
+        # small. Weak references: nothing is kept alive for the sake of sharing.
+        return [_SHARED_ORGS.setdefault(org, org) for org in orgs]
 
     @property
     def organizations(self) -> list[str]:

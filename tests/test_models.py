@@ -88,3 +88,11 @@ def test_instances_share_their_fields_set_but_copies_stay_independent() -> None:
     assert first.model_fields_set == second.model_fields_set
     assert "email" in changed.model_fields_set
     assert first.model_dump(exclude_unset=True)["username"] == "ada-lovelace"
+
+
+def test_equal_organisations_are_shared_between_users() -> None:
+    first = UserInfo.model_validate(SAMPLE_BODIES["write"])
+    second = UserInfo.model_validate(dict(SAMPLE_BODIES["write"], name="someone-else"))
+    assert first.orgs[0] is second.orgs[0]
+    other = dict(SAMPLE_BODIES["write"], orgs=[{"name": "analytical-engines", "roleInOrg": "read"}])
+    assert UserInfo.model_validate(other).orgs[0] is not first.orgs[0]
