@@ -6,7 +6,6 @@ and each aiohttp exception without one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import aiohttp
@@ -93,7 +92,7 @@ async def test_503_then_ok_is_retried(hub: aioresponses) -> None:
     [
         (aiohttp.ClientConnectionError("connection refused"), ErrorKind.NETWORK),
         (aiohttp.ServerDisconnectedError(), ErrorKind.NETWORK),
-        (asyncio.TimeoutError(), ErrorKind.TIMEOUT),
+        (TimeoutError(), ErrorKind.TIMEOUT),
     ],
 )
 async def test_exceptions_become_errors(
