@@ -28,11 +28,12 @@ from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import (
     Settings,
     env_override_note,
+    env_still_set_note,
     env_token,
     is_insecure_endpoint,
 )
 from hub_auth._store import TokenStore
-from hub_auth._tokens import check_format, clean_token
+from hub_auth._tokens import MaskedStr, check_format, clean_token
 
 if TYPE_CHECKING:
     import aiohttp
@@ -68,11 +69,21 @@ def _invalid(reason: str) -> Err[HubAuthError]:
     return Err(HubAuthError(ErrorKind.INVALID_TOKEN, f"invalid token: {reason}"))
 
 
-_NO_TOKEN = HubAuthError(
-    ErrorKind.NO_TOKEN,
-    "no Hugging Face token found: pass token=..., call set_token(), set HF_TOKEN, "
-    "or log in (`hub-auth login`)",
-)
+def _no_token() -> Err[HubAuthError]:
+    # A new error each time: an exception object shared by every caller would collect
+    # tracebacks (and threads) from all of them.
+    return Err(
+        HubAuthError(
+            ErrorKind.NO_TOKEN,
+            "no Hugging Face token found: pass token=..., call set_token(), set HF_TOKEN, "
+            "or log in (`hub-auth login`)",
+        )
+    )
+
+
+def _token_name(user: UserInfo) -> str:
+    """The name huggingface_hub stores a token under: its display name, or oauth-<user>."""
+    return (user.token.display_name if user.token else None) or f"oauth-{user.username}"
 
 
 class _TokenSlot:
@@ -186,7 +197,7 @@ class HubAuth:
     async def aclose(self) -> None:
         """Close the aiohttp session HubAuth created (a borrowed one is left open). Idempotent."""
         self._closed = True
-        await self._client.close_session()
+        await self._client.close()
 
     @property
     def closed(self) -> bool:
@@ -257,7 +268,7 @@ class HubAuth:
             return Ok(env_token)
         match self._store.read_active():
             case Ok(None):
-                return Err(_NO_TOKEN)
+                return _no_token()
             case Ok(str(stored)):
                 return Ok(stored)
             case Err() as err:
@@ -318,7 +329,10 @@ class HubAuth:
     ) -> Result[list[tuple[str, str]]]:
         """HTTP headers that authenticate a request: ``[("authorization", "Bearer ...")]``."""
         self._check_open()
-        return self._resolve_checked(token).map(lambda t: [("authorization", f"Bearer {t}")])
+        # MaskedStr: the header value is the real one, but a repr of the result masks it.
+        return self._resolve_checked(token).map(
+            lambda t: [("authorization", MaskedStr(f"Bearer {t}"))]
+        )
 
     async def whoami(self, token: str | SecretStr | None = None) -> Result[UserInfo]:
         """Who the token belongs to, from ``GET /api/whoami-v2``.
@@ -400,7 +414,7 @@ class HubAuth:
                 pass
             case Err() as err:
                 return err
-        name = (user.token.display_name if user.token else None) or f"oauth-{user.username}"
+        name = _token_name(user)
         saved = await anyio.to_thread.run_sync(self._store.save, name, plain)
         if isinstance(saved, Err):
             return saved
@@ -421,13 +435,10 @@ class HubAuth:
                 whoami = await self._client.whoami(current.value)
                 if isinstance(whoami, Ok):
                     user = whoami.value
-                    name = (
-                        user.token.display_name if user.token else None
-                    ) or f"oauth-{user.username}"
                     return Ok(
                         LoginInfo(
                             user=user,
-                            token_name=name,
+                            token_name=_token_name(user),
                             kept_existing=True,
                             notes=[
                                 f"already logged in as {user.username}; kept the active token "
@@ -480,12 +491,8 @@ class HubAuth:
                     notes.append(f"git credentials were not cleared: {error}")
                 case _:
                     pass
-        if self._settings.read_env and (found := env_token(os.environ)) is not None:
-            name = found[0]
-            notes.append(
-                f"the environment variable {name} is still set: it still authenticates; "
-                "unset it to log out completely"
-            )
+        if self._settings.read_env and (note := env_still_set_note(os.environ)):
+            notes.append(note)
         return Ok(
             LogoutInfo(
                 removed=list(outcome.removed_names),

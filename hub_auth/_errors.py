@@ -104,7 +104,8 @@ class HubAuthError(Exception):
             other.retry_after,
         )
 
-    __hash__ = Exception.__hash__
+    def __hash__(self) -> int:
+        return hash((self.kind, self.message, self.status, self.request_id, self.retry_after))
 
     def __reduce__(self) -> tuple[object, ...]:
         return (

@@ -194,6 +194,7 @@ class HubClient:
         self._borrowed = session
         self._session: aiohttp.ClientSession | None = session
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
         self._retry = retry or RetryPolicy()
         self._pool_limit = pool_limit
         self._whoami_url = settings.endpoint + WHOAMI_PATH
@@ -210,6 +211,10 @@ class HubClient:
         return self._session is not None and not self._session.closed
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # Also reached by a call that was in flight when aclose() ran: it must not
+            # open a new session that nobody would close.
+            raise RuntimeError("this HubAuth is closed; create a new one")
         session = self._session
         if session is not None and not session.closed:
             if self._borrowed is None and self._loop is not asyncio.get_running_loop():
@@ -229,6 +234,11 @@ class HubClient:
         )
         self._session = session
         return session
+
+    async def close(self) -> None:
+        """Close for good: the session is closed and no new one will be opened."""
+        self._closed = True
+        await self.close_session()
 
     async def close_session(self) -> None:
         """Close the session if we own it (a borrowed one is left to its owner)."""

@@ -108,8 +108,7 @@ class RedisCache:
     ::
 
         import redis.asyncio as redis
-        from hub_auth import HubAuth, MemoryCache
-        from hub_auth._redis import RedisCache
+        from hub_auth import HubAuth, MemoryCache, RedisCache
 
         cache = RedisCache(
             redis.Redis.from_url("redis://cache:6379/0"),

@@ -100,7 +100,9 @@ class Err(Generic[E_co]):
     def unwrap(self) -> NoReturn:
         """Raise the error (or a ``RuntimeError`` wrapping it when it is not an exception)."""
         if isinstance(self._error, BaseException):
-            raise self._error
+            # The same error may be raised again (a cached Err): start a fresh traceback each
+            # time instead of growing one that keeps every caller's frames alive.
+            raise self._error.with_traceback(None)
         raise RuntimeError(f"called unwrap() on {self!r}")
 
     def unwrap_or(self, default: D) -> D:
@@ -118,7 +120,7 @@ class Err(Generic[E_co]):
         return isinstance(other, Err) and bool(self._error == other._error)
 
     def __hash__(self) -> int:
-        return hash((Err, id(self._error)))
+        return hash((Err, self._error))
 
 
 Result: TypeAlias = Ok[T] | Err[HubAuthError]

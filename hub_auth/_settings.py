@@ -17,9 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from hub_auth._tokens import scrub
+from hub_auth._tokens import clean_token, scrub
 
-__all__ = ["DEFAULT_ENDPOINT", "ENV_TOKEN_NAMES", "Settings", "env_flag", "env_token", "is_offline"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "ENV_TOKEN_NAMES",
+    "Settings",
+    "env_flag",
+    "env_override_note",
+    "env_still_set_note",
+    "env_token",
+    "is_offline",
+]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 ENV_TOKEN_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -41,11 +50,8 @@ def env_token(environ: Mapping[str, str]) -> tuple[str, str] | None:
     variable is tried).
     """
     for name in ENV_TOKEN_NAMES:
-        value = environ.get(name)
-        if value is not None:
-            cleaned = value.replace("\r", "").replace("\n", "").strip()
-            if cleaned:
-                return name, cleaned
+        if (cleaned := clean_token(environ.get(name))) is not None:
+            return name, cleaned
     return None
 
 
@@ -62,6 +68,17 @@ def env_override_note(environ: Mapping[str, str], token: str | None) -> str | No
     return (
         f"the environment variable {found[0]} is set and overrides the token file; "
         "unset it to use the stored login"
+    )
+
+
+def env_still_set_note(environ: Mapping[str, str]) -> str | None:
+    """After a logout: a note when an environment variable still holds a token."""
+    found = env_token(environ)
+    if found is None:
+        return None
+    return (
+        f"the environment variable {found[0]} is still set: it still authenticates; "
+        "unset it to log out completely"
     )
 
 

@@ -27,6 +27,7 @@ import dataclasses
 import io
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._result import Err, Ok, Result
-from hub_auth._tokens import clean_token, mask_token
+from hub_auth._tokens import MaskedStr, clean_token, mask_token
 
 if TYPE_CHECKING:
     from hub_auth._models import StoredToken
@@ -49,7 +50,8 @@ _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _TOKEN_KEY = "hf_token"
 _TEMP_SUFFIX = ".hub-auth-tmp"
-# configparser merges a section with this name into every other one, so it cannot hold a token.
+# huggingface_hub's configparser merges a section with this name into every other one, so it
+# cannot hold a token (we read and keep one as an ordinary section).
 _RESERVED_SECTION = configparser.DEFAULTSECT
 _EXTRA_KEY = re.compile(r"[a-z0-9_.\-]+")
 
@@ -124,7 +126,9 @@ class TokenStore:
             return _storage_error(f"cannot read the token file {self.token_path}", _not_utf8(exc))
         except OSError as exc:
             return _storage_error(f"cannot read the token file {self.token_path}", _reason(exc))
-        return Ok(clean_token(raw))
+        token = clean_token(raw)
+        # MaskedStr: the real token, but a repr (of the Ok, in a log line) masks it.
+        return Ok(MaskedStr(token) if token is not None else None)
 
     def read_entries(self) -> Result[dict[str, dict[str, str]]]:
         """Return every section of ``stored_tokens`` with all its keys; ``{}`` when missing."""
@@ -312,7 +316,7 @@ class TokenStore:
         if token is None:
             where = self.stored_tokens_path
             return Err(HubAuthError(ErrorKind.NOT_FOUND, f"no token named {name!r} in {where}"))
-        return Ok(token)
+        return Ok(MaskedStr(token))
 
     def _write_entries(self, entries: Mapping[str, Mapping[str, str]]) -> Result[None]:
         parser = _new_parser()
@@ -355,7 +359,9 @@ class TokenStore:
 
 def _new_parser() -> configparser.ConfigParser:
     # Token values are opaque: a '%' must stay a '%'.
-    return configparser.ConfigParser(interpolation=None)
+    # No DEFAULT section: configparser would copy its keys into every section on rewrite.
+    # A section literally named DEFAULT is then an entry like any other.
+    return configparser.ConfigParser(interpolation=None, default_section="\x00no default")
 
 
 def _write_atomic(path: Path, content: str) -> Result[None]:
@@ -385,11 +391,24 @@ def _write_atomic(path: Path, content: str) -> Result[None]:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         return _storage_error(f"cannot write {path}", _reason(exc))
-    # May fail on a folder we do not own; the files themselves are 0600 already.
-    with contextlib.suppress(OSError):
-        os.chmod(folder, _DIR_MODE)
+    _restrict_folder(folder)
     _fsync_folder(folder)
     return Ok(None)
+
+
+def _restrict_folder(folder: Path) -> None:
+    """Make the login folder 0700, unless it is a shared or personal folder of wider use.
+
+    A token file put straight into /tmp (sticky, world-writable) or into the home folder must
+    not change that folder's mode. May fail on a folder we do not own; the files themselves
+    are 0600 already.
+    """
+    with contextlib.suppress(OSError):
+        mode = folder.stat().st_mode
+        if mode & stat.S_ISVTX or folder == Path.home().resolve() or folder == Path("/"):
+            return
+        if stat.S_IMODE(mode) != _DIR_MODE:
+            os.chmod(folder, _DIR_MODE)
 
 
 def _sweep_leftovers(folder: Path, prefix: str) -> None:

@@ -28,9 +28,7 @@ __all__ = ["LoopRunningError", "SyncFacade"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# ErrorKind has no member for misuse. LoopRunningError is raised, never returned in an Err,
-# and of the kinds a program branches on this is the one no caller retries or answers with
-# a login prompt: "unexpected, not the user's fault, fix the code".
+# LoopRunningError is raised, never returned in an Err: it has a kind of its own.
 _LOOP_RUNNING_KIND = ErrorKind.LOOP_RUNNING
 
 

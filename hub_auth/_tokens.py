@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_TOKEN_LENGTH", "check_format", "clean_token", "mask_token"]
+__all__ = ["MAX_TOKEN_LENGTH", "MaskedStr", "check_format", "clean_token", "mask_token", "scrub"]
 
 MAX_TOKEN_LENGTH = 4096
 """Longer than any real token (``hf_jwt_`` CI tokens included); anything above is refused."""
 
-_MIN_TOKEN_LENGTH = 8
+_MIN_TOKEN_LENGTH = 19
+"""``hf_`` and 16 more characters (real ones have 34): the same minimum as ``TOKEN_PATTERN``,
+so every token that may go into a header is also masked by ``scrub``."""
 # Printable ASCII without space: a CR/LF/NUL in a token is a header-injection attempt.
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 # Anything that looks like a Hub token, for scrubbing text before it is logged.
 # At least 16 characters after the prefix, so words like ``hf_home`` are left alone.
 TOKEN_PATTERN = re.compile(r"(?:hf_|api_org_)[A-Za-z0-9_\-.]{16,}")
+
+
+class MaskedStr(str):
+    """A plain ``str`` everywhere (headers, files, comparisons) except its ``repr``, which masks
+    anything token-shaped: a token inside a returned value never leaks through a ``repr``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(scrub(str(self)))
 
 
 def clean_token(raw: str | None) -> str | None:

@@ -244,8 +244,8 @@ def login(
 def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``run()``, which may prompt on the terminal; Ctrl-C ends with status 1.
 
-    The prompt runs on the loop thread (see ``HubAuth.login``), so Ctrl-C interrupts getpass
-    itself, which restores the terminal's echo before the exception reaches us.
+    ``HubAuth.login`` asks in a daemon thread and, when Ctrl-C cancels the wait, restores the
+    terminal's settings itself; here we only turn the interrupt into a message and status 1.
     """
     import asyncio
 
@@ -415,7 +415,7 @@ def _choose_token(store: TokenStore) -> str:
 @click.pass_context
 def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> None:
     """Remove the stored login: everything, or one named token."""
-    from hub_auth._settings import env_token
+    from hub_auth._settings import env_still_set_note
     from hub_auth._store import TokenStore
 
     settings = _settings(ctx, endpoint)
@@ -445,11 +445,8 @@ def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> 
                 _note(f"git credentials were not cleared: {error}")
             case _:
                 pass
-    if (found := env_token(os.environ)) is not None:
-        _note(
-            f"the environment variable {found[0]} is still set: it still authenticates; "
-            "unset it to log out completely"
-        )
+    if note := env_still_set_note(os.environ):
+        _note(note)
 
 
 # -- demo ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from hub_auth import Err, ErrorKind, HubAuth, LoginInfo, Ok, UserInfo
+from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, LoginInfo, Ok, UserInfo
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 TOKEN = make_token("ada")
@@ -443,9 +443,12 @@ async def test_misuse_raises() -> None:
 
 
 async def test_concurrent_calls_share_one_session(auth: HubAuth, hub: FakeHub) -> None:
+    assert (await auth.whoami(TOKEN)).is_ok()
+    session = auth._client._session
     results = await asyncio.gather(*(auth.whoami(TOKEN) for _ in range(50)))
     assert all(r.is_ok() for r in results)
-    assert hub.request_count == 50
+    assert hub.request_count == 51
+    assert auth._client._session is session
 
 
 async def test_insecure_endpoint_warns(caplog: pytest.LogCaptureFixture) -> None:
@@ -469,3 +472,35 @@ async def test_no_token_in_repr_str_or_logs(
     for value in outputs:
         assert TOKEN not in repr(value) and TOKEN not in str(value)
     assert TOKEN not in caplog.text
+
+
+async def test_aclose_during_a_call_opens_no_new_session(hub: FakeHub) -> None:
+    auth = HubAuth(endpoint=hub.url, retry_budget=5.0)
+    hub.fail_next(503)  # the call will want a second attempt after aclose()
+    call = asyncio.create_task(auth.whoami(TOKEN))
+    await asyncio.sleep(0.05)
+    await auth.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await call
+    assert not auth._client.session_open
+
+
+async def test_auth_headers_repr_masks_the_token(auth: HubAuth) -> None:
+    result = await auth.auth_headers(TOKEN)
+    assert result.unwrap() == [("authorization", f"Bearer {TOKEN}")]
+    assert TOKEN not in repr(result)
+    assert TOKEN not in str(result)
+
+
+async def test_no_token_errors_are_not_shared_between_calls(auth: HubAuth) -> None:
+    first, second = await auth.whoami(), await auth.whoami()
+    assert isinstance(first, Err)
+    assert isinstance(second, Err)
+    assert first.error is not second.error
+    for _ in range(3):
+        with pytest.raises(HubAuthError) as info:
+            first.unwrap()
+    tb, depth = info.value.__traceback__, 0
+    while tb is not None:
+        depth, tb = depth + 1, tb.tb_next
+    assert depth <= 2  # a fresh traceback each time, not one that grows with every raise

@@ -88,3 +88,10 @@ def test_error_kind_values() -> None:
         "storage",
         "loop_running",
     }
+
+
+def test_equal_errors_hash_alike() -> None:
+    a = HubAuthError(ErrorKind.NOT_FOUND, "x", status=404)
+    b = HubAuthError(ErrorKind.NOT_FOUND, "x", status=404)
+    assert len({Err(a), Err(b)}) == 1
+    assert len({a, b}) == 1

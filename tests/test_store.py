@@ -856,3 +856,36 @@ def test_huggingface_hub_holds_the_same_lock(tmp_path: Path) -> None:
         if holder.stdout is not None:
             holder.stdout.close()
     assert store.save("b", TOKEN_B) == Ok(None)
+
+
+def test_saving_never_changes_the_mode_of_a_sticky_or_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    TokenStore(shared / "token").save("a", TOKEN_A)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    home = tmp_path / "a-home"
+    home.mkdir(mode=0o755)
+    monkeypatch.setenv("HOME", str(home))
+    TokenStore(home / "token").save("a", TOKEN_A)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o755
+
+
+def test_a_default_section_is_kept_as_it_is(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "token")
+    store.stored_tokens_path.write_text("[DEFAULT]\nnote = shared\n\n[a]\nhf_token = x\n")
+    assert store.save("b", TOKEN_A).is_ok()
+    entries = store.read_entries().unwrap()
+    assert entries["DEFAULT"] == {"note": "shared"}
+    assert "note" not in entries["a"]
+    assert entries["b"] == {"hf_token": TOKEN_A}
+
+
+def test_tokens_read_back_mask_themselves_in_repr(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "token")
+    store.save("a", TOKEN_A)
+    for result in (store.read_active(), store.get_token_by_name("a"), store.activate("a")):
+        assert result.unwrap() == TOKEN_A
+        assert TOKEN_A not in repr(result)
