@@ -33,7 +33,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import click
+try:
+    import click
+except ImportError:  # installed without the extra: say how to get it, not a traceback
+    sys.stderr.write("hub-auth needs the 'cli' extra: pip install 'hub_auth[cli]'\n")
+    raise SystemExit(1) from None
 
 from hub_auth import __version__
 from hub_auth._errors import ErrorKind, HubAuthError

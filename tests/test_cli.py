@@ -721,3 +721,22 @@ def test_token_does_not_import_pydantic(store: TokenStore) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == f"{TOKEN}\n"
     assert done.stderr == "False\n"
+
+
+def test_without_click_the_command_says_which_extra_to_install(tmp_path: Path) -> None:
+    # A "click" that cannot be imported shadows the real one for this process only.
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "click.py").write_text("raise ImportError('no click here')\n")
+    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "hub_auth.cli", "token"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "pip install 'hub_auth[cli]'" in done.stderr
+    assert "Traceback" not in done.stderr
