@@ -129,10 +129,6 @@ class Settings:
     """``HF_HUB_OFFLINE`` at construction (read once, as huggingface_hub reads it at import)."""
 
     @property
-    def stored_tokens_path(self) -> Path:
-        return self.token_path.parent / "stored_tokens"
-
-    @property
     def host(self) -> str:
         return (urlsplit(self.endpoint).hostname or "").lower()
 

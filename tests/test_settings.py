@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from hub_auth._settings import DEFAULT_ENDPOINT, Settings, is_insecure_endpoint
+from hub_auth._store import TokenStore
 
 
 def test_defaults_follow_huggingface_hub(tmp_path: Path) -> None:
@@ -15,10 +16,10 @@ def test_defaults_follow_huggingface_hub(tmp_path: Path) -> None:
     assert s.token_path == tmp_path / "huggingface" / "token"
     s = Settings.resolve(environ={"HF_HOME": str(tmp_path / "h"), "XDG_CACHE_HOME": "/nope"})
     assert s.token_path == tmp_path / "h" / "token"
-    assert s.stored_tokens_path == tmp_path / "h" / "stored_tokens"
+    assert TokenStore(s.token_path).stored_tokens_path == tmp_path / "h" / "stored_tokens"
     s = Settings.resolve(environ={"HF_HOME": "/a", "HF_TOKEN_PATH": str(tmp_path / "t" / "tok")})
     assert s.token_path == tmp_path / "t" / "tok"
-    assert s.stored_tokens_path == tmp_path / "t" / "stored_tokens"
+    assert TokenStore(s.token_path).stored_tokens_path == tmp_path / "t" / "stored_tokens"
 
 
 def test_arguments_beat_environment(tmp_path: Path) -> None:
