@@ -86,18 +86,6 @@ def _token_name(user: UserInfo) -> str:
     return (user.token.display_name if user.token else None) or f"oauth-{user.username}"
 
 
-class _TokenSlot:
-    """The in-memory token (constructor or ``set_token``), shared by a client and its forks."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value: str | None = None
-
-    def __repr__(self) -> str:
-        return f"<token {'set' if self.value is not None else 'unset'}>"
-
-
 class HubAuth:
     """Async client for Hugging Face Hub authentication.
 
@@ -151,12 +139,13 @@ class HubAuth:
             connect_timeout=connect_timeout,
             read_env=read_env,
         )
-        self._slot = _TokenSlot()
+        # The in-memory token (constructor or set_token).
+        self._token: str | None = None
         if token is not None:
             plain = _plain(token)
             if (reason := check_format(plain)) is not None:
                 raise ValueError(f"invalid token: {reason}")
-            self._slot.value = plain
+            self._token = plain
         if session is not None:
             import aiohttp as _aiohttp
 
@@ -225,7 +214,7 @@ class HubAuth:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        token = "set" if self._slot.value is not None else "unset"
+        token = "set" if self._token is not None else "unset"
         return (
             f"<HubAuth endpoint={self._settings.endpoint!r} token_path="
             f"{str(self._settings.token_path)!r} token={token} {state}>"
@@ -235,21 +224,9 @@ class HubAuth:
         if self._closed:
             raise RuntimeError("this HubAuth is closed; create a new one")
 
-    async def _close_session(self) -> None:
-        """Close the network session but keep the client usable (used by the sync facade)."""
-        await self._client.close_session()
-
-    def _fork(self) -> HubAuth:
-        """A client sharing this one's settings, token, store and cache, with its own session.
-
-        The sync facade runs each call in a new event loop, possibly in several threads at
-        once; an aiohttp session belongs to one loop, so each call gets a fork.
-        """
-        self._check_open()
-        fork = object.__new__(HubAuth)
-        fork.__dict__.update(self.__dict__)
-        fork._client = self._client.fork()
-        return fork
+    def _forget_session_after_fork(self) -> None:
+        """In a child after ``os.fork()``: drop the parent's session (see ``HubClient``)."""
+        self._client.forget_session_after_fork()
 
     # -- token resolution --------------------------------------------------------------------
 
@@ -262,8 +239,8 @@ class HubAuth:
     def _resolve(self, token: str | SecretStr | None) -> Result[str]:
         if token is not None:
             return Ok(_plain(token))
-        if self._slot.value is not None:
-            return Ok(self._slot.value)
+        if self._token is not None:
+            return Ok(self._token)
         if (env_token := self._env_token()) is not None:
             return Ok(env_token)
         match self._store.read_active():
@@ -319,7 +296,7 @@ class HubAuth:
         plain = _plain(token)
         if (reason := check_format(plain)) is not None:
             return _invalid(reason)
-        previous, self._slot.value = self._slot.value, plain
+        previous, self._token = self._token, plain
         if previous is not None and previous != plain and self._cache is not None:
             await self._cache.invalidate(previous)
         return Ok(None)
@@ -421,7 +398,7 @@ class HubAuth:
         notes = self._env_override_note(plain)
         if add_to_git_credentials:
             notes.extend(await self._git_approve(plain))
-        if self._slot.value is not None and self._slot.value != plain:
+        if self._token is not None and self._token != plain:
             notes.append("this client was given a token explicitly; it keeps using that one")
         logger.info("logged in as %s; token stored as %r", user.username, name)
         return Ok(LoginInfo(user=user, token_name=name, notes=notes))
@@ -479,8 +456,8 @@ class HubAuth:
         if isinstance(removed, Err):
             return removed
         outcome = removed.value
-        stale = [*outcome.removed_token_values, *([self._slot.value] if self._slot.value else [])]
-        self._slot.value = None
+        stale = [*outcome.removed_token_values, *([self._token] if self._token else [])]
+        self._token = None
         if self._cache is not None:
             for token in stale:
                 await self._cache.invalidate(token)
@@ -523,7 +500,7 @@ class HubAuth:
         ):
             await self._cache.invalidate(previous.value)
         notes = self._env_override_note(activated.value)
-        if self._slot.value is not None:
+        if self._token is not None:
             notes.append("this client was given a token explicitly; it keeps using that one")
         return Ok(SwitchInfo(token_name=token_name, notes=notes))
 

@@ -5,8 +5,9 @@ as written) and writes two files:
 
 - ``hub_auth/_sync.py``: ``HubAuthSync``, one blocking method per public coroutine of
   ``HubAuth`` with the same parameters, defaults, annotations, return type and docstring, each
-  running the coroutine in a new event loop (``SyncFacade._run``); a forwarding property per
-  public property; an ``__init__`` taking ``HubAuth``'s configuration minus ``session``.
+  running the coroutine on the facade's own event loop thread (``SyncFacade._run``); a
+  forwarding property per public property; an ``__init__`` taking ``HubAuth``'s
+  configuration minus ``session``.
 - ``hub_auth/sync.py``: the same operations as module functions on a default instance, and
   ``configure(...)`` with the same keywords as ``HubAuthSync``.
 
@@ -43,14 +44,18 @@ _FACADE_CLASS = "HubAuthSync"
 _LINE_LENGTH = 100
 _INDENT = "    "
 
-# A session belongs to one event loop and every facade call runs in a new one.
+# A session belongs to one event loop, and the facade's loop runs in a thread of its own.
 _DROPPED_INIT_PARAMS = frozenset({"session"})
 # Coroutines whose sync counterpart is written by hand (SyncFacade.close and `with`).
 _LIFECYCLE_COROUTINES = frozenset({"aclose"})
 # Properties SyncFacade answers itself: the facade has its own closed state.
 _OWN_PROPERTIES = frozenset({"closed"})
 # Names the generated code defines itself; a HubAuth member with one of them would clash.
-_RESERVED_METHODS = frozenset({"close", "closed", "_run", "_auth", "_closed", "_check_open"})
+_RESERVED_METHODS = frozenset(
+    {"close", "closed", "_run", "_auth", "_closed", "_check_open", "_forget_parent_loop"}
+)
+# How LoopRunningError names the module functions: the README imports the module as hf_auth.
+_MODULE_ALIAS = "hf_auth"
 _RESERVED_FUNCTIONS = frozenset({"configure", "default_client"})
 
 _HEADER = (
@@ -58,7 +63,7 @@ _HEADER = (
     "# Change HubAuth (or hub_auth/_codegen.py), then run `python -m hub_auth._codegen`.\n"
 )
 
-_FACADE_DOC = '''"""HubAuthSync: the blocking twin of HubAuth, one event loop per call.
+_FACADE_DOC = '''"""HubAuthSync: the blocking twin of HubAuth, on an event loop thread of its own.
 
 Every method and property is generated from its namesake in ``hub_auth/_client.py``; the
 lifecycle, the runner and the running-loop guard live in ``hub_auth/_sync_support.py``.
@@ -67,11 +72,13 @@ lifecycle, the runner and the running-loop guard live in ``hub_auth/_sync_suppor
 _CLASS_DOC_INTRO = """\
 Blocking client for Hugging Face Hub authentication: ``HubAuth`` without ``await``.
 
-Each method runs the ``HubAuth`` coroutine of the same name to completion in a new event
-loop (``anyio.run``) with a network session of its own, closed before the method returns.
-The token given to ``set_token``, the login files and the cache are kept between calls,
-and several threads may call at once. Inside a running event loop (``async def`` code) a
-method raises ``LoopRunningError`` at once: ``await`` the ``HubAuth`` method there::
+Each method runs the ``HubAuth`` coroutine of the same name on one long-lived ``HubAuth``
+inside an event loop that this facade owns: started by anyio in a thread of its own on the
+first call, stopped by ``close()`` or the end of the ``with`` block (or, failing those, when
+the facade is garbage-collected or the interpreter exits). Connections are kept alive
+between calls, loop-bound caches such as ``RedisCache`` work, several threads may call at
+once, and it works in Jupyter cells. Inside ``async def`` code a method raises
+``LoopRunningError`` at once: ``await`` the ``HubAuth`` method there::
 
     with HubAuthSync() as auth:
         match auth.whoami():
@@ -89,7 +96,8 @@ _MODULE_DOC = '''"""Hub authentication without ``async``: functions on a default
 
 The default instance is created on first use from the environment (``HF_TOKEN``, ``HF_HOME``,
 ``HF_ENDPOINT`` ...); ``configure(...)`` replaces it with one built from explicit settings.
-Each function is the ``HubAuthSync`` method of the same name.
+Each function is the ``HubAuthSync`` method of the same name; the default client's event loop
+thread and connections are closed at interpreter exit.
 """'''
 
 
@@ -496,7 +504,11 @@ def _facade(spec: _Spec, imports: list[_Import]) -> str:
         lines += [""]
         lines += _def(_INDENT, method.name, method.params, method.returns, method=True)
         lines += _docstring(method.doc, body)
-        arguments = [f"{_SOURCE_CLASS}.{method.name}", *(p.argument() for p in method.params)]
+        arguments = [
+            f'"{_FACADE_CLASS}.{method.name}"',
+            f"{_SOURCE_CLASS}.{method.name}",
+            *(p.argument() for p in method.params),
+        ]
         lines += _call(body, "return ", "self._run", arguments, method.returns)
     return "\n".join(lines) + "\n"
 
@@ -540,10 +552,12 @@ def _module(spec: _Spec, imports: list[_Import]) -> str:
         lines += ["", ""]
         lines += _def("", method.name, method.params, method.returns, method=False)
         lines += _docstring(method.doc, _INDENT)
-        arguments = [p.argument() for p in method.params]
-        lines += _call(
-            _INDENT, "return ", f"default_client().{method.name}", arguments, method.returns
-        )
+        arguments = [
+            f'"{_MODULE_ALIAS}.{method.name}"',
+            f"{_SOURCE_CLASS}.{method.name}",
+            *(p.argument() for p in method.params),
+        ]
+        lines += _call(_INDENT, "return ", "default_client()._run", arguments, method.returns)
     return "\n".join(lines) + "\n"
 
 
@@ -558,7 +572,11 @@ def generate(source: str) -> dict[str, str]:
         _Import("hub_auth._sync_support", "SyncFacade"),
     ]
     module_imports = _imports_for(_needs(spec.init_params, spec.methods), bindings)
-    module_imports += [_Import(None, "threading"), _Import("hub_auth._sync", _FACADE_CLASS)]
+    module_imports += [
+        _Import(None, "threading"),
+        _Import(_SOURCE_MODULE, _SOURCE_CLASS),
+        _Import("hub_auth._sync", _FACADE_CLASS),
+    ]
     return {
         FACADE_FILE: _facade(spec, facade_imports),
         MODULE_FILE: _module(spec, module_imports),

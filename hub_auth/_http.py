@@ -52,6 +52,8 @@ MAX_BODY_BYTES: Final = 1 << 20
 _RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 _RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+(?:\.\d+)?)")
 _MAX_REDIRECTS: Final = 3
+# Sessions a forked child inherited from its parent (HubClient.forget_session_after_fork).
+_LEFT_TO_THE_PARENT: list[aiohttp.ClientSession] = []
 try:
     from importlib.metadata import version as _version
 
@@ -202,10 +204,6 @@ class HubClient:
             total=settings.timeout, sock_connect=settings.connect_timeout
         )
 
-    def fork(self) -> HubClient:
-        """A client with the same settings and no session (see ``HubAuth._fork``)."""
-        return HubClient(self._settings, retry=self._retry, pool_limit=self._pool_limit)
-
     @property
     def session_open(self) -> bool:
         return self._session is not None and not self._session.closed
@@ -238,13 +236,18 @@ class HubClient:
     async def close(self) -> None:
         """Close for good: the session is closed and no new one will be opened."""
         self._closed = True
-        await self.close_session()
-
-    async def close_session(self) -> None:
-        """Close the session if we own it (a borrowed one is left to its owner)."""
         session, self._session = self._session, self._borrowed
         if session is not None and self._borrowed is None and not session.closed:
             await session.close()
+        self._loop = None
+
+    def forget_session_after_fork(self) -> None:
+        """In a child after ``os.fork()``: the session, its sockets and its event loop are the
+        parent's. Closing them here would act on the parent's loop, so they are set aside
+        (kept referenced, so no "unclosed" warning fires) and the next call opens a new one."""
+        if self._session is not None and self._borrowed is None:
+            _LEFT_TO_THE_PARENT.append(self._session)
+            self._session = None
         self._loop = None
 
     async def whoami(self, token: str) -> Result[UserInfo]:

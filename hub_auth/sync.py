@@ -9,7 +9,8 @@
 
 The default instance is created on first use from the environment (``HF_TOKEN``, ``HF_HOME``,
 ``HF_ENDPOINT`` ...); ``configure(...)`` replaces it with one built from explicit settings.
-Each function is the ``HubAuthSync`` method of the same name.
+Each function is the ``HubAuthSync`` method of the same name; the default client's event loop
+thread and connections are closed at interpreter exit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 
 from pydantic import SecretStr
 
-from hub_auth._client import WhoamiCache
+from hub_auth._client import HubAuth, WhoamiCache
 from hub_auth._models import LoginInfo, LogoutInfo, StoredToken, SwitchInfo, UserInfo
 from hub_auth._result import Result
 from hub_auth._sync import HubAuthSync
@@ -111,7 +112,7 @@ def get_token() -> Result[SecretStr]:
     Returns ``Err(no_token)`` when there is none, ``Err(storage)`` when the token file
     cannot be read.
     """
-    return default_client().get_token()
+    return default_client()._run("hf_auth.get_token", HubAuth.get_token)
 
 
 def set_token(token: str | SecretStr) -> Result[None]:
@@ -119,12 +120,12 @@ def set_token(token: str | SecretStr) -> Result[None]:
 
     Returns ``Err(invalid_token)`` when the token is malformed; the previous token stays.
     """
-    return default_client().set_token(token)
+    return default_client()._run("hf_auth.set_token", HubAuth.set_token, token)
 
 
 def auth_headers(token: str | SecretStr | None = None) -> Result[list[tuple[str, str]]]:
     """HTTP headers that authenticate a request: ``[("authorization", "Bearer ...")]``."""
-    return default_client().auth_headers(token)
+    return default_client()._run("hf_auth.auth_headers", HubAuth.auth_headers, token)
 
 
 def whoami(token: str | SecretStr | None = None) -> Result[UserInfo]:
@@ -134,7 +135,7 @@ def whoami(token: str | SecretStr | None = None) -> Result[UserInfo]:
     ``offline``, ``unauthorized`` (401), ``forbidden`` (403), ``rate_limited`` (429, with
     ``retry_after``), ``server_error`` (5xx), ``bad_response``, ``network``, ``timeout``.
     """
-    return default_client().whoami(token)
+    return default_client()._run("hf_auth.whoami", HubAuth.whoami, token)
 
 
 def validate_token(token: str | SecretStr, *, remote: bool = True) -> Result[None]:
@@ -144,7 +145,12 @@ def validate_token(token: str | SecretStr, *, remote: bool = True) -> Result[Non
     failure (network, timeout, rate limit, 5xx) keeps its own kind, so "bad token" and
     "could not check" stay apart.
     """
-    return default_client().validate_token(token, remote=remote)
+    return default_client()._run(
+        "hf_auth.validate_token",
+        HubAuth.validate_token,
+        token,
+        remote=remote,
+    )
 
 
 def login(
@@ -163,7 +169,13 @@ def login(
     git credentials; when a valid token is already active, keeps it unless ``force=True``.
     Without a terminal, returns ``Err(no_token)``.
     """
-    return default_client().login(token, add_to_git_credentials=add_to_git_credentials, force=force)
+    return default_client()._run(
+        "hf_auth.login",
+        HubAuth.login,
+        token,
+        add_to_git_credentials=add_to_git_credentials,
+        force=force,
+    )
 
 
 def logout(token_name: str | None = None) -> Result[LogoutInfo]:
@@ -174,14 +186,14 @@ def logout(token_name: str | None = None) -> Result[LogoutInfo]:
     unknown name). Also clears this client's in-memory token and removes the Hub from git
     credentials. The result says when ``HF_TOKEN`` still authenticates.
     """
-    return default_client().logout(token_name)
+    return default_client()._run("hf_auth.logout", HubAuth.logout, token_name)
 
 
 def list_tokens() -> Result[list[StoredToken]]:
     """The tokens in ``stored_tokens`` (masked), the active one flagged."""
-    return default_client().list_tokens()
+    return default_client()._run("hf_auth.list_tokens", HubAuth.list_tokens)
 
 
 def switch_token(token_name: str) -> Result[SwitchInfo]:
     """Make the stored token ``token_name`` the active one (``Err(not_found)`` if unknown)."""
-    return default_client().switch_token(token_name)
+    return default_client()._run("hf_auth.switch_token", HubAuth.switch_token, token_name)

@@ -227,6 +227,8 @@ class RecordedRequest:
     peer: str | None
     request_id: str
     """The ``X-Request-Id`` FakeHub answered with."""
+    client_port: int | None = None
+    """The client's TCP port: requests with the same one came over one kept-alive connection."""
 
     @property
     def token(self) -> str | None:
@@ -240,6 +242,11 @@ class RecordedRequest:
             f"RecordedRequest(method={self.method!r}, path={self.path!r}, "
             f"peer={self.peer!r}, token={shown!r}, request_id={self.request_id!r})"
         )
+
+
+def _client_port(request: web.BaseRequest) -> int | None:
+    peername = request.transport.get_extra_info("peername") if request.transport else None
+    return int(peername[1]) if isinstance(peername, tuple) and len(peername) >= 2 else None
 
 
 def _bearer_token(authorization: str | None) -> str | None:
@@ -698,6 +705,7 @@ class FakeHub:
                 headers=CIMultiDictProxy(CIMultiDict(request.headers)),
                 peer=request.remote,
                 request_id=request_id,
+                client_port=_client_port(request),
             )
         )
 

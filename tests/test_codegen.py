@@ -124,7 +124,8 @@ def test_check_fails_after_a_new_hubauth_method(tmp_path: Path) -> None:
     result = codegen("--check", "--source", source)
     assert result.returncode == 1
     assert "+    def ping(self) -> Result[None]:" in result.stdout
-    assert "+        return self._run(HubAuth.ping)" in result.stdout
+    assert '+        return self._run("HubAuthSync.ping", HubAuth.ping)' in result.stdout
+    assert '+    return default_client()._run("hf_auth.ping", HubAuth.ping)' in result.stdout
     assert "+def ping() -> Result[None]:" in result.stdout
     assert "python -m hub_auth._codegen" in result.stderr
     # --check wrote nothing.
@@ -158,7 +159,7 @@ def copy_generated(tmp_path: Path) -> Path:
         (FACADE_FILE, lambda text: text.rstrip("\n").rsplit("\n", 1)[0] + "\n"),
         # Only the line endings changed.
         (FACADE_FILE, lambda text: text.replace("\n", "\r\n")),
-        (MODULE_FILE, lambda text: text.replace("default_client().whoami(token)", "None")),
+        (MODULE_FILE, lambda text: text.replace("HubAuth.whoami, token)", "HubAuth.whoami, None)")),
     ],
     ids=["edit", "appended-line", "removed-line", "crlf", "module-edit"],
 )

@@ -1,8 +1,4 @@
-"""HubAuthSync and ``hub_auth.sync`` against FakeHub over real sockets.
-
-FakeHub runs in a thread of its own (the ``fake_hub`` fixture), so the facade's ``anyio.run``
-is the only event loop in the test's thread, as in a plain script.
-"""
+"""HubAuthSync and ``hub_auth.sync`` against FakeHub over real sockets."""
 
 from __future__ import annotations
 
@@ -38,6 +34,10 @@ MALFORMED = "not-a-token"
 def auth(fake_hub: FakeHub, hf_home: Path) -> Iterator[HubAuthSync]:
     with HubAuthSync(endpoint=fake_hub.url, hf_home=hf_home) as client:
         yield client
+
+
+def _loop_threads() -> int:
+    return sum(thread.name == "hub_auth-sync-loop" for thread in threading.enumerate())
 
 
 def _open_sessions() -> set[int]:
@@ -225,20 +225,29 @@ def test_the_whoami_cache_persists_across_calls_and_threads(
         names = list(pool.map(lambda _: auth.whoami(token).unwrap().username, range(4)))
 
     assert names == ["ada"] * 4
-    assert fake_hub.request_count == 1  # each call had its own loop, all shared one cache
+    assert fake_hub.request_count == 1
 
 
 # -- sessions, lifecycle --------------------------------------------------------------------
 
 
-def test_no_session_outlives_a_call(auth: HubAuthSync, fake_hub: FakeHub) -> None:
+def test_close_closes_the_session_and_stops_the_loop_thread(
+    fake_hub: FakeHub, hf_home: Path
+) -> None:
     token = fake_hub.add_token(name="ada")
     before = _open_sessions()
+    auth = HubAuthSync(endpoint=fake_hub.url, hf_home=hf_home)
+    assert _loop_threads() == 0  # nothing is started before the first call
 
     assert auth.whoami(token).is_ok()
     assert auth.login(token).is_ok()
+    assert _loop_threads() == 1
+    assert len(_open_sessions() - before) == 1  # one session, kept between calls
+
+    auth.close()
 
     assert _open_sessions() - before == set()
+    assert _loop_threads() == 0
 
 
 def test_close_and_with(fake_hub: FakeHub, hf_home: Path) -> None:
@@ -311,19 +320,25 @@ async def test_inside_a_running_loop_raises_at_once(
     assert isinstance(error, HubAuthError)
     assert isinstance(error, RuntimeError)
     assert f"HubAuthSync.{method}()" in str(error)
-    assert f"await HubAuth().{method}(" in str(error)
-    assert error.method == method
+    assert f"async with HubAuth() as auth: await auth.{method}(" in str(error)
+    assert (error.function, error.method) == (f"HubAuthSync.{method}", method)
     # Nothing was done: no request, the login files and the in-memory token untouched.
     assert fake_hub.request_count == 0
     assert (hf_home / "token").read_bytes() == token_file
-    assert auth._auth._slot.value is None
+    assert auth._auth._token is None
+    assert _loop_threads() == 0  # refused before the loop thread was started
 
 
 def test_loop_running_error_pickles() -> None:
-    error = LoopRunningError("whoami")
+    error = LoopRunningError("hf_auth.whoami")
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is LoopRunningError
-    assert (copy.method, copy.kind, str(copy)) == ("whoami", error.kind, str(error))
+    assert (copy.function, copy.method, copy.kind, str(copy)) == (
+        "hf_auth.whoami",
+        "whoami",
+        error.kind,
+        str(error),
+    )
 
 
 # -- worker threads ----------------------------------------------------------------------------
@@ -370,7 +385,7 @@ def test_fastapi_def_endpoint_works_and_async_endpoint_is_refused(
 
 
 def test_many_threads_at_once(fake_hub: FakeHub, hf_home: Path) -> None:
-    tokens = {fake_hub.add_token(name=f"user{i}"): f"user{i}" for i in range(8)}
+    tokens = {fake_hub.add_token(name=f"user{i}"): f"user{i}" for i in range(32)}
     auth = HubAuthSync(endpoint=fake_hub.url, hf_home=hf_home)
     fake_hub.default_delay = 0.02  # keep calls overlapping
     start = threading.Barrier(len(tokens))
@@ -463,7 +478,7 @@ def test_default_is_created_once_under_concurrency() -> None:
 @pytest.mark.usefixtures("fresh_default")
 async def test_module_function_inside_a_loop_raises(fake_hub: FakeHub) -> None:
     hf_auth.configure(endpoint=fake_hub.url)
-    with pytest.raises(LoopRunningError, match="list_tokens"):
+    with pytest.raises(LoopRunningError, match=r"hf_auth\.list_tokens\(\)"):
         hf_auth.list_tokens()
 
 
