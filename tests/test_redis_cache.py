@@ -97,7 +97,7 @@ async def test_second_replica_never_asks_the_hub(
         assert hub.request_count == 1
         shared = await second.whoami(TOKEN)
         assert shared == validated
-        assert shared.unwrap().organizations == ["analytical-engines"]
+        assert shared.unwrap().organizations == ("analytical-engines",)
         assert hub.request_count == 1
 
 
