@@ -401,7 +401,7 @@ class HubAuth:
         if self._token is not None and self._token != plain:
             notes.append("this client was given a token explicitly; it keeps using that one")
         logger.info("logged in as %s; token stored as %r", user.username, name)
-        return Ok(LoginInfo(user=user, token_name=name, notes=notes))
+        return Ok(LoginInfo(user=user, token_name=name, notes=tuple(notes)))
 
     async def _prompt_login(
         self, *, force: bool, ask_git: bool
@@ -417,10 +417,10 @@ class HubAuth:
                             user=user,
                             token_name=_token_name(user),
                             kept_existing=True,
-                            notes=[
+                            notes=(
                                 f"already logged in as {user.username}; kept the active token "
-                                "(use force=True or `hub-auth login --force` to replace it)"
-                            ],
+                                "(use force=True or `hub-auth login --force` to replace it)",
+                            ),
                         )
                     )
         if not (sys.stdin is not None and sys.stdin.isatty()):
@@ -472,9 +472,9 @@ class HubAuth:
             notes.append(note)
         return Ok(
             LogoutInfo(
-                removed=list(outcome.removed_names),
+                removed=tuple(outcome.removed_names),
                 removed_active=outcome.removed_active,
-                notes=notes,
+                notes=tuple(notes),
             )
         )
 
@@ -502,7 +502,7 @@ class HubAuth:
         notes = self._env_override_note(activated.value)
         if self._token is not None:
             notes.append("this client was given a token explicitly; it keeps using that one")
-        return Ok(SwitchInfo(token_name=token_name, notes=notes))
+        return Ok(SwitchInfo(token_name=token_name, notes=tuple(notes)))
 
 
 async def _prompt_in_daemon_thread(*, ask_git: bool) -> Result[tuple[str, bool] | LoginInfo]:

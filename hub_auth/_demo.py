@@ -165,7 +165,7 @@ def _steps(auth: HubAuth, hub: FakeHub, token: str) -> list[tuple[str, _Step]]:
                 left = await auth.get_token()
                 gone = isinstance(left, Err) and left.error.kind is ErrorKind.NO_TOKEN
                 removed = ", ".join(repr(name) for name in info.removed)
-                return gone and info.removed == [DEMO_USER.token_name], (
+                return gone and info.removed == (DEMO_USER.token_name,), (
                     f"removed {removed}; "
                     + ("no token is left" if gone else "a token is still there")
                 )

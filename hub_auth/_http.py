@@ -12,6 +12,15 @@ left of it, and a backoff that would not fit ends the call at once with the last
 first attempt runs before the retry machinery is set up, so a call that succeeds first time
 pays nothing for it.
 
+While the Hub rate-limits this client, it is not asked again: once a 429 says when to come back
+(``Retry-After``, or ``RateLimit``'s ``t=``), every ``whoami`` until then returns
+``Err(rate_limited)`` at once, with ``retry_after`` set to what is left of the wait, without a
+request. whoami's limit is per IP, so one more request would only be another 429; a flood of
+unknown tokens must not keep the service's quota exhausted. The wait is capped at
+``MAX_RATE_LIMIT_WAIT`` (the Hub's window is five minutes), so a wrong header cannot shut the
+service out for long. A 429 that does not say when is not remembered. Caches are consulted
+before HubClient, so tokens they know keep working.
+
 Bodies are read through a bounded loop (never ``response.read()``), so neither a huge
 ``Content-Length``, an endless chunked stream nor a compressed bomb is read beyond 1 MiB.
 """
@@ -52,6 +61,8 @@ MAX_BODY_BYTES: Final = 1 << 20
 _RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 _RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+(?:\.\d+)?)")
 _MAX_REDIRECTS: Final = 3
+MAX_RATE_LIMIT_WAIT: Final = 300.0
+"""The longest a 429 keeps this client from asking the Hub (its rate-limit window)."""
 # Sessions a forked child inherited from its parent (HubClient.forget_session_after_fork).
 _LEFT_TO_THE_PARENT: list[aiohttp.ClientSession] = []
 try:
@@ -203,6 +214,8 @@ class HubClient:
         self._timeout = aiohttp.ClientTimeout(
             total=settings.timeout, sock_connect=settings.connect_timeout
         )
+        # time.monotonic() before which the Hub is not asked (it said so with a 429).
+        self._rate_limited_until = 0.0
 
     @property
     def session_open(self) -> bool:
@@ -252,11 +265,31 @@ class HubClient:
 
     async def whoami(self, token: str) -> Result[UserInfo]:
         """``GET /api/whoami-v2`` with retries; the body parsed into ``UserInfo``."""
+        if (limited := self._still_rate_limited()) is not None:
+            return Err(limited)
         deadline = time.monotonic() + self._retry.budget
         outcome = await self._attempt(token, deadline)
         if isinstance(outcome, _RetryableError):
             return await self._retry_whoami(token, outcome, deadline)
         return outcome
+
+    def _still_rate_limited(self) -> HubAuthError | None:
+        """A fresh ``rate_limited`` error while a 429's wait lasts, else ``None``."""
+        remaining = self._rate_limited_until - time.monotonic()
+        if remaining <= 0:
+            return None
+        return HubAuthError(
+            ErrorKind.RATE_LIMITED,
+            "the Hub is rate limiting this client, which does not ask it again before the "
+            "wait it gave is over; a whoami cache (MemoryCache, RedisCache) asks it less often",
+            retry_after=remaining,
+        )
+
+    def _remember_rate_limit(self, error: HubAuthError) -> None:
+        """After a 429 that says when to come back, ask nobody's token until then."""
+        if error.kind is ErrorKind.RATE_LIMITED and error.retry_after is not None:
+            wait = min(error.retry_after, MAX_RATE_LIMIT_WAIT)
+            self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + wait)
 
     async def _retry_whoami(
         self, token: str, first: _RetryableError, deadline: float
@@ -337,6 +370,7 @@ class HubClient:
                     if status == 200:
                         return parse_whoami(body, request_id=request_id)
                     error = _status_error(status, body, response.headers)
+                    self._remember_rate_limit(error)
                     if status in _RETRY_STATUSES:
                         return _RetryableError(error)
                     return Err(error)

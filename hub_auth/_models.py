@@ -2,6 +2,9 @@
 
 Wire payloads use camelCase; the models use snake_case attributes with camelCase aliases.
 Unknown fields are ignored (the Hub adds fields over time), missing optional ones are ``None``.
+
+Every model is frozen and every sequence in one is a tuple: a cache hands the same ``UserInfo``
+to many callers, so no caller may be able to change what the others see.
 """
 
 from __future__ import annotations
@@ -133,21 +136,21 @@ class UserInfo(_HubModel):
     email_verified: bool | None = Field(default=None, alias="emailVerified")
     is_pro: bool | None = Field(default=None, alias="isPro")
     can_pay: bool | None = Field(default=None, alias="canPay")
-    orgs: list[OrgInfo] = Field(default_factory=list)
+    orgs: tuple[OrgInfo, ...] = ()
     token: TokenInfo | None = Field(default=None, validation_alias=AliasChoices("auth", "token"))
 
     @field_validator("orgs", mode="after")
     @classmethod
-    def _share_orgs(cls, orgs: list[OrgInfo]) -> list[OrgInfo]:
+    def _share_orgs(cls, orgs: tuple[OrgInfo, ...]) -> tuple[OrgInfo, ...]:
         # Callers of one service mostly share a few organisations: equal (frozen) OrgInfo
         # objects are shared while any UserInfo holds them, which keeps a large whoami cache
         # small. Weak references: nothing is kept alive for the sake of sharing.
-        return [_SHARED_ORGS.setdefault(org, org) for org in orgs]
+        return tuple(_SHARED_ORGS.setdefault(org, org) for org in orgs)
 
     @property
-    def organizations(self) -> list[str]:
+    def organizations(self) -> tuple[str, ...]:
         """Names of the user's organisations (the seed's ``organizations``)."""
-        return [org.name for org in self.orgs]
+        return tuple(org.name for org in self.orgs)
 
 
 class LoginInfo(_HubModel):
@@ -157,7 +160,7 @@ class LoginInfo(_HubModel):
     token_name: str
     kept_existing: bool = False
     """True when ``login()`` found a valid active token and kept it (no ``force``)."""
-    notes: list[str] = Field(default_factory=list)
+    notes: tuple[str, ...] = ()
     """Things the user should know: an environment variable that overrides the file, a git
     credential helper that is missing, a token that was already active."""
 
@@ -174,15 +177,15 @@ class StoredToken(_HubModel):
 class LogoutInfo(_HubModel):
     """What ``logout`` removed, and what still authenticates afterwards."""
 
-    removed: list[str] = Field(default_factory=list)
+    removed: tuple[str, ...] = ()
     """Names of the ``stored_tokens`` entries removed."""
     removed_active: bool = False
     """Whether the active token file was removed."""
-    notes: list[str] = Field(default_factory=list)
+    notes: tuple[str, ...] = ()
 
 
 class SwitchInfo(_HubModel):
     """What ``switch_token`` made active."""
 
     token_name: str
-    notes: list[str] = Field(default_factory=list)
+    notes: tuple[str, ...] = ()

@@ -2,15 +2,21 @@
 
 Registered as a ``pytest11`` entry point, so installing hub_auth makes the fixture available
 to every test suite; ``-p hub_auth.pytest_plugin`` loads it explicitly.
+
+pytest imports this module in every run of every environment where hub_auth is installed, so
+it imports nothing heavy: :class:`~hub_auth.testing.FakeHub` (and ``aiohttp.web`` with it) is
+imported by the fixture, the first time a test uses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from hub_auth.testing import FakeHub
+if TYPE_CHECKING:
+    from hub_auth.testing import FakeHub
 
 __all__ = ["fake_hub"]
 
@@ -26,5 +32,7 @@ def fake_hub() -> Iterator[FakeHub]:
             token = fake_hub.add_token(name="ada-lovelace")
             ...  # point the client at fake_hub.url
     """
+    from hub_auth.testing import FakeHub
+
     with FakeHub() as hub:
         yield hub

@@ -117,7 +117,7 @@ async def test_whoami_ok(auth: HubAuth, hub: FakeHub) -> None:
             assert isinstance(user, UserInfo)
             assert user.username == "ada-lovelace"
             assert user.email == "ada@example.com"
-            assert user.organizations == ["analytical-engines"]
+            assert user.organizations == ("analytical-engines",)
             assert user.token is not None and user.token.display_name == "ada-workstation"
         case Err(error):
             pytest.fail(str(error))
@@ -362,7 +362,7 @@ async def test_logout_named(auth: HubAuth, hf_home: Path) -> None:
     await auth.login(TOKEN)
     await auth.login(OTHER)  # active now
     info = (await auth.logout("ada-workstation")).unwrap()
-    assert info.removed == ["ada-workstation"] and not info.removed_active
+    assert info.removed == ("ada-workstation",) and not info.removed_active
     assert (hf_home / "token").read_text() == OTHER
     info = (await auth.logout("oauth-charles-b")).unwrap()
     assert info.removed_active

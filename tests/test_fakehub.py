@@ -160,7 +160,7 @@ async def test_known_token_gets_its_body_and_headers(
     info = UserInfo.model_validate_json(raw)
     assert info.username == "ada-lovelace"
     assert info.email == "ada@example.com"
-    assert info.organizations == ["engines"]
+    assert info.organizations == ("engines",)
     _, second, _ = await get(session, hub, token)
     assert second["X-Request-Id"] != headers["X-Request-Id"]
 

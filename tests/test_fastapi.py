@@ -18,9 +18,12 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, WebSocket
 from fastapi.testclient import TestClient
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect
 
+import hub_auth.fastapi
 from hub_auth import HubAuth, MemoryCache, UserInfo
 from hub_auth.fastapi import HubBearer
 from hub_auth.testing import FakeHub, FakeUser, make_token
@@ -35,7 +38,46 @@ ADMIN = make_token("admin")  # admin role
 REVOKED = make_token("revoked")
 REFUSED = make_token("refused")
 UNKNOWN = make_token("unknown")
-ALL_TOKENS = (ADA, BYRON, FINE, OAUTH, ADMIN, REVOKED, REFUSED, UNKNOWN)
+# Fine-grained tokens of members of "lab", with repo.write on different entities.
+SELF_WRITE = make_token("selfwrite")  # on the user's own account only
+LAB_WRITE = make_token("labwrite")  # on the org "lab" (member of lab and looms)
+BOTH_WRITE = make_token("bothwrite")  # on "lab" and on "looms" (member of both)
+GLOBAL_WRITE = make_token("globalwrite")  # global repo.write
+TEAM_WRITE = make_token("teamwrite")  # on "models-team", an org the user is not in
+ALL_TOKENS = (
+    ADA,
+    BYRON,
+    FINE,
+    OAUTH,
+    ADMIN,
+    REVOKED,
+    REFUSED,
+    UNKNOWN,
+    SELF_WRITE,
+    LAB_WRITE,
+    BOTH_WRITE,
+    GLOBAL_WRITE,
+    TEAM_WRITE,
+)
+
+
+def fine_grained(*entities: str, user: str = "", global_: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A fine-grained ``accessToken.fineGrained`` with repo.write on each entity."""
+    return {
+        "canReadGatedRepos": False,
+        "global": list(global_),
+        "scoped": [
+            {
+                "entity": {
+                    "_id": f"id-{name}",
+                    "type": "user" if name == user else "org",
+                    "name": name,
+                },
+                "permissions": ["repo.write", "repo.content.read"],
+            }
+            for name in entities
+        ],
+    }
 
 
 def seed(hub: FakeHub) -> None:
@@ -48,6 +90,15 @@ def seed(hub: FakeHub) -> None:
     hub.revoke(REVOKED)
     hub.add_token(REFUSED, FakeUser(name="refused"))
     hub.forbid(REFUSED, message="Your organization requires fine-grained tokens")
+    for token, name, orgs, grants in [
+        (SELF_WRITE, "selfish", ["lab"], fine_grained("selfish", user="selfish")),
+        (LAB_WRITE, "labbie", ["lab", "looms"], fine_grained("lab")),
+        (BOTH_WRITE, "weaver", ["lab", "looms"], fine_grained("lab", "looms")),
+        (GLOBAL_WRITE, "globe", ["lab"], fine_grained(global_=("repo.write",))),
+        (TEAM_WRITE, "teamer", ["lab"], fine_grained("models-team")),
+    ]:
+        user = FakeUser(name=name, orgs=orgs, role="fineGrained", fine_grained=grants)
+        hub.add_token(token, user)
 
 
 def user_json(user: UserInfo | None) -> dict[str, Any] | None:
@@ -76,6 +127,17 @@ def make_app(endpoint: str, *, cache: bool = True, **auth_options: Any) -> FastA
         "/read": HubBearer(require_role="read"),
         "/perm-read": HubBearer(require_permissions=["repo.content.read"]),
         "/perm-write": HubBearer(require_permissions=["repo.content.write"]),
+        "/repo-write": HubBearer(require_permissions=["repo.write"]),
+        "/lab-write": HubBearer(require_orgs=["lab"], require_permissions=["repo.write"]),
+        "/looms-or-lab-write": HubBearer(
+            require_orgs=["looms", "lab"], require_permissions=["repo.write"]
+        ),
+        "/looms-and-lab-write": HubBearer(
+            require_orgs=["looms", "lab"], require_all_orgs=True, require_permissions=["repo.write"]
+        ),
+        "/team-write": HubBearer(
+            require_permissions=["repo.write"], permission_entity="models-team"
+        ),
     }
     for path, bearer in routes.items():
         # A default, not Annotated: string annotations cannot see this loop's `bearer`.
@@ -84,7 +146,16 @@ def make_app(endpoint: str, *, cache: bool = True, **auth_options: Any) -> FastA
         ) -> dict[str, Any] | None:
             return user_json(user)
 
+        async def websocket_(
+            websocket: WebSocket,
+            user: UserInfo | None = Depends(bearer),  # noqa: B008
+        ) -> None:
+            await websocket.accept()
+            await websocket.send_json(user_json(user))
+            await websocket.close()
+
         app.get(path)(endpoint_)
+        app.websocket("/ws" + path)(websocket_)
     return app
 
 
@@ -255,6 +326,130 @@ def test_required_permissions(client: TestClient, path: str, token: str, status:
         assert "lacks the permissions" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "token", "status"),
+    [
+        # The reported hole: repo.write on one's own account does not grant it in "lab".
+        ("/lab-write", SELF_WRITE, 403),
+        ("/lab-write", LAB_WRITE, 200),
+        ("/lab-write", GLOBAL_WRITE, 200),  # global permissions hold everywhere
+        ("/lab-write", TEAM_WRITE, 403),
+        ("/lab-write", ADA, 403),  # not a member
+        # Any-of: one required org that admits the caller must grant the permission.
+        ("/looms-or-lab-write", LAB_WRITE, 200),
+        ("/looms-or-lab-write", SELF_WRITE, 403),
+        # All-of: the permission must hold on every required org.
+        ("/looms-and-lab-write", LAB_WRITE, 403),
+        ("/looms-and-lab-write", BOTH_WRITE, 200),
+        # No org: the permission must hold on the caller's own account.
+        ("/repo-write", SELF_WRITE, 200),
+        ("/repo-write", LAB_WRITE, 403),
+        ("/repo-write", ADA, 200),  # a classic write token is not scoped
+        # permission_entity names the entity.
+        ("/team-write", TEAM_WRITE, 200),
+        ("/team-write", LAB_WRITE, 403),
+        ("/team-write", ADA, 200),
+        ("/team-write", BYRON, 403),
+    ],
+)
+def test_permissions_hold_on_the_entity_they_are_required_for(
+    client: TestClient, path: str, token: str, status: int
+) -> None:
+    response = client.get(path, headers=bearer(token))
+    assert response.status_code == status, response.text
+    if status == 403 and "membership" not in response.text:
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+        assert "lacks the permissions on " in response.json()["detail"]
+
+
+def test_permission_denial_names_the_entity(client: TestClient) -> None:
+    response = client.get("/lab-write", headers=bearer(SELF_WRITE))
+    assert response.json()["detail"] == "this token lacks the permissions on lab: repo.write"
+    response = client.get("/looms-and-lab-write", headers=bearer(LAB_WRITE))
+    assert response.json()["detail"] == "this token lacks the permissions on looms: repo.write"
+
+
+# -- WebSocket routes -------------------------------------------------------------------------
+
+
+def ws_refusal(client: TestClient, path: str, headers: dict[str, str]) -> WebSocketDisconnect:
+    """Connect and expect the socket to be closed before it is accepted."""
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect(path, headers=headers) as websocket,
+    ):
+        websocket.receive_json()
+    for token in ALL_TOKENS:
+        assert token not in closed.value.reason
+    return closed.value
+
+
+def test_websocket_with_a_valid_token(client: TestClient, hub: FakeHub) -> None:
+    with client.websocket_connect("/ws/me", headers=bearer(ADA)) as websocket:
+        assert websocket.receive_json() == {"username": "ada", "orgs": ["engines", "poets"]}
+    with client.websocket_connect("/ws/optional") as websocket:
+        assert websocket.receive_json() is None
+    with client.websocket_connect("/ws/lab-write", headers=bearer(LAB_WRITE)) as websocket:
+        assert websocket.receive_json()["username"] == "labbie"
+    assert hub.request_count == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "reason"),
+    [
+        ("/ws/me", {}, "Not authenticated"),
+        ("/ws/me", {"Authorization": f"Basic {ADA}"}, "Authorization must be 'Bearer <token>'"),
+        ("/ws/me", bearer(UNKNOWN), "invalid token: the Hub rejected it"),
+        ("/ws/me", bearer("hf_ab"), "invalid token"),
+        ("/ws/me", bearer(REFUSED), "fine-grained"),
+        ("/ws/any-org", bearer(BYRON), "requires membership of one of: engines, looms"),
+        ("/ws/write", bearer(BYRON), "'write' role"),
+        ("/ws/lab-write", bearer(SELF_WRITE), "lacks the permissions on lab: repo.write"),
+    ],
+    ids=["none", "basic", "rejected", "malformed", "refused", "org", "role", "permission"],
+)
+def test_websocket_refusals_close_with_policy_violation(
+    client: TestClient, path: str, headers: dict[str, str], reason: str
+) -> None:
+    closed = ws_refusal(client, path, headers)
+    assert closed.code == 1008
+    assert reason in closed.reason
+
+
+def test_websocket_when_the_token_cannot_be_checked_closes_with_try_again_later(
+    client: TestClient, hub: FakeHub
+) -> None:
+    hub.rate_limit_next(retry_after=30)
+    closed = ws_refusal(client, "/ws/me", bearer(ADA))
+    assert closed.code == 1013
+    assert closed.reason == (
+        "the token could not be checked right now (rate_limited); try again later (in 30s)"
+    )
+    hub.fail_next(500)
+    closed = ws_refusal(client, "/ws/me", bearer(make_token()))
+    assert closed.code == 1013  # still rate limited: not asked
+    assert hub.request_count == 1
+
+
+def test_websocket_close_reason_fits_a_control_frame(hub: FakeHub) -> None:
+    orgs = [f"organisation-number-{index}" for index in range(12)]
+    app = make_app(hub.url)
+    bearer_dependency = HubBearer(require_orgs=orgs)
+
+    @app.websocket("/ws/many")
+    async def many(
+        websocket: WebSocket,
+        user: UserInfo = Depends(bearer_dependency),  # noqa: B008
+    ) -> None:
+        await websocket.accept()
+
+    with TestClient(app) as client:
+        closed = ws_refusal(client, "/ws/many", bearer(ADA))
+    assert closed.code == 1008
+    assert closed.reason.startswith("this resource requires membership of one of")
+    assert len(closed.reason.encode()) <= 123
+
+
 # -- 503 ------------------------------------------------------------------------------------
 
 
@@ -266,14 +461,83 @@ def expect_503(response: httpx.Response, retry_after: str | None) -> None:
     assert_no_token(response)
 
 
-def test_rate_limited_is_503_with_retry_after(client: TestClient, hub: FakeHub) -> None:
+@pytest.mark.parametrize(
+    ("retry_after", "reset", "expected"),
+    [(30, 120, "30"), (None, 42, "42"), (2.5, 120, "3")],
+    ids=["retry-after", "ratelimit-header-only", "ceiling"],
+)
+def test_rate_limited_is_503_with_retry_after(
+    hub: FakeHub, retry_after: float | None, reset: int, expected: str
+) -> None:
+    hub.rate_limit_next(retry_after=retry_after, reset=reset)
+    with TestClient(make_app(hub.url)) as client:
+        response = client.get("/me", headers=bearer(ADA))
+    expect_503(response, expected)
+    assert f"(in {expected}s)" in response.json()["detail"]
+
+
+def test_while_the_hub_rate_limits_unknown_tokens_get_503_without_a_request(
+    client: TestClient, hub: FakeHub
+) -> None:
+    assert client.get("/me", headers=bearer(ADA)).status_code == 200  # cached from now on
     hub.rate_limit_next(retry_after=30)
-    expect_503(client.get("/me", headers=bearer(ADA)), "30")
-    hub.rate_limit_next(retry_after=None, reset=42)  # only the RateLimit header says when
-    expect_503(client.get("/me", headers=bearer(ADA)), "42")
-    hub.rate_limit_next(retry_after=2.5)
-    expect_503(client.get("/me", headers=bearer(ADA)), "3")
-    assert client.get("/me", headers=bearer(ADA)).status_code == 200
+    expect_503(client.get("/me", headers=bearer(BYRON)), "30")
+    assert hub.request_count == 2
+    # A flood of tokens nobody has seen: answered at once, the Hub is not asked again.
+    for _ in range(25):
+        response = client.get("/me", headers=bearer(make_token()))
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] in ("29", "30")
+    expect_503(client.get("/me", headers=bearer(BYRON)), "30")
+    assert hub.request_count == 2
+    # Callers the cache knows are still served.
+    assert client.get("/me", headers=bearer(ADA)).json()["username"] == "ada"
+    assert hub.pending_faults == 0
+
+
+def test_a_hub_window_that_runs_out_stops_the_flood(hf_home: Path) -> None:
+    """FakeHub's own per-IP window (the RateLimit header says when it resets)."""
+    with FakeHub(rate_limit=2, rate_limit_window=300) as hub:
+        seed(hub)
+        with TestClient(make_app(hub.url)) as client:
+            assert client.get("/me", headers=bearer(ADA)).status_code == 200
+            assert client.get("/me", headers=bearer(BYRON)).status_code == 200
+            limited = client.get("/me", headers=bearer(FINE))
+            assert limited.status_code == 503
+            assert 290 <= int(limited.headers["Retry-After"]) <= 300
+            for _ in range(10):
+                assert client.get("/me", headers=bearer(make_token())).status_code == 503
+            assert client.get("/me", headers=bearer(BYRON)).status_code == 200  # cached
+        assert hub.request_count == 3
+
+
+def test_could_not_check_warnings_are_rate_limited(
+    hub: FakeHub, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_auth.fastapi, "_WARNING_INTERVAL", 0.5)
+
+    def warnings() -> list[str]:
+        return [
+            record.getMessage()
+            for record in caplog.records
+            if record.name == "hub_auth" and "could not check" in record.getMessage()
+        ]
+
+    with TestClient(make_app(hub.url)) as client:
+        hub.fail_next(500)
+        assert client.get("/me", headers=bearer(ADA)).status_code == 503
+        hub.rate_limit_next(retry_after=30)
+        for _ in range(5):
+            assert client.get("/me", headers=bearer(make_token())).status_code == 503
+        # One line per kind, however many requests failed.
+        assert len(warnings()) == 2
+        assert "Internal Server Error" in warnings()[0]
+        assert "rate limiting" in warnings()[1]
+        time.sleep(0.6)
+        assert client.get("/me", headers=bearer(make_token())).status_code == 503
+    assert len(warnings()) == 3
+    assert "and 4 more rate_limited failures since the last such warning" in warnings()[2]
+    assert hub.request_count == 2
 
 
 @pytest.mark.parametrize(
@@ -329,8 +593,8 @@ def test_explicit_auth_and_auth_factory(hub: FakeHub) -> None:
     explicit = HubAuth(endpoint=hub.url, cache=MemoryCache())
     calls: list[str] = []
 
-    def pick(request: Request) -> HubAuth:
-        calls.append(request.url.path)
+    def pick(connection: HTTPConnection) -> HubAuth:
+        calls.append(connection.url.path)
         return explicit
 
     @asynccontextmanager

@@ -285,7 +285,7 @@ def test_whoami_real_body_parses() -> None:
     body = json.dumps(FakeUser(name="ada-lovelace", orgs=["lab"]).body()).encode()
     user = parse_whoami(body).unwrap()
     assert user.username == "ada-lovelace"
-    assert user.organizations == ["lab"]
+    assert user.organizations == ("lab",)
 
 
 # -- rate-limit headers ------------------------------------------------------------------------

@@ -37,7 +37,7 @@ async def test_ok_sends_the_bearer_header(hub: aioresponses) -> None:
     async with HubAuth(endpoint=ENDPOINT, read_env=False) as auth:
         result = await auth.whoami(TOKEN)
     assert isinstance(result, Ok)
-    assert result.value.organizations == ["lab"]
+    assert result.value.organizations == ("lab",)
     (call,) = hub.requests[("GET", URL(URL_WHOAMI))]
     assert call.kwargs["headers"]["authorization"] == f"Bearer {TOKEN}"
 

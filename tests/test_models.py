@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
-from hub_auth import OrgInfo, TokenInfo, UserInfo
+from hub_auth import HubAuth, MemoryCache, OrgInfo, TokenInfo, UserInfo, _models
+from hub_auth.testing import FakeHub, FakeUser, make_token
 
 SAMPLES = Path(__file__).parent / "data" / "whoami-v2"
 SAMPLE_BODIES = {
@@ -40,7 +43,7 @@ def test_write_token_sample() -> None:
     user = UserInfo.model_validate(SAMPLE_BODIES["write"])
     assert user.username == "ada-lovelace"
     assert user.email == "ada@example.com"
-    assert user.organizations == ["analytical-engines"]
+    assert user.organizations == ("analytical-engines",)
     assert user.orgs[0] == OrgInfo(name="analytical-engines", type="org", role_in_org="admin")
     assert user.token is not None
     assert user.token.display_name == "ada-workstation"
@@ -96,3 +99,62 @@ def test_equal_organisations_are_shared_between_users() -> None:
     assert first.orgs[0] is second.orgs[0]
     other = dict(SAMPLE_BODIES["write"], orgs=[{"name": "analytical-engines", "roleInOrg": "read"}])
     assert UserInfo.model_validate(other).orgs[0] is not first.orgs[0]
+
+
+def _mutable_parts(annotation: object) -> list[object]:
+    """The mutable container types (list, dict, set) anywhere in a field's annotation."""
+    origin = typing.get_origin(annotation)
+    found: list[object] = (
+        [origin or annotation] if (origin or annotation) in (list, dict, set) else []
+    )
+    for argument in typing.get_args(annotation):
+        found += _mutable_parts(argument)
+    return found
+
+
+@pytest.mark.parametrize("name", _models.__all__)
+def test_no_model_holds_a_mutable_container(name: str) -> None:
+    model = getattr(_models, name)
+    assert issubclass(model, BaseModel)
+    assert model.model_config.get("frozen") is True
+    for field_name, info in model.model_fields.items():
+        assert _mutable_parts(info.annotation) == [], f"{name}.{field_name}"
+
+
+async def test_a_cached_user_cannot_be_changed_by_one_caller_for_the_others(
+    fake_hub: FakeHub,
+) -> None:
+    token = fake_hub.add_token(make_token("ada"), FakeUser(name="ada", orgs=["lab", "looms"]))
+    async with HubAuth(endpoint=fake_hub.url, cache=MemoryCache()) as auth:
+        first = (await auth.whoami(token)).unwrap()
+        assert isinstance(first.orgs, tuple)
+        with pytest.raises(AttributeError):
+            first.orgs.clear()  # type: ignore[attr-defined]
+        with pytest.raises(AttributeError):
+            first.orgs.append(first.orgs[0])  # type: ignore[attr-defined]
+        with pytest.raises(TypeError):
+            first.orgs[0] = first.orgs[1]  # type: ignore[index]
+        with pytest.raises(ValidationError):
+            first.orgs = ()  # type: ignore[misc]
+        with pytest.raises(ValidationError):
+            first.orgs[0].name = "someone-elses-org"  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            first.organizations.append("lab")  # type: ignore[attr-defined]
+        second = (await auth.whoami(token)).unwrap()
+    assert second is first  # the cache's own object, handed to every caller...
+    assert second.organizations == ("lab", "looms")  # ...and still what the Hub said
+    assert fake_hub.request_count == 1
+
+
+def test_login_logout_and_switch_results_hold_tuples() -> None:
+    user = UserInfo(username="ada")
+    results = [
+        _models.LoginInfo(user=user, token_name="t", notes=["a note"]),  # type: ignore[arg-type]
+        _models.LogoutInfo(removed=["t"], notes=["a note"]),  # type: ignore[arg-type]
+        _models.SwitchInfo(token_name="t", notes=["a note"]),  # type: ignore[arg-type]
+    ]
+    for result in results:
+        for field_name in ("notes", "removed"):
+            value = getattr(result, field_name, ())
+            assert isinstance(value, tuple), field_name
+    assert UserInfo(username="ada").orgs == ()

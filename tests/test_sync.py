@@ -58,7 +58,7 @@ def test_whoami_with_an_explicit_token(auth: HubAuthSync, fake_hub: FakeHub) -> 
     user = auth.whoami(token).unwrap()
 
     assert user.username == "ada-lovelace"
-    assert user.organizations == ["analytical-engines"]
+    assert user.organizations == ("analytical-engines",)
     assert fake_hub.request_count == 1
     assert fake_hub.requests[-1].token == token
 
@@ -443,7 +443,7 @@ def test_every_module_function(fake_hub: FakeHub, hf_home: Path) -> None:
     assert hf_auth.auth_headers() == Ok([("authorization", f"Bearer {token}")])
     assert hf_auth.set_token(other) == Ok(None)
     assert hf_auth.get_token().unwrap().get_secret_value() == other
-    assert hf_auth.logout("ci").unwrap().removed == ["ci"]
+    assert hf_auth.logout("ci").unwrap().removed == ("ci",)
     assert hf_auth.get_token().unwrap().get_secret_value() == token  # the token file again
     assert [r.token for r in fake_hub.requests] == [token, token, other, token]
 
