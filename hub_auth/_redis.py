@@ -309,9 +309,11 @@ class RedisCache:
         if self._usable():
             # At most MAX_VALUE_BYTES + 1 bytes: a larger value is never read whole.
             raw = await self._call("GETRANGE", self._redis.getrange, key, 0, MAX_VALUE_BYTES)
-            if raw is _BAD_VALUE or (raw is not _FAILED and not isinstance(raw, bytes | str)):
+            if raw is _FAILED or not raw:  # b"" (or None): no such key
+                pass
+            elif raw is _BAD_VALUE or not isinstance(raw, bytes | str):
                 invalid = True
-            elif raw is not _FAILED and raw:  # b"": no such key
+            else:
                 cached = unseal(self._mac_key, key, raw, time.time())
                 if not isinstance(cached, _Unusable):
                     with self._lock:
