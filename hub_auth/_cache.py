@@ -1,10 +1,13 @@
 """Whoami caches: ``MemoryCache`` (TTL + LRU, in process) and the parts ``RedisCache`` reuses.
 
 The Hub rate-limits ``/api/whoami-v2`` per IP, so a service that checks every request's token
-must remember answers. A cache is keyed by an HMAC-SHA256 of the token (never the token), keeps
-successful answers for ``ttl`` seconds (never past the token's own expiry), keeps 401s only when
-``negative_ttl`` is set, and never keeps a failure that says nothing about the token (403, 429,
-5xx, network, timeout, bad response).
+must remember answers. A cache is keyed by an HMAC-SHA256 of the endpoint and the token (never
+the token; one cache shared by a staging and a production client keeps their answers apart),
+keeps successful answers for ``ttl`` seconds (never past the token's own expiry), keeps 401s
+only when ``negative_ttl`` is set and then in a bound of their own (a flood of random tokens
+cannot push valid users out), and never keeps a failure that says nothing about the token (403,
+429, 5xx, network, timeout, bad response). Every caller gets its own copy of a cached error, so
+``raise result.error`` in one task does not chain onto an object another task holds.
 
 Single-flight: concurrent misses for one token in one event loop share a single ``load``; the
 load runs as its own task, so a caller that is cancelled leaves the others (and the load) alone.
@@ -16,6 +19,7 @@ an ``await``, and a load is only ever joined from the loop that started it.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import hashlib
 import hmac
@@ -29,9 +33,16 @@ from typing import Any, Generic, TypeVar
 
 from hub_auth._errors import ErrorKind
 from hub_auth._models import UserInfo
-from hub_auth._result import Ok, Result
+from hub_auth._result import Err, Ok, Result
 
-__all__ = ["CacheStats", "MemoryCache", "SingleFlight", "cache_lifetime", "token_key"]
+__all__ = [
+    "CacheStats",
+    "MemoryCache",
+    "SingleFlight",
+    "cache_lifetime",
+    "check_secret",
+    "token_key",
+]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -39,13 +50,23 @@ V = TypeVar("V")
 Loader = Callable[[str], Awaitable[Result[UserInfo]]]
 """What a cache calls on a miss: ``HubClient.whoami`` (token in, result out)."""
 
-MIN_KEY_BYTES = 16
+MIN_SECRET_BYTES = 32
+MIN_SECRET_PAIRS = 16
+"""Different pairs of neighbouring bytes a secret needs (random ones of 32 bytes have 20+)."""
+
+_MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
-def token_key(secret: bytes, token: str) -> str:
-    """The cache key of ``token``: hex HMAC-SHA256 under ``secret`` (the token cannot be read
-    back from it, and without the secret it cannot be checked against a guess)."""
-    return hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()
+def _scoped(endpoint: str, token: str) -> bytes:
+    # The endpoint's length first, so no (endpoint, token) pair reads as another one.
+    scope = endpoint.encode()
+    return b"%d:%s%s" % (len(scope), scope, token.encode())
+
+
+def token_key(secret: bytes, token: str, endpoint: str) -> str:
+    """The cache key of ``token`` at ``endpoint``: hex HMAC-SHA256 under ``secret`` (the token
+    cannot be read back from it, and without the secret it cannot be checked against a guess)."""
+    return hmac.new(secret, _scoped(endpoint, token), hashlib.sha256).hexdigest()
 
 
 def _hmac_pads(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
@@ -60,14 +81,41 @@ def _hmac_pads(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
 
 
 def check_secret(secret: bytes | str, what: str) -> bytes:
-    """``secret`` as bytes; refuse a type or a length that would make the keys guessable."""
+    """``secret`` as bytes; refuse a type, a length or a pattern that would make it guessable.
+
+    The rule: at least 32 bytes, with at least 16 different pairs of neighbouring bytes. That
+    refuses one byte repeated, a word or a short pattern repeated ("password" * 4 has 8 pairs),
+    and never a random secret (``secrets.token_urlsafe(32)`` has about 40, ``token_hex(16)``
+    more than 20).
+    """
     if isinstance(secret, str):
         secret = secret.encode()
     if not isinstance(secret, bytes):
         raise TypeError(f"{what} must be bytes or str, not {type(secret).__name__}")
-    if len(secret) < MIN_KEY_BYTES:
-        raise ValueError(f"{what} must be at least {MIN_KEY_BYTES} bytes, got {len(secret)}")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{what} is too short ({len(secret)} bytes, at least {MIN_SECRET_BYTES} are "
+            f"needed); {_MAKE_SECRET}"
+        )
+    pairs = len({secret[index : index + 2] for index in range(len(secret) - 1)})
+    if pairs < MIN_SECRET_PAIRS:
+        raise ValueError(
+            f"{what} is too weak: a repeated byte, word or short pattern ({pairs} different "
+            f"pairs of neighbouring bytes, at least {MIN_SECRET_PAIRS} are needed); "
+            f"{_MAKE_SECRET}"
+        )
     return secret
+
+
+def own_copy(result: Result[UserInfo]) -> Result[UserInfo]:
+    """``result``, with an error of its own for this caller when it is an ``Err``.
+
+    A cached or shared ``Err`` must not hand one exception object to many tasks: raising it
+    sets its ``__traceback__`` and chains ``__context__`` for every holder.
+    """
+    if isinstance(result, Err):
+        return Err(copy.copy(result.error))
+    return result
 
 
 def cache_lifetime(result: Result[UserInfo], ttl: float, negative_ttl: float) -> float:
@@ -170,11 +218,14 @@ class MemoryCache:
 
     Args:
         ttl: Seconds a successful answer is kept (never past the token's own expiry).
-        max_entries: Entries at most; past it the least recently used go first.
+        max_entries: Successful answers at most; past it the least recently used go first.
         negative_ttl: Seconds a 401 (unknown, expired or revoked token) is kept, so a flood
             of bad tokens does not reach the Hub; 0 (the default) keeps none.
-        key: The HMAC key for the cache keys (at least 16 bytes); random per process by
-            default.
+        max_negative_entries: 401s at most, kept apart from the successful answers so a
+            flood of bad tokens never evicts a valid user; a tenth of ``max_entries`` (at
+            least 1) by default.
+        key: The HMAC key for the cache keys (at least 32 bytes, not a repeated pattern);
+            random per process by default.
         clock: A monotonic clock in seconds (tests inject a fake one).
     """
 
@@ -184,19 +235,25 @@ class MemoryCache:
         max_entries: int = 10_000,
         *,
         negative_ttl: float = 0.0,
-        key: bytes | None = None,
+        max_negative_entries: int | None = None,
+        key: bytes | str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl = check_seconds(ttl, "ttl", allow_zero=False)
         self._negative_ttl = check_seconds(negative_ttl, "negative_ttl", allow_zero=True)
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError(f"max_entries must be an int >= 1, got {max_entries!r}")
-        self._max_entries = max_entries
+        self._max_entries = _check_count(max_entries, "max_entries")
+        self._max_negative_entries = (
+            max(1, max_entries // 10)
+            if max_negative_entries is None
+            else _check_count(max_negative_entries, "max_negative_entries")
+        )
         secret = secrets.token_bytes(32) if key is None else check_secret(key, "key")
         self._inner, self._outer = _hmac_pads(secret)
         self._clock = clock
         self._lock = threading.Lock()
+        # Successful answers and 401s in two LRU tables with their own bounds.
         self._entries: OrderedDict[bytes, tuple[float, Result[UserInfo]]] = OrderedDict()
+        self._negatives: OrderedDict[bytes, tuple[float, Result[UserInfo]]] = OrderedDict()
         self._flight: SingleFlight[bytes, Result[UserInfo]] = SingleFlight()
         # Bumped by invalidate/clear: a load that started before must not store its answer.
         self._generation = 0
@@ -216,29 +273,38 @@ class MemoryCache:
     def max_entries(self) -> int:
         return self._max_entries
 
-    def _key(self, token: str) -> bytes:
+    @property
+    def max_negative_entries(self) -> int:
+        return self._max_negative_entries
+
+    def _key(self, token: str, endpoint: str) -> bytes:
         # HMAC-SHA256 (RFC 2104) from precomputed pad states: twice as fast as copying an
         # hmac.HMAC, and the hit path is measured in microseconds.
         inner = self._inner.copy()
-        inner.update(token.encode())
+        inner.update(_scoped(endpoint, token))
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
 
-    async def fetch(self, token: str, load: Loader) -> Result[UserInfo]:
-        """The cached outcome for ``token``, or ``load(token)`` shared by concurrent callers."""
-        key = self._key(token)
+    async def fetch(self, token: str, load: Loader, *, endpoint: str) -> Result[UserInfo]:
+        """The cached outcome for ``token`` at ``endpoint``, or ``load(token)`` shared by
+        concurrent callers."""
+        key = self._key(token, endpoint)
         now = self._clock()
         with self._lock:
-            entry = self._entries.get(key)
+            table = self._entries
+            entry = table.get(key)
+            if entry is None:
+                table = self._negatives
+                entry = table.get(key)
             if entry is not None:
                 if entry[0] > now:
-                    self._entries.move_to_end(key)
+                    table.move_to_end(key)
                     self._hits += 1
-                    return entry[1]
-                del self._entries[key]
+                    return own_copy(entry[1])
+                del table[key]
             self._misses += 1
-        return await self._flight.run(key, lambda: self._load(key, token, load))
+        return own_copy(await self._flight.run(key, lambda: self._load(key, token, load)))
 
     async def _load(self, key: bytes, token: str, load: Loader) -> Result[UserInfo]:
         with self._lock:
@@ -248,19 +314,25 @@ class MemoryCache:
         lifetime = cache_lifetime(result, self._ttl, self._negative_ttl)
         if lifetime > 0:
             expires = self._clock() + lifetime
+            if isinstance(result, Ok):
+                table, other, bound = self._entries, self._negatives, self._max_entries
+            else:
+                table, other, bound = self._negatives, self._entries, self._max_negative_entries
             with self._lock:
                 if generation == self._generation:
-                    self._entries[key] = (expires, result)
-                    self._entries.move_to_end(key)
-                    while len(self._entries) > self._max_entries:
-                        self._entries.popitem(last=False)
+                    other.pop(key, None)
+                    table[key] = (expires, result)
+                    table.move_to_end(key)
+                    while len(table) > bound:
+                        table.popitem(last=False)
         return result
 
-    async def invalidate(self, token: str) -> None:
-        """Forget ``token``; a load already running for it will not be stored."""
-        key = self._key(token)
+    async def invalidate(self, token: str, *, endpoint: str) -> None:
+        """Forget ``token`` at ``endpoint``; a load already running for it will not be stored."""
+        key = self._key(token, endpoint)
         with self._lock:
             self._entries.pop(key, None)
+            self._negatives.pop(key, None)
             self._generation += 1
         self._flight.discard(key)
 
@@ -268,22 +340,30 @@ class MemoryCache:
         """Forget every entry (loads already running will not be stored)."""
         with self._lock:
             self._entries.clear()
+            self._negatives.clear()
             self._generation += 1
 
     @property
     def stats(self) -> CacheStats:
-        """Hits, misses, loads and entries so far."""
+        """Hits, misses, loads and entries (successes and 401s) so far."""
         with self._lock:
             return CacheStats(
-                hits=self._hits, misses=self._misses, loads=self._loads, entries=len(self._entries)
+                hits=self._hits, misses=self._misses, loads=self._loads, entries=len(self)
             )
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+        # Not under the lock: two len() reads are atomic enough for a count.
+        return len(self._entries) + len(self._negatives)
 
     def __repr__(self) -> str:
         return (
             f"<MemoryCache ttl={self._ttl:g} negative_ttl={self._negative_ttl:g} "
-            f"entries={len(self)}/{self._max_entries}>"
+            f"entries={len(self._entries)}/{self._max_entries} "
+            f"negative={len(self._negatives)}/{self._max_negative_entries}>"
         )
+
+
+def _check_count(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value

@@ -44,16 +44,21 @@ logger = logging.getLogger("hub_auth")
 
 
 class WhoamiCache(Protocol):
-    """What ``HubAuth`` needs from a whoami cache (``MemoryCache``, ``RedisCache``)."""
+    """What ``HubAuth`` needs from a whoami cache (``MemoryCache``, ``RedisCache``).
+
+    ``endpoint`` is the Hub the answer comes from: a cache shared by clients of several Hubs
+    (staging and production) must keep their answers apart.
+    """
 
     async def fetch(
-        self, token: str, load: Callable[[str], Awaitable[Result[UserInfo]]]
+        self, token: str, load: Callable[[str], Awaitable[Result[UserInfo]]], *, endpoint: str
     ) -> Result[UserInfo]:
-        """Return the cached outcome for ``token``, or ``load`` it (once for concurrent callers)."""
+        """Return the cached outcome for ``token`` at ``endpoint``, or ``load`` it (once for
+        concurrent callers)."""
         ...
 
-    async def invalidate(self, token: str) -> None:
-        """Forget what is cached for ``token``."""
+    async def invalidate(self, token: str, *, endpoint: str) -> None:
+        """Forget what is cached for ``token`` at ``endpoint``."""
         ...
 
 
@@ -298,7 +303,7 @@ class HubAuth:
             return _invalid(reason)
         previous, self._token = self._token, plain
         if previous is not None and previous != plain and self._cache is not None:
-            await self._cache.invalidate(previous)
+            await self._cache.invalidate(previous, endpoint=self._settings.endpoint)
         return Ok(None)
 
     async def auth_headers(
@@ -325,7 +330,9 @@ class HubAuth:
         if (offline := self._offline()) is not None:
             return offline
         if self._cache is not None:
-            return await self._cache.fetch(resolved.value, self._client.whoami)
+            return await self._cache.fetch(
+                resolved.value, self._client.whoami, endpoint=self._settings.endpoint
+            )
         return await self._client.whoami(resolved.value)
 
     async def validate_token(self, token: str | SecretStr, *, remote: bool = True) -> Result[None]:
@@ -460,7 +467,7 @@ class HubAuth:
         self._token = None
         if self._cache is not None:
             for token in stale:
-                await self._cache.invalidate(token)
+                await self._cache.invalidate(token, endpoint=self._settings.endpoint)
         notes: list[str] = []
         if outcome.removed_active or token_name is None:
             match await _git.reject(self._settings.endpoint):
@@ -498,7 +505,7 @@ class HubAuth:
             and previous.value is not None
             and previous.value != activated.value
         ):
-            await self._cache.invalidate(previous.value)
+            await self._cache.invalidate(previous.value, endpoint=self._settings.endpoint)
         notes = self._env_override_note(activated.value)
         if self._token is not None:
             notes.append("this client was given a token explicitly; it keeps using that one")

@@ -107,6 +107,16 @@ class HubAuthError(Exception):
     def __hash__(self) -> int:
         return hash((self.kind, self.message, self.status, self.request_id, self.retry_after))
 
+    def __copy__(self) -> HubAuthError:
+        """A new error with the same content and no traceback, cause or context.
+
+        A cache hands each caller its own copy, so raising it in one task does not chain
+        tracebacks onto an object other tasks hold.
+        """
+        return _rebuild(
+            self.kind.value, self.message, self.status, self.request_id, self.retry_after
+        )
+
     def __reduce__(self) -> tuple[object, ...]:
         return (
             _rebuild,

@@ -2,8 +2,17 @@
 
 Replicas that share a Redis and a secret share their answers: a token one replica validated is
 not sent to the Hub again by another until the entry expires. Keys are ``prefix`` + the hex
-HMAC-SHA256 of the token under the shared secret (the token is never stored); values are JSON
-written with ``SET key value EX seconds`` (never pickle: a value read back is parsed, not run).
+HMAC-SHA256 of the endpoint and the token under the shared secret (the token is never stored).
+
+Whoever can write to Redis must not be able to choose an identity, so a value is sealed::
+
+    v2:<expires, unix seconds>:<hex HMAC-SHA256 of version, key, expires, body>:<JSON body>
+
+written with ``SET key value EX seconds`` (never pickle). A value is read with a bounded
+``GETRANGE`` (64 KiB), and its MAC is checked with ``hmac.compare_digest`` before its body is
+parsed. A value that is too large, not a string, not ``v2``, forged, moved from another key or
+past its own expiry (say someone ran ``PERSIST`` on it) is a miss for that key alone: the Hub
+is asked, the value is replaced, and Redis is not put aside.
 
 The cache must never be why a request fails. Every Redis operation is bounded by ``timeout``;
 when Redis is unreachable, slow or answers garbage, the request goes to the Hub, one warning is
@@ -14,10 +23,13 @@ says when it works again).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -30,6 +42,7 @@ from hub_auth._cache import (
     cache_lifetime,
     check_seconds,
     check_secret,
+    own_copy,
     token_key,
 )
 from hub_auth._errors import ErrorKind, HubAuthError
@@ -44,8 +57,17 @@ __all__ = ["RedisCache"]
 
 logger = logging.getLogger("hub_auth")
 
-_FORMAT = 1
+MAX_VALUE_BYTES = 64 * 1024
+"""Values longer than this are not read whole, let alone parsed: a miss."""
+
+_VERSION = b"v2"
 _FAILED: Any = object()
+_BAD_VALUE: Any = object()  # Redis answered, but not with a string (WRONGTYPE, bad UTF-8)
+
+
+class _Unusable(Enum):
+    EXPIRED = "expired"  # ours, but past its own expiry: a plain miss
+    INVALID = "invalid"  # not ours, tampered, too large or unreadable: a miss worth a warning
 
 
 class _StoredError(BaseModel):
@@ -58,11 +80,10 @@ class _StoredError(BaseModel):
 
 
 class _Stored(BaseModel):
-    """A value in Redis: ``{"v": 1, "user": {...}}`` or ``{"v": 1, "error": {...}}``."""
+    """The body of a value: ``{"user": {...}}`` or ``{"error": {...}}``."""
 
     model_config = ConfigDict(frozen=True)
 
-    v: Literal[1]
     user: UserInfo | None = None
     error: _StoredError | None = None
 
@@ -82,9 +103,9 @@ class _Stored(BaseModel):
         return None
 
 
-def _encode(result: Result[UserInfo]) -> str:
+def _body(result: Result[UserInfo]) -> bytes:
     if isinstance(result, Ok):
-        return f'{{"v":{_FORMAT},"user":{result.value.model_dump_json()}}}'
+        return b'{"user":%s}' % result.value.model_dump_json().encode()
     error = result.error
     stored = _StoredError(
         kind="unauthorized",
@@ -92,14 +113,48 @@ def _encode(result: Result[UserInfo]) -> str:
         status=error.status,
         request_id=error.request_id,
     )
-    return f'{{"v":{_FORMAT},"error":{stored.model_dump_json()}}}'
+    return b'{"error":%s}' % stored.model_dump_json().encode()
 
 
-def _decode(raw: bytes | str) -> Result[UserInfo] | None:
+def value_mac_key(secret: bytes) -> bytes:
+    """The key of the value MACs, derived from the shared secret: a value MAC and a cache key
+    (which anyone reading Redis sees) are never made under the same key."""
+    return hmac.new(secret, b"hub_auth redis value mac v2", hashlib.sha256).digest()
+
+
+def _mac(mac_key: bytes, key: str, expires: bytes, body: bytes) -> bytes:
+    # ``expires`` is digits only and ``key`` is ours, so the fields cannot run into each other.
+    message = b"\0".join((_VERSION, key.encode(), expires, body))
+    return hmac.new(mac_key, message, hashlib.sha256).hexdigest().encode()
+
+
+def seal(mac_key: bytes, key: str, expires: int, result: Result[UserInfo]) -> bytes:
+    """The Redis value of ``result`` under ``key``, good until ``expires`` (unix seconds)."""
+    stamp = str(expires).encode()
+    body = _body(result)
+    return b":".join((_VERSION, stamp, _mac(mac_key, key, stamp, body), body))
+
+
+def unseal(mac_key: bytes, key: str, raw: bytes | str, now: float) -> Result[UserInfo] | _Unusable:
+    """The result sealed in ``raw`` for ``key``, checked before anything is parsed."""
+    if isinstance(raw, str):  # a client with decode_responses=True
+        raw = raw.encode()
+    if len(raw) > MAX_VALUE_BYTES:
+        return _Unusable.INVALID
+    version, _, rest = raw.partition(b":")
+    stamp, _, rest = rest.partition(b":")
+    mac, _, body = rest.partition(b":")
+    if version != _VERSION or not stamp.isdigit() or len(stamp) > 12:
+        return _Unusable.INVALID
+    if not hmac.compare_digest(mac, _mac(mac_key, key, stamp, body)):
+        return _Unusable.INVALID
+    if int(stamp) <= now:
+        return _Unusable.EXPIRED
     try:
-        return _Stored.model_validate_json(raw).result()
+        result = _Stored.model_validate_json(body).result()
     except ValidationError:
-        return None
+        result = None
+    return _Unusable.INVALID if result is None else result
 
 
 class RedisCache:
@@ -112,7 +167,8 @@ class RedisCache:
 
         cache = RedisCache(
             redis.Redis.from_url("redis://cache:6379/0"),
-            secret=os.environ["HUB_AUTH_CACHE_SECRET"],  # the same on every replica
+            # The same on every replica; make one with secrets.token_urlsafe(32).
+            secret=os.environ["HUB_AUTH_CACHE_SECRET"],
             local=MemoryCache(ttl=5.0),  # optional: skip Redis for very hot tokens
         )
         auth = HubAuth(cache=cache)
@@ -126,12 +182,15 @@ class RedisCache:
         ttl: Seconds a successful answer is kept (whole seconds, at least 1; never past the
             token's own expiry).
         prefix: Prefix of every key.
-        secret: The HMAC key (at least 16 bytes) the replicas share; keep it secret, as a
-            leaked one lets whoever can read Redis test guessed tokens against the keys.
+        secret: The HMAC key the replicas share: at least 32 bytes and not a repeated
+            pattern (``secrets.token_urlsafe(32)`` makes one). Keep it secret: with it,
+            whoever can write to Redis can forge answers, and whoever can read Redis can
+            test guessed tokens against the keys.
         negative_ttl: Seconds a 401 is kept (0, the default, keeps none; else at least 1).
         timeout: Seconds one Redis operation may take before the Hub is asked instead.
         local: An optional ``MemoryCache`` consulted before Redis (keep its ``ttl`` short:
-            an invalidation on another replica does not reach it).
+            an invalidation on another replica does not reach it; its
+            ``max_negative_entries`` bounds the 401s it keeps).
         backoff: Seconds Redis is left alone after it failed.
         clock: A monotonic clock in seconds (tests inject a fake one).
     """
@@ -150,6 +209,7 @@ class RedisCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._secret = check_secret(secret, "secret")
+        self._mac_key = value_mac_key(self._secret)
         self._ttl = check_seconds(ttl, "ttl", minimum=1.0, allow_zero=False)
         self._negative_ttl = check_seconds(
             negative_ttl, "negative_ttl", minimum=1.0, allow_zero=True
@@ -195,26 +255,30 @@ class RedisCache:
         """False while Redis is considered down (after a failure, for ``backoff`` seconds)."""
         return self._down_until is None
 
-    def key(self, token: str) -> str:
-        """The Redis key of ``token`` (``prefix`` + hex HMAC-SHA256 under the secret)."""
-        return self._prefix + token_key(self._secret, token)
+    def key(self, token: str, *, endpoint: str) -> str:
+        """The Redis key of ``token`` at ``endpoint`` (``prefix`` + hex HMAC-SHA256 under the
+        secret)."""
+        return self._prefix + token_key(self._secret, token, endpoint)
 
     # -- WhoamiCache -------------------------------------------------------------------------
 
-    async def fetch(self, token: str, load: Loader) -> Result[UserInfo]:
-        """The cached outcome for ``token`` (local, then Redis), or ``load(token)`` once."""
+    async def fetch(self, token: str, load: Loader, *, endpoint: str) -> Result[UserInfo]:
+        """The cached outcome for ``token`` at ``endpoint`` (local, then Redis), or
+        ``load(token)`` once."""
         if self._local is not None:
-            return await self._local.fetch(token, lambda plain: self._fetch_shared(plain, load))
-        return await self._fetch_shared(token, load)
+            return await self._local.fetch(
+                token, lambda plain: self._fetch_shared(plain, load, endpoint), endpoint=endpoint
+            )
+        return own_copy(await self._fetch_shared(token, load, endpoint))
 
-    async def invalidate(self, token: str) -> None:
+    async def invalidate(self, token: str, *, endpoint: str) -> None:
         """Forget ``token`` here and in Redis (other replicas' ``local`` caches keep theirs)."""
-        key = self.key(token)
+        key = self.key(token, endpoint=endpoint)
         with self._lock:
             self._generation += 1
         self._flight.discard(key)
         if self._local is not None:
-            await self._local.invalidate(token)
+            await self._local.invalidate(token, endpoint=endpoint)
         # Tried even while Redis is considered down: a stale entry must not outlive recovery.
         await self._call("DEL", self._redis.delete, key)
 
@@ -236,19 +300,27 @@ class RedisCache:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _fetch_shared(self, token: str, load: Loader) -> Result[UserInfo]:
-        key = self.key(token)
+    async def _fetch_shared(self, token: str, load: Loader, endpoint: str) -> Result[UserInfo]:
+        key = self.key(token, endpoint=endpoint)
         return await self._flight.run(key, lambda: self._get_or_load(key, token, load))
 
     async def _get_or_load(self, key: str, token: str, load: Loader) -> Result[UserInfo]:
+        invalid = False
         if self._usable():
-            raw = await self._call("GET", self._redis.get, key)
-            if raw is not _FAILED and raw is not None:
-                cached = _decode(raw) if isinstance(raw, bytes | str) else None
-                if cached is not None:
+            # At most MAX_VALUE_BYTES + 1 bytes: a larger value is never read whole.
+            raw = await self._call("GETRANGE", self._redis.getrange, key, 0, MAX_VALUE_BYTES)
+            if raw is _FAILED or not raw:  # b"" (or None): no such key
+                pass
+            elif raw is _BAD_VALUE or not isinstance(raw, bytes | str):
+                invalid = True
+            else:
+                cached = unseal(self._mac_key, key, raw, time.time())
+                if not isinstance(cached, _Unusable):
                     with self._lock:
                         self._hits += 1
                     return cached
+                invalid = cached is _Unusable.INVALID
+            if invalid:
                 self._unreadable()
         with self._lock:
             self._misses += 1
@@ -256,8 +328,14 @@ class RedisCache:
             generation = self._generation
         result = await load(token)
         seconds = int(cache_lifetime(result, self._ttl, self._negative_ttl))
-        if seconds >= 1 and generation == self._generation and self._usable():
-            await self._call("SET", self._redis.set, key, _encode(result), ex=seconds)
+        if generation == self._generation and self._usable():
+            if seconds >= 1:
+                # Wall-clock expiry inside the value: replicas share it, Redis's own TTL
+                # does not protect it (PERSIST, a restored snapshot).
+                value = seal(self._mac_key, key, int(time.time()) + seconds, result)
+                await self._call("SET", self._redis.set, key, value, ex=seconds)
+            elif invalid:
+                await self._call("DEL", self._redis.delete, key)
         return result
 
     def _usable(self) -> bool:
@@ -272,6 +350,9 @@ class RedisCache:
         # The cache must never fail a request: whatever the client raises (connection,
         # protocol, a misconfigured client), the answer comes from the Hub instead.
         except Exception as exc:
+            if _is_bad_value(exc):
+                self._recovered()
+                return _BAD_VALUE
             reason = "no answer in time" if isinstance(exc, TimeoutError) else _describe(exc)
             self._failed(name, reason)
             return _FAILED
@@ -299,17 +380,28 @@ class RedisCache:
             logger.info("redis cache reachable again")
 
     def _unreadable(self) -> None:
-        # Redis works, one value does not (another program's key, a future format): the
-        # fresh answer will replace it, and Redis is not put aside for it.
+        # Redis works, one value does not (another program's key, a future format, a forgery):
+        # the fresh answer will replace it, and Redis is not put aside for it.
         with self._lock:
             self._errors += 1
             first, self._warned_unreadable = not self._warned_unreadable, True
         log = logger.warning if first else logger.debug
         log(
-            "redis cache: a value under prefix %r is not a hub_auth entry; asking the Hub and "
-            "replacing it",
+            "redis cache: a value under prefix %r is not a valid hub_auth entry (another "
+            "program's key, an older format, or tampered with); asking the Hub and replacing it",
             self._prefix,
         )
+
+
+def _is_bad_value(exc: Exception) -> bool:
+    """Whether Redis answered, but about a value that is not a string we can read."""
+    if isinstance(exc, UnicodeDecodeError):  # decode_responses=True and bytes that are not UTF-8
+        return True
+    try:
+        from redis.exceptions import ResponseError
+    except ImportError:  # pragma: no cover - a client that is not redis-py
+        return False
+    return isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE")
 
 
 def _describe(exc: BaseException) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +20,8 @@ from hub_auth.testing import FakeHub, FakeUser, make_token
 
 TOKEN = make_token("ada")
 OTHER = make_token("charles")
-KEY = b"k" * 32
+KEY = b"7Rk2pW9xQz4LmN8vB3cT6yH1sD5fG0aJ"
+HUB = "https://hub.example"
 
 
 class FakeClock:
@@ -86,6 +88,8 @@ async def cached_auth(hub: FakeHub, hf_home: Path) -> AsyncIterator[HubAuth]:
         ({"max_entries": True}, ValueError),
         ({"negative_ttl": -1}, ValueError),
         ({"key": b"short"}, ValueError),
+        ({"key": b"k" * 32}, ValueError),
+        ({"key": "password" * 4}, ValueError),
         ({"key": 12345}, TypeError),
     ],
 )
@@ -96,23 +100,23 @@ def test_bad_arguments(kwargs: dict[str, object], error: type[Exception]) -> Non
 
 async def test_keys_are_hmac_of_the_token_never_the_token() -> None:
     cache = MemoryCache(key=KEY)
-    await cache.fetch(TOKEN, Loader())
+    await cache.fetch(TOKEN, Loader(), endpoint=HUB)
     (stored,) = cache._entries
-    assert stored.hex() == token_key(KEY, TOKEN)
+    assert stored.hex() == token_key(KEY, TOKEN, HUB)
     assert TOKEN.encode() not in stored
     assert TOKEN not in repr(cache)
     # The same token under another key gives another cache key.
-    assert token_key(b"x" * 32, TOKEN) != token_key(KEY, TOKEN)
+    assert token_key(secrets.token_bytes(32), TOKEN, HUB) != token_key(KEY, TOKEN, HUB)
 
 
 def test_key_matches_hmac_for_long_secrets() -> None:
-    long_key = b"L" * 200  # longer than SHA-256's block: hashed first, as RFC 2104 says
-    assert MemoryCache(key=long_key)._key(TOKEN).hex() == token_key(long_key, TOKEN)
+    long_key = secrets.token_bytes(200)  # longer than SHA-256's block: hashed first (RFC 2104)
+    assert MemoryCache(key=long_key)._key(TOKEN, HUB).hex() == token_key(long_key, TOKEN, HUB)
 
 
 async def test_random_key_per_cache() -> None:
     first, second = MemoryCache(), MemoryCache()
-    assert first._key(TOKEN) != second._key(TOKEN)
+    assert first._key(TOKEN, HUB) != second._key(TOKEN, HUB)
 
 
 # -- TTL, LRU, what is cached ----------------------------------------------------------------
@@ -122,12 +126,12 @@ async def test_hit_within_ttl_and_reload_after() -> None:
     clock = FakeClock()
     cache = MemoryCache(ttl=10.0, clock=clock)
     load = Loader()
-    first = await cache.fetch(TOKEN, load)
+    first = await cache.fetch(TOKEN, load, endpoint=HUB)
     clock.advance(9.9)
-    assert await cache.fetch(TOKEN, load) is first
+    assert await cache.fetch(TOKEN, load, endpoint=HUB) is first
     assert load.calls == [TOKEN]
     clock.advance(0.2)
-    assert await cache.fetch(TOKEN, load) == first
+    assert await cache.fetch(TOKEN, load, endpoint=HUB) == first
     assert load.calls == [TOKEN, TOKEN]
     assert cache.stats == CacheStats(hits=1, misses=2, loads=2, entries=1)
 
@@ -135,11 +139,11 @@ async def test_hit_within_ttl_and_reload_after() -> None:
 async def test_ttl_with_the_real_clock() -> None:
     cache = MemoryCache(ttl=0.2)
     load = Loader()
-    await cache.fetch(TOKEN, load)
-    await cache.fetch(TOKEN, load)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
     assert len(load.calls) == 1
     await asyncio.sleep(0.25)
-    await cache.fetch(TOKEN, load)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
     assert len(load.calls) == 2
 
 
@@ -147,15 +151,15 @@ async def test_lru_bound_evicts_least_recently_used() -> None:
     cache = MemoryCache(max_entries=2)
     load = Loader()
     a, b, c = make_token("a"), make_token("b"), make_token("c")
-    await cache.fetch(a, load)
-    await cache.fetch(b, load)
-    await cache.fetch(a, load)  # a is now the most recent
-    await cache.fetch(c, load)  # evicts b
+    await cache.fetch(a, load, endpoint=HUB)
+    await cache.fetch(b, load, endpoint=HUB)
+    await cache.fetch(a, load, endpoint=HUB)  # a is now the most recent
+    await cache.fetch(c, load, endpoint=HUB)  # evicts b
     assert len(cache) == 2
-    await cache.fetch(a, load)
-    await cache.fetch(c, load)
+    await cache.fetch(a, load, endpoint=HUB)
+    await cache.fetch(c, load, endpoint=HUB)
     assert load.calls == [a, b, c]
-    await cache.fetch(b, load)
+    await cache.fetch(b, load, endpoint=HUB)
     assert load.calls == [a, b, c, b]
 
 
@@ -163,7 +167,7 @@ async def test_memory_stays_bounded() -> None:
     cache = MemoryCache(max_entries=100)
     load = Loader()
     for index in range(1000):
-        await cache.fetch(make_token(f"t{index}"), load)
+        await cache.fetch(make_token(f"t{index}"), load, endpoint=HUB)
     assert len(cache) == 100 == cache.stats.entries
 
 
@@ -171,7 +175,7 @@ async def test_unauthorized_not_cached_by_default() -> None:
     cache = MemoryCache()
     load = Loader({TOKEN: err(ErrorKind.UNAUTHORIZED, 401)})
     for _ in range(3):
-        result = await cache.fetch(TOKEN, load)
+        result = await cache.fetch(TOKEN, load, endpoint=HUB)
         assert isinstance(result, Err)
         assert result.error.kind is ErrorKind.UNAUTHORIZED
     assert len(load.calls) == 3
@@ -182,12 +186,12 @@ async def test_negative_ttl_caches_unauthorized_for_its_own_time() -> None:
     clock = FakeClock()
     cache = MemoryCache(ttl=60.0, negative_ttl=2.0, clock=clock)
     load = Loader({TOKEN: err(ErrorKind.UNAUTHORIZED, 401)})
-    first = await cache.fetch(TOKEN, load)
+    first = await cache.fetch(TOKEN, load, endpoint=HUB)
     clock.advance(1.9)
-    assert await cache.fetch(TOKEN, load) is first
+    assert await cache.fetch(TOKEN, load, endpoint=HUB) == first
     assert len(load.calls) == 1
     clock.advance(0.2)
-    await cache.fetch(TOKEN, load)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
     assert len(load.calls) == 2
 
 
@@ -205,8 +209,8 @@ async def test_negative_ttl_caches_unauthorized_for_its_own_time() -> None:
 async def test_failures_about_the_hub_are_never_cached(kind: ErrorKind) -> None:
     cache = MemoryCache(negative_ttl=60.0)
     load = Loader({TOKEN: err(kind)})
-    await cache.fetch(TOKEN, load)
-    await cache.fetch(TOKEN, load)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
     assert len(load.calls) == 2
     assert len(cache) == 0
 
@@ -217,14 +221,14 @@ async def test_entry_never_outlives_the_tokens_expiry() -> None:
     expiring, expired = make_token("soon"), make_token("past")
     load = Loader({expiring: Ok(user(expires_at=soon)), expired: Ok(user(expires_at=past))})
     cache = MemoryCache(ttl=60.0)
-    await cache.fetch(expired, load)
-    await cache.fetch(expired, load)
+    await cache.fetch(expired, load, endpoint=HUB)
+    await cache.fetch(expired, load, endpoint=HUB)
     assert load.calls == [expired, expired]
-    await cache.fetch(expiring, load)
-    await cache.fetch(expiring, load)
+    await cache.fetch(expiring, load, endpoint=HUB)
+    await cache.fetch(expiring, load, endpoint=HUB)
     assert load.calls.count(expiring) == 1
     await asyncio.sleep(0.35)
-    await cache.fetch(expiring, load)
+    await cache.fetch(expiring, load, endpoint=HUB)
     assert load.calls.count(expiring) == 2
 
 
@@ -238,24 +242,24 @@ def test_cache_lifetime_rules() -> None:
 async def test_clear_and_stats() -> None:
     cache = MemoryCache()
     load = Loader()
-    await cache.fetch(TOKEN, load)
-    await cache.fetch(TOKEN, load)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
     assert cache.stats == CacheStats(hits=1, misses=1, loads=1, entries=1)
     cache.clear()
     assert len(cache) == 0
-    await cache.fetch(TOKEN, load)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
     assert cache.stats == CacheStats(hits=1, misses=2, loads=2, entries=1)
 
 
 async def test_hits_log_nothing_and_are_fast(caplog: pytest.LogCaptureFixture) -> None:
     cache = MemoryCache()
     load = Loader()
-    await cache.fetch(TOKEN, load)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
     caplog.set_level(logging.DEBUG)
     count = 20_000
     started = time.perf_counter()
     for _ in range(count):
-        await cache.fetch(TOKEN, load)
+        await cache.fetch(TOKEN, load, endpoint=HUB)
     per_hit = (time.perf_counter() - started) / count
     assert [r for r in caplog.records if r.name.startswith("hub_auth")] == []
     assert cache.stats.hits == count
@@ -299,9 +303,9 @@ async def test_cancelling_the_first_caller_does_not_cancel_the_load() -> None:
     cache = MemoryCache()
     load = Loader()
     load.gate = asyncio.Event()
-    first = asyncio.create_task(cache.fetch(TOKEN, load))
+    first = asyncio.create_task(cache.fetch(TOKEN, load, endpoint=HUB))
     await asyncio.sleep(0)
-    second = asyncio.create_task(cache.fetch(TOKEN, load))
+    second = asyncio.create_task(cache.fetch(TOKEN, load, endpoint=HUB))
     await asyncio.sleep(0.01)
     first.cancel()
     await asyncio.sleep(0.01)
@@ -339,13 +343,13 @@ async def test_a_load_that_raises_reaches_every_waiter_and_is_not_cached(
         raise RuntimeError("bug in load")
 
     outcomes = await asyncio.gather(
-        *(cache.fetch(TOKEN, broken) for _ in range(3)), return_exceptions=True
+        *(cache.fetch(TOKEN, broken, endpoint=HUB) for _ in range(3)), return_exceptions=True
     )
     assert all(isinstance(o, RuntimeError) for o in outcomes)
     assert calls == 1
     assert len(cache) == 0
     # An abandoned failing load is not reported as "exception never retrieved".
-    task = asyncio.create_task(cache.fetch(TOKEN, broken))
+    task = asyncio.create_task(cache.fetch(TOKEN, broken, endpoint=HUB))
     await asyncio.sleep(0)
     task.cancel()
     await asyncio.sleep(0.05)
@@ -357,13 +361,13 @@ async def test_invalidate_during_a_load_keeps_the_stale_answer_out() -> None:
     cache = MemoryCache()
     load = Loader()
     load.gate = asyncio.Event()
-    waiting = asyncio.create_task(cache.fetch(TOKEN, load))
+    waiting = asyncio.create_task(cache.fetch(TOKEN, load, endpoint=HUB))
     await asyncio.sleep(0.01)
-    await cache.invalidate(TOKEN)
+    await cache.invalidate(TOKEN, endpoint=HUB)
     load.gate.set()
     assert isinstance(await waiting, Ok)  # the waiter still gets its answer
     assert len(cache) == 0
-    await cache.fetch(TOKEN, load)
+    await cache.fetch(TOKEN, load, endpoint=HUB)
     assert len(load.calls) == 2
 
 
@@ -383,7 +387,9 @@ def test_shared_by_event_loops_in_several_threads() -> None:
     def worker() -> None:
         async def run() -> None:
             barrier.wait()
-            results.extend(await asyncio.gather(*(cache.fetch(TOKEN, slow) for _ in range(10))))
+            results.extend(
+                await asyncio.gather(*(cache.fetch(TOKEN, slow, endpoint=HUB) for _ in range(10)))
+            )
 
         asyncio.run(run())
 
@@ -396,7 +402,7 @@ def test_shared_by_event_loops_in_several_threads() -> None:
     assert all(isinstance(r, Ok) for r in results)
     # One load per loop at most (loops cannot await each other's tasks), never one per call.
     assert 1 <= len(calls) <= 4
-    assert asyncio.run(cache.fetch(TOKEN, slow)) == results[0]
+    assert asyncio.run(cache.fetch(TOKEN, slow, endpoint=HUB)) == results[0]
     assert len(calls) <= 4
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -16,14 +18,15 @@ import redis_server as redis_helper
 
 from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
 from hub_auth._cache import MemoryCache, token_key
-from hub_auth._redis import RedisCache, _decode, _encode
+from hub_auth._redis import RedisCache, seal, unseal, value_mac_key
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 redis_server = redis_helper.redis_server  # the fixture
 
 TOKEN = make_token("ada")
 OTHER = make_token("charles")
-SECRET = b"replicas-share-this-secret-0123456789"
+HUB = "https://hub.example"
+SECRET = b"Qm7vT2xK9pL4wN8rB3cZ6yH1sD5fG0aJ"  # as secrets.token_urlsafe(24) makes
 
 
 class FakeClock:
@@ -102,6 +105,7 @@ async def test_second_replica_never_asks_the_hub(
 
 
 async def test_keys_values_and_ttl_in_redis(
+    hub: FakeHub,
     redis_server: redis_helper.RedisServer,
     replica: Callable[..., HubAuth],
     make_redis: Callable[[str], aioredis.Redis],
@@ -110,14 +114,17 @@ async def test_keys_values_and_ttl_in_redis(
         await auth.whoami(TOKEN)
     inspect = make_redis(redis_server.url)
     keys = [key.decode() for key in await inspect.keys("*")]
-    assert keys == ["svc:" + token_key(SECRET, TOKEN)]
+    assert keys == ["svc:" + token_key(SECRET, TOKEN, hub.url)]
     assert TOKEN not in keys[0]
     assert TOKEN[3:] not in keys[0]
     assert 110 <= await inspect.ttl(keys[0]) <= 120
     raw = await inspect.get(keys[0])
     assert TOKEN.encode() not in raw
-    value = json.loads(raw)  # JSON, not pickle
-    assert value["v"] == 1
+    version, expires, mac, body = raw.split(b":", 3)
+    assert version == b"v2"
+    assert 110 <= int(expires) - time.time() <= 120  # its own expiry, wall clock
+    assert len(mac) == 64
+    value = json.loads(body)  # JSON, not pickle
     assert value["user"]["username"] == "ada-lovelace"
 
 
@@ -126,7 +133,7 @@ async def test_replicas_with_another_secret_do_not_share(
 ) -> None:
     async with (
         replica(redis_server.url) as first,
-        replica(redis_server.url, secret=b"another-secret-of-16+bytes") as second,
+        replica(redis_server.url, secret=secrets.token_bytes(32)) as second,
     ):
         await first.whoami(TOKEN)
         await second.whoami(TOKEN)
@@ -202,7 +209,7 @@ async def test_set_token_deletes_the_shared_entry(
         await first.whoami()
         assert len(await inspect.keys("*")) == 1
         await first.set_token(OTHER)  # TOKEN is stale for this client now
-        assert await inspect.exists("hub_auth:" + token_key(SECRET, TOKEN)) == 0
+        assert await inspect.exists("hub_auth:" + token_key(SECRET, TOKEN, hub.url)) == 0
         await second.whoami(TOKEN)
     assert hub.request_count == 2
 
@@ -298,15 +305,20 @@ async def test_garbage_in_redis_is_replaced(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     inspect = make_redis(redis_server.url)
-    key = "hub_auth:" + token_key(SECRET, TOKEN)
-    for garbage in (b"\x80\x04K\x01.", b'{"v": 2}', b'{"v":1,"user":{"nope":1}}'):
-        await inspect.set(key, garbage)
+    key = "hub_auth:" + token_key(SECRET, TOKEN, hub.url)
+    garbage = (b"\x80\x04K\x01.", b'{"v": 2}', b'{"v":1,"user":{"nope":1}}', b"v2:1:2:3")
+    for value in garbage:
+        await inspect.set(key, value)
         async with replica(redis_server.url) as auth:
             assert (await auth.whoami(TOKEN)).unwrap().username == "ada-lovelace"
-        assert json.loads(await inspect.get(key))["user"]["username"] == "ada-lovelace"
-    assert hub.request_count == 3
+            assert isinstance(auth.cache, RedisCache)
+            assert auth.cache.available
+        stored = unseal(value_mac_key(SECRET), key, await inspect.get(key), time.time())
+        assert isinstance(stored, Ok)
+        assert stored.value.username == "ada-lovelace"
+    assert hub.request_count == len(garbage)
     # One warning per cache: each replica above was new.
-    assert len(hub_auth_warnings(caplog)) == 3
+    assert len(hub_auth_warnings(caplog)) == len(garbage)
 
 
 def test_missing_redis_server_skips_or_fails(
@@ -329,6 +341,9 @@ def test_missing_redis_server_skips_or_fails(
     [
         ({"secret": b"short"}, ValueError),
         ({"secret": "fifteen-chars.."}, ValueError),
+        ({"secret": "31-characters-long-is-too-short"}, ValueError),
+        ({"secret": b"\0" * 64}, ValueError),
+        ({"secret": "hunter2!" * 8}, ValueError),
         ({"secret": 42}, TypeError),
         ({"ttl": 0.5}, ValueError),
         ({"negative_ttl": 0.5}, ValueError),
@@ -353,22 +368,24 @@ async def test_str_secret_and_decoded_responses() -> None:
         calls += 1
         return Ok(UserInfo.model_validate(FakeUser(name="ada").body()))
 
-    first = await cache.fetch(TOKEN, load)
-    second = await cache.fetch(TOKEN, load)
+    first = await cache.fetch(TOKEN, load, endpoint=HUB)
+    second = await cache.fetch(TOKEN, load, endpoint=HUB)
     assert first == second
     assert calls == 1
-    assert cache.key(TOKEN) == "hub_auth:" + token_key(SECRET, TOKEN)
+    assert cache.key(TOKEN, endpoint=HUB) == "hub_auth:" + token_key(SECRET, TOKEN, HUB)
     assert TOKEN not in repr(cache)
     await client.aclose()
 
 
-def test_envelope_round_trip() -> None:
+def test_sealed_value_round_trip() -> None:
     user = UserInfo.model_validate(
         FakeUser(name="ada", role="fineGrained", expires_at="2030-01-01T00:00:00Z").body()
     )
-    assert _decode(_encode(Ok(user))) == Ok(user)
+    mac_key, key, now = value_mac_key(SECRET), "hub_auth:k", time.time()
+    later = int(now) + 60
+    assert unseal(mac_key, key, seal(mac_key, key, later, Ok(user)), now) == Ok(user)
     error = HubAuthError(ErrorKind.UNAUTHORIZED, "rejected", status=401, request_id="Root=1")
-    assert _decode(_encode(Err(error))) == Err(error)
-    assert _decode("not json") is None
-    assert _decode('{"v":1}') is None
-    assert _decode('{"v":1,"error":{"kind":"forbidden","message":"x"}}') is None
+    assert unseal(mac_key, key, seal(mac_key, key, later, Err(error)), now) == Err(error)
+    assert unseal(mac_key, key, seal(mac_key, key, later, Ok(user)).decode(), now) == Ok(user)
+    for unusable in ("not json", '{"v":1}', "v2:", "v2:x:y:z", "v3:1:2:3"):
+        assert not isinstance(unseal(mac_key, key, unusable, now), Ok | Err)
