@@ -50,7 +50,8 @@ def env_token(environ: Mapping[str, str]) -> tuple[str, str] | None:
     """The token from the environment and the variable it came from, or ``None``.
 
     Surrounding whitespace is stripped and an empty value counts as unset (then the next
-    variable is tried).
+    variable is tried). The token is a ``MaskedStr``: its ``repr`` (an error reporter
+    capturing local variables) masks it.
     """
     for name in ENV_TOKEN_NAMES:
         if (cleaned := clean_token(environ.get(name))) is not None:

@@ -153,9 +153,8 @@ class TokenStore:
             raw = data.value.decode("utf-8")
         except UnicodeDecodeError as exc:
             return _storage_error(where, _not_utf8(exc))
-        token = clean_token(raw)
-        # MaskedStr: the real token, but a repr (of the Ok, in a log line) masks it.
-        return Ok(MaskedStr(token) if token is not None else None)
+        # A MaskedStr: the real token, but a repr (of the Ok, in a log line) masks it.
+        return Ok(clean_token(raw))
 
     def read_entries(self) -> Result[dict[str, dict[str, str]]]:
         """Return every section of ``stored_tokens`` with all its keys; ``{}`` when missing."""
@@ -175,7 +174,13 @@ class TokenStore:
             parser.read_string(text, source=str(self.stored_tokens_path))
         except configparser.Error as exc:
             return _storage_error(where, _parse_reason(exc))
-        return Ok({name: dict(parser.items(name)) for name in parser.sections()})
+        # Every value a MaskedStr: tokens and refresh tokens stay masked in any repr.
+        return Ok(
+            {
+                name: {key: MaskedStr(value) for key, value in parser.items(name)}
+                for name in parser.sections()
+            }
+        )
 
     def list_entries(self) -> Result[list[StoredEntry]]:
         """The stored tokens, masked, sorted by name, the active one marked (no pydantic)."""
@@ -234,10 +239,11 @@ class TokenStore:
                 ``extra`` has a key or value that the INI file cannot hold.
         """
         _check_token_value(token)
-        fields = {_TOKEN_KEY: token}
+        token = MaskedStr(token)
+        fields: dict[str, str] = {_TOKEN_KEY: token}
         for key, value in (extra or {}).items():
             _check_extra(key, value)
-            fields[key] = value
+            fields[key] = MaskedStr(value)
         if (problem := _name_problem(name)) is not None:
             return _storage_error(f"cannot store a token under the name {name!r}", problem)
 
@@ -285,7 +291,7 @@ class TokenStore:
         # A corrupt or unreadable file does not stop a full logout: deleting it is the point.
         entries = self.read_entries().unwrap_or({})
         active = self.read_active().unwrap_or(None)
-        values = [
+        values: list[str] = [
             token for fields in entries.values() if (token := clean_token(fields.get(_TOKEN_KEY)))
         ]
         if active is not None and active not in values:
@@ -343,7 +349,7 @@ class TokenStore:
         if token is None:
             where = self.stored_tokens_path
             return Err(HubAuthError(ErrorKind.NOT_FOUND, f"no token named {name!r} in {where}"))
-        return Ok(MaskedStr(token))
+        return Ok(token)
 
     def _write_entries(self, entries: Mapping[str, Mapping[str, str]]) -> Result[None]:
         parser = _new_parser()
@@ -353,7 +359,7 @@ class TokenStore:
                 parser.set(section, key, value)
         buffer = io.StringIO()
         parser.write(buffer)
-        return _write_atomic(self.stored_tokens_path, buffer.getvalue())
+        return _write_atomic(self.stored_tokens_path, MaskedStr(buffer.getvalue()))
 
     def _under_lock(self, action: Callable[[], Result[T]]) -> Result[T]:
         folder = self.stored_tokens_path.parent
