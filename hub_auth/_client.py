@@ -63,10 +63,12 @@ class WhoamiCache(Protocol):
 
 
 def _plain(token: str | SecretStr, what: str = "token") -> str:
+    # MaskedStr: a str for headers and files, but masked in the locals an error reporter
+    # (Sentry) captures, whatever the source (argument, set_token, environment, files).
     if isinstance(token, SecretStr):
-        return token.get_secret_value()
+        return MaskedStr(token.get_secret_value())
     if isinstance(token, str):
-        return token
+        return MaskedStr(token)
     raise TypeError(f"{what} must be a str or SecretStr, not {type(token).__name__}")
 
 

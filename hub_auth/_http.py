@@ -46,7 +46,7 @@ from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._models import UserInfo
 from hub_auth._result import Err, Ok, Result
-from hub_auth._tokens import scrub
+from hub_auth._tokens import MaskedStr, scrub
 
 if TYPE_CHECKING:
     from hub_auth._settings import Settings
@@ -348,7 +348,9 @@ class HubClient:
         """One request (following same-host redirects); retryable failures are returned."""
         session = self._get_session()
         url = self._whoami_url
-        headers = {"authorization": f"Bearer {token}"}
+        # MaskedStr: a locals-capturing error reporter sees "Bearer hf_****abcd" here and in
+        # aiohttp's frames below, which keep the value object as it is.
+        headers = {"authorization": MaskedStr(f"Bearer {token}")}
         # Passed on every request: a borrowed session's own timeout must not apply.
         timeout, cut = self._attempt_timeout(deadline)
         try:

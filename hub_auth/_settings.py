@@ -11,6 +11,7 @@ This module is imported by the CLI's local commands, so it must not import aioht
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 ENV_TOKEN_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 """Environment variables holding a token, in huggingface_hub's order of precedence."""
 _TRUE_VALUES = frozenset({"1", "ON", "YES", "TRUE"})
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# By name only this one: a resolver may send any other name (``*.localhost`` included, and
+# certainly ``127.evil.example``) across the network.
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
 
 def env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -47,7 +50,8 @@ def env_token(environ: Mapping[str, str]) -> tuple[str, str] | None:
     """The token from the environment and the variable it came from, or ``None``.
 
     Surrounding whitespace is stripped and an empty value counts as unset (then the next
-    variable is tried).
+    variable is tried). The token is a ``MaskedStr``: its ``repr`` (an error reporter
+    capturing local variables) masks it.
     """
     for name in ENV_TOKEN_NAMES:
         if (cleaned := clean_token(environ.get(name))) is not None:
@@ -110,10 +114,27 @@ def normalize_endpoint(endpoint: str) -> str:
 
 
 def is_insecure_endpoint(endpoint: str) -> bool:
-    """Plain http to a host other than loopback: tokens would cross the network in clear."""
+    """Plain http to a host other than loopback: tokens would cross the network in clear.
+
+    Loopback means an IP literal in 127.0.0.0/8 or ``::1`` (an IPv4-mapped ``::ffff:127.x``
+    too), or the name ``localhost``. Every other name warns, whatever it looks like
+    (``http://127.evil.example`` is a DNS name, not an address).
+    """
     parts = urlsplit(endpoint)
-    host = (parts.hostname or "").lower()
-    return parts.scheme == "http" and host not in _LOOPBACK_HOSTS and not host.startswith("127.")
+    return parts.scheme == "http" and not _is_loopback_host(parts.hostname or "")
+
+
+def _is_loopback_host(host: str) -> bool:
+    host = host.lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 @dataclass(frozen=True, slots=True)

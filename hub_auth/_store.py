@@ -12,8 +12,23 @@ Guarantees: reads never take the lock and see either the old or the new file, be
 every write goes to a temporary file in the same folder which is fsynced and renamed over
 the target. Writes hold ``stored_tokens.lock`` (the lock ``huggingface_hub`` takes), so two
 processes never lose each other's entries. A corrupt ``stored_tokens`` is reported, never
-overwritten. Files end 0600 and their folder 0700. Failures come back as
-``Err(HubAuthError(ErrorKind.STORAGE))`` naming the path and the reason, never the token.
+overwritten. Failures come back as ``Err(HubAuthError(ErrorKind.STORAGE))`` naming the path
+and the reason, never the token.
+
+File safety (the login folder is where the token file lives, ``$HF_HOME`` by default):
+
+- Files end 0600. Folders hub_auth creates, missing parents included, are 0700 whatever the
+  umask; a folder that already exists keeps its mode (a shared ``HF_HOME`` stays shared).
+- A write never goes through a symlink that leads outside the login folder, to something
+  other than a regular file, or to a file of another user: the link itself is replaced by a
+  regular file (with a warning naming both paths), so a ``token`` linked to ``~/.bashrc``
+  never puts a token into ``.bashrc``. A link to a file of the user's inside the login folder
+  is written through. The login folder itself may be a symlink (``HF_HOME`` on a big disk).
+  A symlink in place of ``stored_tokens.lock`` is removed before locking.
+- A login folder writable by the group or others, or owned by another user (not root),
+  gets one warning per process, as ssh's StrictModes would.
+- Neither file is read past ``MAX_FILE_BYTES`` (1 MiB): a larger one, or one that is not a
+  regular file, is ``Err(storage)`` and is never rewritten.
 
 The class is synchronous on purpose: the CLI uses it without importing aiohttp, and
 ``HubAuth`` runs its writes in a worker thread.
@@ -24,7 +39,9 @@ from __future__ import annotations
 import configparser
 import contextlib
 import dataclasses
+import errno
 import io
+import logging
 import os
 import re
 import stat
@@ -36,15 +53,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._logging import LOGGER_NAME
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import MaskedStr, clean_token, mask_token
 
 if TYPE_CHECKING:
     from hub_auth._models import StoredToken
 
-__all__ = ["RemoveOutcome", "StoredEntry", "TokenStore"]
+__all__ = ["MAX_FILE_BYTES", "RemoveOutcome", "StoredEntry", "TokenStore"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(LOGGER_NAME)
+
+MAX_FILE_BYTES = 1024 * 1024
+"""Neither login file is ever this large; a larger one is refused without being read whole."""
 
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
@@ -54,6 +77,8 @@ _TEMP_SUFFIX = ".hub-auth-tmp"
 # cannot hold a token (we read and keep one as an ordinary section).
 _RESERVED_SECTION = configparser.DEFAULTSECT
 _EXTRA_KEY = re.compile(r"[a-z0-9_.\-]+")
+# Folders already checked by _warn_if_unsafe_folder in this process (warn once per folder).
+_checked_folders: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -116,31 +141,32 @@ class TokenStore:
 
     def read_active(self) -> Result[str | None]:
         """Return the token in the token file, cleaned; ``None`` when there is none."""
-        # On the path of every authenticated call: one open and one read, no lock, no stat.
-        try:
-            with open(self.token_path, encoding="utf-8") as file:
-                raw = file.read()
-        except FileNotFoundError:
+        # On the path of every authenticated call: open, fstat, read; no lock.
+        _warn_if_unsafe_folder(self.token_path.parent)
+        where = f"cannot read the token file {self.token_path}"
+        data = _read_small_file(self.token_path, where)
+        if isinstance(data, Err):
+            return data
+        if data.value is None:
             return Ok(None)
+        try:
+            raw = data.value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return _storage_error(f"cannot read the token file {self.token_path}", _not_utf8(exc))
-        except OSError as exc:
-            return _storage_error(f"cannot read the token file {self.token_path}", _reason(exc))
-        token = clean_token(raw)
-        # MaskedStr: the real token, but a repr (of the Ok, in a log line) masks it.
-        return Ok(MaskedStr(token) if token is not None else None)
+            return _storage_error(where, _not_utf8(exc))
+        # A MaskedStr: the real token, but a repr (of the Ok, in a log line) masks it.
+        return Ok(clean_token(raw))
 
     def read_entries(self) -> Result[dict[str, dict[str, str]]]:
         """Return every section of ``stored_tokens`` with all its keys; ``{}`` when missing."""
         where = f"cannot read the stored tokens file {self.stored_tokens_path}"
-        try:
-            data = self.stored_tokens_path.read_bytes()
-        except FileNotFoundError:
+        _warn_if_unsafe_folder(self.stored_tokens_path.parent)
+        data = _read_small_file(self.stored_tokens_path, where)
+        if isinstance(data, Err):
+            return data
+        if data.value is None:
             return Ok({})
-        except OSError as exc:
-            return _storage_error(where, _reason(exc))
         try:
-            text = data.decode("utf-8")
+            text = data.value.decode("utf-8")
         except UnicodeDecodeError as exc:
             return _storage_error(where, _not_utf8(exc))
         parser = _new_parser()
@@ -148,7 +174,13 @@ class TokenStore:
             parser.read_string(text, source=str(self.stored_tokens_path))
         except configparser.Error as exc:
             return _storage_error(where, _parse_reason(exc))
-        return Ok({name: dict(parser.items(name)) for name in parser.sections()})
+        # Every value a MaskedStr: tokens and refresh tokens stay masked in any repr.
+        return Ok(
+            {
+                name: {key: MaskedStr(value) for key, value in parser.items(name)}
+                for name in parser.sections()
+            }
+        )
 
     def list_entries(self) -> Result[list[StoredEntry]]:
         """The stored tokens, masked, sorted by name, the active one marked (no pydantic)."""
@@ -207,10 +239,11 @@ class TokenStore:
                 ``extra`` has a key or value that the INI file cannot hold.
         """
         _check_token_value(token)
-        fields = {_TOKEN_KEY: token}
+        token = MaskedStr(token)
+        fields: dict[str, str] = {_TOKEN_KEY: token}
         for key, value in (extra or {}).items():
             _check_extra(key, value)
-            fields[key] = value
+            fields[key] = MaskedStr(value)
         if (problem := _name_problem(name)) is not None:
             return _storage_error(f"cannot store a token under the name {name!r}", problem)
 
@@ -258,7 +291,7 @@ class TokenStore:
         # A corrupt or unreadable file does not stop a full logout: deleting it is the point.
         entries = self.read_entries().unwrap_or({})
         active = self.read_active().unwrap_or(None)
-        values = [
+        values: list[str] = [
             token for fields in entries.values() if (token := clean_token(fields.get(_TOKEN_KEY)))
         ]
         if active is not None and active not in values:
@@ -316,7 +349,7 @@ class TokenStore:
         if token is None:
             where = self.stored_tokens_path
             return Err(HubAuthError(ErrorKind.NOT_FOUND, f"no token named {name!r} in {where}"))
-        return Ok(MaskedStr(token))
+        return Ok(token)
 
     def _write_entries(self, entries: Mapping[str, Mapping[str, str]]) -> Result[None]:
         parser = _new_parser()
@@ -326,14 +359,25 @@ class TokenStore:
                 parser.set(section, key, value)
         buffer = io.StringIO()
         parser.write(buffer)
-        return _write_atomic(self.stored_tokens_path, buffer.getvalue())
+        return _write_atomic(self.stored_tokens_path, MaskedStr(buffer.getvalue()))
 
     def _under_lock(self, action: Callable[[], Result[T]]) -> Result[T]:
         folder = self.stored_tokens_path.parent
         try:
-            folder.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+            _ensure_folder(folder)
         except OSError as exc:
             return _storage_error(f"cannot create the folder {folder}", _reason(exc))
+        _warn_if_unsafe_folder(folder)
+        # Older filelock versions open the lock with O_TRUNC and fchmod it, following a
+        # symlink: a `stored_tokens.lock` linked to a file of the user's would be emptied.
+        if os.path.islink(self.lock_path):
+            logger.warning(
+                "%s was a symbolic link; removed it so the lock cannot touch the file it "
+                "pointed to",
+                self.lock_path,
+            )
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock_path)
         # Imported here: only writers need it, and `hub-auth token` should not pay for it.
         from filelock import FileLock, Timeout
 
@@ -369,13 +413,13 @@ def _write_atomic(path: Path, content: str) -> Result[None]:
 
     Must be called under the lock: it deletes temporary files that dead writers left behind.
     """
-    # Write through a symlink (dotfile managers link the token file) rather than replace it.
-    target = Path(os.path.realpath(path))
+    target = _write_target(path)
     folder = target.parent
     prefix = f".{target.name}."
     try:
-        folder.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        _ensure_folder(folder)
         _sweep_leftovers(folder, prefix)
+        # O_EXCL: mkstemp never follows a symlink planted under the temporary name.
         fd, temp_name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=_TEMP_SUFFIX)
     except OSError as exc:
         return _storage_error(f"cannot write {path}", _reason(exc))
@@ -386,29 +430,149 @@ def _write_atomic(path: Path, content: str) -> Result[None]:
             file.write(content.encode("utf-8"))
             file.flush()
             os.fsync(file.fileno())
+        # rename() replaces a symlink at `target` itself, never the file it points to.
         os.replace(temp_name, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         return _storage_error(f"cannot write {path}", _reason(exc))
-    _restrict_folder(folder)
     _fsync_folder(folder)
     return Ok(None)
 
 
-def _restrict_folder(folder: Path) -> None:
-    """Make the login folder 0700, unless it is a shared or personal folder of wider use.
+def _write_target(path: Path) -> Path:
+    """Where a write of ``path`` goes: ``path`` itself, or the file a safe symlink names.
 
-    A token file put straight into /tmp (sticky, world-writable) or into the home folder must
-    not change that folder's mode. May fail on a folder we do not own; the files themselves
-    are 0600 already.
+    A symlink is followed only to a regular file of the current user (or to nothing yet)
+    inside the login folder (``path``'s folder, resolved). Any other link is replaced by the
+    write (rename() replaces the link, not what it points to) and a warning says so.
     """
-    with contextlib.suppress(OSError):
-        mode = folder.stat().st_mode
-        if mode & stat.S_ISVTX or folder == Path.home().resolve() or folder == Path("/"):
-            return
-        if stat.S_IMODE(mode) != _DIR_MODE:
-            os.chmod(folder, _DIR_MODE)
+    try:
+        if not stat.S_ISLNK(os.lstat(path).st_mode):
+            return path
+    except OSError:  # missing, or unreadable: the write itself will report it
+        return path
+    folder = os.path.realpath(path.parent)
+    resolved = os.path.realpath(path)
+    inside = resolved != folder and os.path.commonpath([folder, resolved]) == folder
+    try:
+        info: os.stat_result | None = os.stat(resolved)
+    except FileNotFoundError:
+        info = None
+    except OSError:  # a loop, a folder we cannot search: do not follow it
+        inside = False
+        info = None
+    ours = info is None or (stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid())
+    if inside and ours:
+        return Path(resolved)
+    logger.warning(
+        "%s is a symbolic link to %s, which is %s; replacing the link with a regular file "
+        "(the file it points to is left untouched)",
+        path,
+        resolved,
+        "outside the login folder" if not inside else "not a regular file of yours",
+    )
+    return path
+
+
+def _ensure_folder(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each 0700 whatever the umask.
+
+    Folders that exist already (the user's or a shared ``HF_HOME``) keep their mode: hub_auth
+    only ever changes the mode of a folder it has just created. Raises ``OSError``.
+    """
+    missing: list[Path] = []
+    current = folder
+    while not os.path.exists(current):
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    if not missing and not os.path.isdir(folder):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    for created in reversed(missing):
+        try:
+            os.mkdir(created, _DIR_MODE)
+        except FileExistsError:
+            continue  # made by someone else meanwhile: not ours to chmod
+        # mkdir's mode is narrowed by the umask; fchmod (no symlink followed) fixes it.
+        fd = os.open(
+            created, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+        )
+        try:
+            os.fchmod(fd, _DIR_MODE)
+        finally:
+            os.close(fd)
+
+
+def _warn_if_unsafe_folder(folder: Path) -> None:
+    """Warn, once per folder and process, when others could change the login files in it.
+
+    As ssh's StrictModes: a folder writable by the group or others, or owned by another user
+    than the current one or root. The files are still used (huggingface_hub uses them too).
+    """
+    key = str(folder)
+    if key in _checked_folders:
+        return
+    try:
+        info = os.stat(folder)
+    except OSError:  # not there yet: checked again once it is
+        return
+    _checked_folders.add(key)
+    problems = []
+    if info.st_uid not in (os.getuid(), 0):
+        problems.append(f"owned by another user (uid {info.st_uid})")
+    if info.st_mode & stat.S_IWOTH:
+        problems.append("writable by every user")
+    elif info.st_mode & stat.S_IWGRP:
+        problems.append("writable by its group")
+    if problems:
+        logger.warning(
+            "the login folder %s is %s: another user could replace or read your login files; "
+            "make it yours and private (chmod 700) or point HF_HOME or HF_TOKEN_PATH to a "
+            "private folder",
+            folder,
+            " and ".join(problems),
+        )
+
+
+def _read_small_file(path: Path, where: str) -> Result[bytes | None]:
+    """The bytes of ``path`` (``None`` when missing), refused past ``MAX_FILE_BYTES``.
+
+    Never reads more than ``MAX_FILE_BYTES + 1`` bytes, and refuses anything but a regular
+    file (a FIFO would block, a device never end): a token file linked to ``/dev/zero`` or a
+    log file is an error, not a token.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return Ok(None)
+    except OSError as exc:
+        return _storage_error(where, _reason(exc))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            return _storage_error(where, "it is a directory, not a file; move it away")
+        if not stat.S_ISREG(info.st_mode):
+            return _storage_error(where, "it is not a regular file; move it away")
+        chunks: list[bytes] = []
+        remaining = MAX_FILE_BYTES + 1
+        if info.st_size <= MAX_FILE_BYTES:
+            while remaining > 0 and (chunk := os.read(fd, remaining)):
+                chunks.append(chunk)
+                remaining -= len(chunk)
+    except OSError as exc:
+        return _storage_error(where, _reason(exc))
+    finally:
+        os.close(fd)
+    if info.st_size > MAX_FILE_BYTES or remaining <= 0:
+        return _storage_error(
+            where,
+            f"it is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, far more than any login "
+            "file; it was not read. Check what it is, move it away and log in again",
+        )
+    return Ok(b"".join(chunks))
 
 
 def _sweep_leftovers(folder: Path, prefix: str) -> None:

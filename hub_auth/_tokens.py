@@ -1,4 +1,11 @@
-"""Token format checks and masking. No I/O, no network: cheap enough for every call."""
+"""Token format checks and masking. No I/O, no network: cheap enough for every call.
+
+One character set, ``_TOKEN_CHARS`` (letters, digits, ``_``, ``-``, ``.``: what user, OAuth and
+``hf_jwt_`` tokens are made of), serves both sides: ``check_format`` accepts nothing else after
+``hf_``, and ``scrub`` masks any run of it after ``hf_``. So every token that may go into a
+header is also masked whole in a log line. ``MaskedStr`` does not depend on that: its ``repr``
+masks the whole value, whatever it holds.
+"""
 
 from __future__ import annotations
 
@@ -14,27 +21,41 @@ _MIN_TOKEN_LENGTH = 19
 so every token that may go into a header is also masked by ``scrub``."""
 # Printable ASCII without space: a CR/LF/NUL in a token is a header-injection attempt.
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
+_TOKEN_CHARS = r"[A-Za-z0-9_\-.]"
+_TOKEN_BODY = re.compile(_TOKEN_CHARS + "+")
 # Anything that looks like a Hub token, for scrubbing text before it is logged.
 # At least 16 characters after the prefix, so words like ``hf_home`` are left alone.
-TOKEN_PATTERN = re.compile(r"(?:hf_|api_org_)[A-Za-z0-9_\-.]{16,}")
+TOKEN_PATTERN = re.compile(r"(?:hf_|api_org_)" + _TOKEN_CHARS + "{16,}")
+_AUTH_SCHEMES = ("Bearer ", "Basic ")
 
 
 class MaskedStr(str):
-    """A plain ``str`` everywhere (headers, files, comparisons) except its ``repr``, which masks
-    anything token-shaped: a token inside a returned value never leaks through a ``repr``."""
+    """A plain ``str`` everywhere (headers, files, comparisons, ``str()``, f-strings) except
+    its ``repr``, which always masks the whole value: a token held in one (a local variable
+    seen by an error reporter, a returned value in a log line) never leaks through a ``repr``.
+
+    An ``Authorization`` value keeps its scheme readable: ``'Bearer hf_****abcd'``.
+    """
 
     __slots__ = ()
 
     def __repr__(self) -> str:
-        return repr(scrub(str(self)))
+        text = str(self)
+        for scheme in _AUTH_SCHEMES:
+            if text.startswith(scheme):
+                return repr(scheme + mask_token(text[len(scheme) :]))
+        return repr(mask_token(text))
 
 
-def clean_token(raw: str | None) -> str | None:
-    """Strip surrounding whitespace and newlines as huggingface_hub does; empty means none."""
+def clean_token(raw: str | None) -> MaskedStr | None:
+    """Strip surrounding whitespace and newlines as huggingface_hub does; empty means none.
+
+    The token comes back as a ``MaskedStr``, so wherever it is kept its ``repr`` masks it.
+    """
     if raw is None:
         return None
     cleaned = raw.replace("\r", "").replace("\n", "").strip()
-    return cleaned or None
+    return MaskedStr(cleaned) if cleaned else None
 
 
 def check_format(token: str) -> str | None:
@@ -54,12 +75,20 @@ def check_format(token: str) -> str | None:
         return "a Hub token starts with 'hf_'"
     if len(token) < _MIN_TOKEN_LENGTH:
         return "the token is too short"
+    if _TOKEN_BODY.fullmatch(token, 3) is None:
+        return (
+            "the token contains characters a Hub token never has (after 'hf_' only letters, "
+            "digits, '_', '-' and '.')"
+        )
     return None
 
 
 def mask_token(token: str) -> str:
-    """Show a token the way a person can recognise it without it being usable: ``hf_****abcd``."""
-    if len(token) <= 8:
+    """Show a token the way a person can recognise it without it being usable: ``hf_****abcd``.
+
+    Anything shorter than a real token shows no characters of its own beyond ``hf_``.
+    """
+    if len(token) < _MIN_TOKEN_LENGTH:
         return "hf_****" if token.startswith("hf_") else "****"
     prefix = "hf_" if token.startswith("hf_") else token[:3]
     return f"{prefix}****{token[-4:]}"

@@ -57,11 +57,50 @@ def test_bad_timeout(timeout: object) -> None:
         Settings.resolve(timeout=timeout, environ={})  # type: ignore[arg-type]
 
 
-def test_insecure_endpoint_detection() -> None:
-    assert is_insecure_endpoint("http://hub.internal")
-    assert not is_insecure_endpoint("http://127.0.0.1:8000")
-    assert not is_insecure_endpoint("http://localhost:8000")
-    assert not is_insecure_endpoint("https://hub.internal")
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://hub.internal",
+        "http://127.evil.example",
+        "http://127.0.0.1.nip.io:8080",
+        "http://localhost.evil.example",
+        "http://app.localhost:8080",
+        "http://[::2]:8080",
+        "http://10.0.0.1",
+        "http://[::ffff:10.0.0.1]",
+        "http://0.0.0.0:8080",
+    ],
+)
+def test_plain_http_to_anything_but_loopback_is_insecure(endpoint: str) -> None:
+    assert is_insecure_endpoint(endpoint)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.8.9.10",
+        "http://localhost:8000",
+        "http://LOCALHOST",
+        "http://[::1]:8080",
+        "http://[::ffff:127.0.0.1]:8080",
+        "https://hub.internal",
+        "https://127.evil.example",
+    ],
+)
+def test_loopback_addresses_and_https_are_not_insecure(endpoint: str) -> None:
+    assert not is_insecure_endpoint(endpoint)
+
+
+def test_a_client_for_a_name_that_only_looks_like_loopback_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from hub_auth import HubAuth
+
+    HubAuth(endpoint="http://127.evil.example", read_env=False)
+    HubAuth(endpoint="http://127.0.0.1:8080", read_env=False)
+    warned = [r.getMessage() for r in caplog.records if "plain http" in r.getMessage()]
+    assert len(warned) == 1 and "127.evil.example" in warned[0]
 
 
 def test_endpoint_with_credentials_is_refused_without_echoing_them() -> None:

@@ -336,12 +336,12 @@ def test_activate(store: TokenStore) -> None:
     assert store.read_active() == Ok(TOKEN_B)
 
 
-def test_activate_writes_through_a_symlink(store: TokenStore, tmp_path: Path) -> None:
-    real = tmp_path / "dotfiles" / "hf-token"
-    real.parent.mkdir()
+def test_a_symlink_inside_the_login_folder_is_written_through(store: TokenStore) -> None:
+    folder = store.token_path.parent
+    (folder / "profiles").mkdir(parents=True)
+    real = folder / "profiles" / "work-token"
     real.write_text(TOKEN_A)
-    store.token_path.parent.mkdir()
-    store.token_path.symlink_to(real)
+    store.token_path.symlink_to(Path("profiles") / "work-token")
     assert store.save("b", TOKEN_B) == Ok(None)
     assert store.token_path.is_symlink()
     assert real.read_text() == TOKEN_B
@@ -420,12 +420,15 @@ def test_repr_shows_paths_only(store: TokenStore) -> None:
 def test_new_folder_and_files_are_private(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "deep" / "er" / "hf" / "token")
     assert store.save("a", TOKEN_A) == Ok(None)
-    assert mode(store.token_path.parent) == 0o700
+    for folder in (tmp_path / "deep", tmp_path / "deep" / "er", store.token_path.parent):
+        assert mode(folder) == 0o700, folder
     assert mode(store.token_path) == 0o600
     assert mode(store.stored_tokens_path) == 0o600
 
 
-def test_wider_modes_are_narrowed(store: TokenStore) -> None:
+def test_wider_file_modes_are_narrowed_and_an_existing_folder_keeps_its_mode(
+    store: TokenStore,
+) -> None:
     folder = store.token_path.parent
     folder.mkdir()
     folder.chmod(0o755)
@@ -433,7 +436,7 @@ def test_wider_modes_are_narrowed(store: TokenStore) -> None:
         path.write_text("")
         path.chmod(0o644)
     assert store.save("a", TOKEN_A) == Ok(None)
-    assert mode(folder) == 0o700
+    assert mode(folder) == 0o755
     assert mode(store.token_path) == 0o600
     assert mode(store.stored_tokens_path) == 0o600
 
@@ -448,6 +451,18 @@ def test_modes_do_not_depend_on_the_umask(store: TokenStore, umask: int) -> None
     assert mode(store.token_path) == 0o600
     assert mode(store.stored_tokens_path) == 0o600
     assert mode(store.token_path.parent) == 0o700
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_new_parent_folders_are_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    store = TokenStore(tmp_path / "a" / "b" / "hf" / "token")
+    previous = os.umask(umask)
+    try:
+        assert store.save("a", TOKEN_A) == Ok(None)
+    finally:
+        os.umask(previous)
+    for folder in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "hf"):
+        assert mode(folder) == 0o700, folder
 
 
 # -- corrupt and unreadable files ------------------------------------------------------------
