@@ -105,9 +105,9 @@ def normalize_endpoint(endpoint: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"endpoint must be an http(s) URL with a host, got {shown!r}")
     if parts.username or parts.password:
-        raise ValueError(f"endpoint must not carry credentials, got {shown!r}")
+        raise ValueError(f"endpoint {shown!r} must not carry credentials (user or password)")
     if parts.query or parts.fragment:
-        raise ValueError(f"endpoint must not have a query or fragment, got {shown!r}")
+        raise ValueError(f"endpoint {shown!r} must not have a query or fragment")
     return endpoint.strip().rstrip("/")
 
 

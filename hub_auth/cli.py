@@ -105,14 +105,18 @@ def _shown_safely(exc: click.ClickException) -> click.ClickException:
 
     click quotes what it did not understand (``No such command 'hf_...'``, ``Got unexpected
     extra argument (hf_...)``): a token given as an argument by mistake must not be echoed.
+    An error that needs no change is kept as it is (some, like the help shown for a bare
+    ``hub-auth``, display themselves in their own way).
     """
     original = exc.format_message()
-    message = terminal_text(original)
-    if isinstance(exc, click.UsageError):
-        if scrub(original) != original:
-            message += _TOKEN_ARGUMENT_ADVICE
-        return click.UsageError(message, ctx=exc.ctx)
-    return click.ClickException(message)  # status 1, as every other ClickException of click
+    message = "\n".join(terminal_text(line) for line in original.split("\n"))
+    if message == original:
+        return exc
+    if not isinstance(exc, click.UsageError):
+        return click.ClickException(message)  # status 1, as any ClickException of click
+    if scrub(original) != original:
+        message += _TOKEN_ARGUMENT_ADVICE
+    return click.UsageError(message, ctx=exc.ctx)
 
 
 def _unwrap(result: Result[T], hint: str | None = None) -> T:

@@ -87,6 +87,20 @@ def test_usage_errors_mask_a_token(args: list[str], fake_hub: FakeHub) -> None:
     assert "Error" in result.stderr
 
 
+def test_bare_command_still_shows_its_help() -> None:
+    result = run()
+    assert result.exit_code == 2
+    assert "Commands:\n" in result.output
+    assert "\\x0a" not in result.output
+
+
+def test_control_characters_in_arguments_are_escaped() -> None:
+    result = run(f"bad{TITLE}")
+    assert result.exit_code == 2
+    assert_no_control(result.output)
+    assert "No such command 'bad\\x1b]0;owned" in result.stderr
+
+
 def test_positional_token_gets_advice() -> None:
     result = run("login", TOKEN)
     assert TOKEN not in result.output
@@ -135,10 +149,10 @@ def test_menu_answer_is_not_echoed_back(store: TokenStore) -> None:
 @pytest.mark.parametrize(
     ("endpoint", "shown"),
     [
-        ("https://user:s3cret@hub.example:8443/p?x=1#f", "https://hub.example:8443"),
+        ("https://ada-login:s3cret@hub.example:8443/p?x=1#f", "https://hub.example:8443"),
         ("https://hub.example/path?token=s3cret", "https://hub.example"),
         ("https://hub.example/#s3cret", "https://hub.example"),
-        ("ftp://user:s3cret@hub.example/", "ftp://hub.example"),
+        ("ftp://ada-login:s3cret@hub.example/", "ftp://hub.example"),
         ("http://[::1]:9/?s3cret", "http://[::1]:9"),
     ],
 )
@@ -148,8 +162,9 @@ def test_endpoint_errors_show_only_the_origin(
     result = run("--endpoint", endpoint, "whoami")
     assert result.exit_code == 1
     assert "s3cret" not in result.output
-    assert "user" not in result.output
+    assert "ada-login" not in result.output
     assert repr(shown) in result.stderr
+    assert "(from --endpoint)" in result.stderr
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
     result = run("login", "--token", "-", input=TOKEN)
     assert result.exit_code == 1
