@@ -505,7 +505,7 @@ class HubAuth:
     async def list_tokens(self) -> Result[list[StoredToken]]:
         """The tokens in ``stored_tokens`` (masked), the active one flagged."""
         self._check_open()
-        return list_logins(self._store).map(stored_tokens)
+        return list_logins(self._store, {}).map(stored_tokens)  # no notes in the result
 
     async def switch_token(self, token_name: str) -> Result[SwitchInfo]:
         """Make the stored token ``token_name`` the active one (``Err(not_found)`` if unknown)."""

@@ -1,8 +1,8 @@
 """The local login operations: list, switch and log out, shared by ``HubAuth`` and the CLI.
 
-Network-free and synchronous (``HubAuth`` runs them in a worker thread, the CLI calls them
-directly); the one exception is ``forget_git_credentials``, which runs git in a subprocess.
-Importing this module loads neither aiohttp nor pydantic: ``hub-auth list``, ``switch`` and
+Network-free and synchronous (``HubAuth`` runs the ones that write in a worker thread, the
+CLI calls them directly); the one exception is ``forget_git_credentials``, which runs git in
+a subprocess. Importing this module loads neither aiohttp nor pydantic: ``hub-auth list``, ``switch`` and
 ``logout`` must start fast.
 
 Each operation returns what both callers need, and the rules live only here:
@@ -73,18 +73,7 @@ class Logins:
     """What ``list_logins`` found."""
 
     entries: tuple[LoginEntry, ...]
-    active_token: str | None = field(repr=False)
-    """The token in the token file (``MaskedStr``), whether or not it has an entry."""
-
-    def notes(self, environ: Mapping[str, str]) -> tuple[str, ...]:
-        """What a person listing the tokens should know."""
-        notes = []
-        if note := env_override_note(environ, self.active_token):
-            notes.append(note)
-        if self.active_token is not None and not any(entry.active for entry in self.entries):
-            masked = mask_token(self.active_token)
-            notes.append(f"the active token ({masked}) is not among the stored tokens")
-        return tuple(notes)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +107,11 @@ class LoggedOut:
         return self.everything or self.removed_active
 
 
-def list_logins(store: TokenStore) -> Result[Logins]:
-    """The stored tokens, masked, sorted by name, the active one marked."""
+def list_logins(store: TokenStore, environ: Mapping[str, str]) -> Result[Logins]:
+    """The stored tokens, masked, sorted by name, the active one marked.
+
+    ``environ`` is where environment tokens are looked up (``{}`` to ignore them).
+    """
     entries = store.read_entries()
     if isinstance(entries, Err):
         return entries
@@ -137,7 +129,14 @@ def list_logins(store: TokenStore) -> Result[Logins]:
                 expires_at=entry_expires_at(fields),
             )
         )
-    return Ok(Logins(entries=tuple(listed), active_token=active.value))
+    notes = []
+    if note := env_override_note(environ, active.value):
+        notes.append(note)
+    if active.value is not None and not any(entry.active for entry in listed):
+        notes.append(
+            f"the active token ({mask_token(active.value)}) is not among the stored tokens"
+        )
+    return Ok(Logins(entries=tuple(listed), notes=tuple(notes)))
 
 
 def stored_tokens(logins: Logins) -> list[StoredToken]:

@@ -143,7 +143,7 @@ class TokenStore:
         """Return the stored tokens, masked, sorted by name, the active one marked."""
         from hub_auth._login_files import list_logins, stored_tokens
 
-        return list_logins(self).map(stored_tokens)
+        return list_logins(self, {}).map(stored_tokens)
 
     def get_token_by_name(self, name: str) -> Result[str]:
         """Return the token stored under ``name``; ``NOT_FOUND`` when there is none."""

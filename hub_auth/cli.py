@@ -13,10 +13,11 @@ Installed with the ``cli`` extra (``pip install 'hub_auth[cli]'``)::
 It reads and writes the files ``hf auth`` uses, so the two commands can be mixed freely.
 
 A command is often run from scripts, so start-up time matters: this module imports only click
-and the standard library (plus hub_auth's tiny result and error types) at the top. The
-commands that only touch local files (``token``, ``list``, ``switch``, ``logout``) use
-``TokenStore`` directly and never import aiohttp; ``login`` and ``whoami`` import the client
-when they run.
+and the standard library (plus hub_auth's tiny result, error and prompt modules) at the top.
+The commands that only touch local files (``token``, ``list``, ``switch``, ``logout``) run the
+operations of ``_login_files``, shared with ``HubAuth``, and import neither aiohttp nor
+pydantic; ``login`` and ``whoami`` import the client when they run. Prompts live in
+``_prompt``.
 
 Output rules: results go to stdout, notes and errors to stderr. An error is one sentence
 with exit status 1 (click's usage errors keep status 2), never a traceback. ``hub-auth
@@ -24,9 +25,6 @@ token`` is the only command that prints a token; everything else shows it masked
 errors included (``hub-auth login hf_...``). Text from the Hub or from ``stored_tokens`` is
 printed with control characters escaped (``_prompt.terminal_text``), so no escape sequence
 reaches the terminal; ``--json`` output is JSON-escaped.
-
-The local operations themselves (list, switch, logout) live in ``_login_files``, shared with
-``HubAuth``; the prompts live in ``_prompt``.
 """
 
 from __future__ import annotations
@@ -389,8 +387,8 @@ def list_(as_json: bool) -> None:
     from hub_auth._login_files import list_logins
 
     store = _local_store()
-    logins = _unwrap(list_logins(store))
-    for note in logins.notes(os.environ):
+    logins = _unwrap(list_logins(store, os.environ))
+    for note in logins.notes:
         _note(note)
     entries = logins.entries
     if as_json:
@@ -460,7 +458,7 @@ def _choose_token(store: TokenStore) -> str:
 
     if not stdin_is_terminal():
         _fail("no token name given: pass --token-name NAME (`hub-auth list` shows the names)")
-    entries = _unwrap(list_logins(store)).entries
+    entries = _unwrap(list_logins(store, {})).entries
     if not entries:
         _fail(f"no tokens are stored in {store.stored_tokens_path}: log in with `hub-auth login`")
     return choose_login(entries)

@@ -68,7 +68,7 @@ CALLERS: dict[str, Callable[[str | None], list[str]]] = {
 
 def test_login_entry_is_stored_token_without_pydantic(store: TokenStore) -> None:
     assert [f.name for f in dataclasses.fields(LoginEntry)] == list(StoredToken.model_fields)
-    entries = list_logins(store).unwrap().entries
+    entries = list_logins(store, {}).unwrap().entries
     public = store.list_tokens().unwrap()
     assert [StoredToken(**dataclasses.asdict(entry)) for entry in entries] == public
     assert [entry.as_json() for entry in entries] == [t.model_dump(mode="json") for t in public]
@@ -85,7 +85,7 @@ def test_shared_modules_load_neither_aiohttp_nor_pydantic() -> None:
 
 
 def test_outcomes_never_show_a_token(store: TokenStore) -> None:
-    listed = list_logins(store).unwrap()
+    listed = list_logins(store, {}).unwrap()
     logged_out = remove_login(store, None, {}).unwrap()
     for shown in (repr(listed), repr(logged_out)):
         assert TOKEN not in shown
