@@ -8,14 +8,12 @@ retries) → ``Ok(UserInfo)``. Every failure is an ``Err`` made where it happens
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import anyio.to_thread
 from pydantic import SecretStr
@@ -23,17 +21,24 @@ from pydantic import SecretStr
 from hub_auth import _git
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._http import HubClient, RetryPolicy
+from hub_auth._login_files import (
+    forget_git_credentials,
+    list_logins,
+    remove_login,
+    stored_tokens,
+    switch_login,
+)
 from hub_auth._models import LoginInfo, LogoutInfo, StoredToken, SwitchInfo, UserInfo
+from hub_auth._prompt import ask_for_token, stdin_is_terminal
 from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import (
     Settings,
     env_override_note,
-    env_still_set_note,
     env_token,
     is_insecure_endpoint,
 )
 from hub_auth._store import TokenStore
-from hub_auth._tokens import MaskedStr, check_format, clean_token
+from hub_auth._tokens import MaskedStr, check_format
 
 if TYPE_CHECKING:
     import aiohttp
@@ -276,6 +281,10 @@ class HubAuth:
             )
         return None
 
+    def _environ(self) -> Mapping[str, str]:
+        """Where environment tokens are looked up: nowhere with ``read_env=False``."""
+        return os.environ if self._settings.read_env else {}
+
     def _env_override_note(self, token: str | None) -> list[str]:
         if not self._settings.read_env:
             return []
@@ -432,7 +441,7 @@ class HubAuth:
                             ),
                         )
                     )
-        if not (sys.stdin is not None and sys.stdin.isatty()):
+        if not stdin_is_terminal():
             return Err(
                 HubAuthError(
                     ErrorKind.NO_TOKEN,
@@ -440,7 +449,7 @@ class HubAuth:
                     "(login(token=...) or `hub-auth login --token ...`)",
                 )
             )
-        return await _prompt_in_daemon_thread(ask_git=ask_git)
+        return await ask_for_token(ask_git=ask_git)
 
     async def _git_approve(self, token: str) -> list[str]:
         match await _git.approve(self._settings.endpoint, token):
@@ -459,121 +468,43 @@ class HubAuth:
         credentials. The result says when ``HF_TOKEN`` still authenticates.
         """
         self._check_open()
-        if token_name is not None and not isinstance(token_name, str):
-            raise TypeError(f"token_name must be a str, not {type(token_name).__name__}")
-        removed = await anyio.to_thread.run_sync(self._store.remove, token_name)
-        if isinstance(removed, Err):
-            return removed
-        outcome = removed.value
-        stale = [*outcome.removed_token_values, *([self._token] if self._token else [])]
+        logged_out = await anyio.to_thread.run_sync(
+            remove_login, self._store, token_name, self._environ()
+        )
+        if isinstance(logged_out, Err):
+            return logged_out
+        outcome = logged_out.value
+        stale = [*outcome.removed_tokens, *([self._token] if self._token else [])]
         self._token = None
         if self._cache is not None:
             for token in stale:
                 await self._cache.invalidate(token, endpoint=self._settings.endpoint)
-        notes: list[str] = []
-        if outcome.removed_active or token_name is None:
-            match await _git.reject(self._settings.endpoint):
-                case Err(error):
-                    notes.append(f"git credentials were not cleared: {error}")
-                case _:
-                    pass
-        if self._settings.read_env and (note := env_still_set_note(os.environ)):
-            notes.append(note)
+        outcome = await forget_git_credentials(outcome, self._settings.endpoint)
         return Ok(
             LogoutInfo(
                 removed=tuple(outcome.removed_names),
                 removed_active=outcome.removed_active,
-                notes=tuple(notes),
+                notes=tuple(outcome.notes),
             )
         )
 
     async def list_tokens(self) -> Result[list[StoredToken]]:
         """The tokens in ``stored_tokens`` (masked), the active one flagged."""
         self._check_open()
-        return self._store.list_tokens()
+        return list_logins(self._store, {}).map(stored_tokens)  # no notes in the result
 
     async def switch_token(self, token_name: str) -> Result[SwitchInfo]:
         """Make the stored token ``token_name`` the active one (``Err(not_found)`` if unknown)."""
         self._check_open()
-        if not isinstance(token_name, str):
-            raise TypeError(f"token_name must be a str, not {type(token_name).__name__}")
-        previous = self._store.read_active()
-        activated = await anyio.to_thread.run_sync(self._store.activate, token_name)
-        if isinstance(activated, Err):
-            return activated
-        if (
-            self._cache is not None
-            and isinstance(previous, Ok)
-            and previous.value is not None
-            and previous.value != activated.value
-        ):
-            await self._cache.invalidate(previous.value, endpoint=self._settings.endpoint)
-        notes = self._env_override_note(activated.value)
+        switched = await anyio.to_thread.run_sync(
+            switch_login, self._store, token_name, self._environ()
+        )
+        if isinstance(switched, Err):
+            return switched
+        done = switched.value
+        if self._cache is not None and done.previous is not None and done.previous != done.token:
+            await self._cache.invalidate(done.previous, endpoint=self._settings.endpoint)
+        notes = list(done.notes)
         if self._token is not None:
             notes.append("this client was given a token explicitly; it keeps using that one")
         return Ok(SwitchInfo(token_name=token_name, notes=tuple(notes)))
-
-
-async def _prompt_in_daemon_thread(*, ask_git: bool) -> Result[tuple[str, bool] | LoginInfo]:
-    """Ask on the terminal without blocking the loop, and without trapping Ctrl-C.
-
-    A daemon thread, not anyio's worker threads: a thread blocked in getpass cannot be
-    interrupted, and a non-daemon one would keep the process alive after Ctrl-C. When the
-    wait is cancelled (Ctrl-C under ``asyncio.run``), the terminal settings saved here are
-    restored, since the abandoned getpass will never switch echo back on.
-    """
-    import asyncio
-    import threading
-
-    saved = _terminal_settings()
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[Result[tuple[str, bool] | LoginInfo]] = loop.create_future()
-
-    def deliver(result: Result[tuple[str, bool] | LoginInfo]) -> None:
-        if not answer.done():
-            answer.set_result(result)
-
-    def ask() -> None:
-        result = _ask_for_token(ask_git=ask_git)
-        with contextlib.suppress(RuntimeError):  # the loop may be gone after Ctrl-C
-            loop.call_soon_threadsafe(deliver, result)
-
-    threading.Thread(target=ask, name="hub_auth-login-prompt", daemon=True).start()
-    try:
-        return await answer
-    except BaseException:
-        _restore_terminal(saved)
-        raise
-
-
-def _terminal_settings() -> list[Any] | None:
-    try:
-        import termios
-
-        return termios.tcgetattr(sys.stdin.fileno())
-    except (ImportError, OSError, ValueError, AttributeError):
-        return None
-
-
-def _restore_terminal(saved: list[Any] | None) -> None:
-    if saved is None:
-        return
-    import termios
-
-    with contextlib.suppress(OSError, ValueError):
-        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
-
-
-def _ask_for_token(*, ask_git: bool) -> Result[tuple[str, bool] | LoginInfo]:
-    """Prompt on the terminal: the token with hidden input, then git credentials (default no)."""
-    import getpass
-
-    try:
-        raw = getpass.getpass("Enter your Hugging Face token (input is hidden): ")
-        answer = input("Add token as git credential? [y/N]: ") if ask_git else "n"
-    except (EOFError, KeyboardInterrupt):
-        return Err(HubAuthError(ErrorKind.NO_TOKEN, "login cancelled: no token entered"))
-    token = clean_token(raw)
-    if token is None:
-        return Err(HubAuthError(ErrorKind.NO_TOKEN, "no token entered"))
-    return Ok((token, answer.strip().lower() in ("y", "yes")))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_ENDPOINT",
     "ENV_TOKEN_NAMES",
     "Settings",
+    "endpoint_origin",
     "env_flag",
     "env_override_note",
     "env_still_set_note",
@@ -103,14 +105,34 @@ def normalize_endpoint(endpoint: str) -> str:
     if not isinstance(endpoint, str):
         raise TypeError(f"endpoint must be a str, not {type(endpoint).__name__}")
     parts = urlsplit(endpoint.strip())
-    shown = scrub(endpoint)
+    shown = endpoint_origin(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"endpoint must be an http(s) URL with a host, got {shown!r}")
     if parts.username or parts.password:
-        raise ValueError(f"endpoint must not carry credentials, got {shown!r}")
+        raise ValueError(f"endpoint {shown!r} must not carry credentials (user or password)")
     if parts.query or parts.fragment:
-        raise ValueError(f"endpoint must not have a query or fragment, got {shown!r}")
+        raise ValueError(f"endpoint {shown!r} must not have a query or fragment")
     return endpoint.strip().rstrip("/")
+
+
+# What an endpoint without scheme://host may show of itself in an error: a bare host name
+# (`huggingface.co`, `localhost:8000`), nothing that could carry a password, query or path.
+_SHOWN_AS_IS = re.compile(r"[A-Za-z0-9.:\-\[\]]{1,100}")
+
+
+def endpoint_origin(endpoint: str) -> str:
+    """An endpoint as messages show it: ``scheme://host[:port]``, without the user and
+    password, path, query and fragment it may carry (any of which can hold a secret)."""
+    try:
+        parts = urlsplit(endpoint.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a bad IPv6 literal or port
+        host, port = None, None
+    if parts.scheme and host:
+        host = f"[{host}]" if ":" in host else host
+        return scrub(f"{parts.scheme}://{host}" + (f":{port}" if port is not None else ""))
+    bare = scrub(endpoint.strip())
+    return bare if _SHOWN_AS_IS.fullmatch(bare) else "a value that is not a URL (not shown)"
 
 
 def is_insecure_endpoint(endpoint: str) -> bool:

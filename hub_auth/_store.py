@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import configparser
 import contextlib
-import dataclasses
 import errno
 import io
 import logging
@@ -55,12 +54,12 @@ from typing import TYPE_CHECKING, TypeVar
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._result import Err, Ok, Result
-from hub_auth._tokens import MaskedStr, clean_token, mask_token
+from hub_auth._tokens import MaskedStr, clean_token
 
 if TYPE_CHECKING:
     from hub_auth._models import StoredToken
 
-__all__ = ["MAX_FILE_BYTES", "RemoveOutcome", "StoredEntry", "TokenStore"]
+__all__ = ["MAX_FILE_BYTES", "RemoveOutcome", "TokenStore", "entry_expires_at", "entry_token"]
 
 T = TypeVar("T")
 
@@ -94,24 +93,14 @@ class RemoveOutcome:
     removed_token_values: list[str] = field(default_factory=list, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEntry:
-    """``StoredToken`` without pydantic (the CLI's ``list`` must start fast)."""
+def entry_token(fields: Mapping[str, str]) -> str | None:
+    """The token of one ``stored_tokens`` entry, cleaned; ``None`` when it has none."""
+    return clean_token(fields.get(_TOKEN_KEY))
 
-    name: str
-    masked_token: str
-    active: bool
-    expires_at: datetime | None
 
-    def as_json(self) -> dict[str, object]:
-        """The same as ``StoredToken.model_dump(mode="json")``."""
-        expires = self.expires_at
-        return {
-            "name": self.name,
-            "masked_token": self.masked_token,
-            "active": self.active,
-            "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires else None,
-        }
+def entry_expires_at(fields: Mapping[str, str]) -> datetime | None:
+    """When the token of one entry expires (``expires_at``, Unix seconds), if it says."""
+    return _parse_expires_at(fields.get("expires_at"))
 
 
 class TokenStore:
@@ -182,35 +171,11 @@ class TokenStore:
             }
         )
 
-    def list_entries(self) -> Result[list[StoredEntry]]:
-        """The stored tokens, masked, sorted by name, the active one marked (no pydantic)."""
-        entries = self.read_entries()
-        if isinstance(entries, Err):
-            return entries
-        active = self.read_active()
-        if isinstance(active, Err):
-            return active
-        listed = []
-        for name, fields in sorted(entries.value.items()):
-            token = clean_token(fields.get(_TOKEN_KEY))
-            listed.append(
-                StoredEntry(
-                    name=name,
-                    masked_token=mask_token(token) if token else "<not set>",
-                    active=token is not None and token == active.value,
-                    expires_at=_parse_expires_at(fields.get("expires_at")),
-                )
-            )
-        return Ok(listed)
-
     def list_tokens(self) -> Result[list[StoredToken]]:
         """Return the stored tokens, masked, sorted by name, the active one marked."""
-        # Imported here: pydantic would double the start-up time of `hub-auth token`.
-        from hub_auth._models import StoredToken
+        from hub_auth._login_files import list_logins, stored_tokens
 
-        return self.list_entries().map(
-            lambda entries: [StoredToken(**dataclasses.asdict(entry)) for entry in entries]
-        )
+        return list_logins(self, {}).map(stored_tokens)
 
     def get_token_by_name(self, name: str) -> Result[str]:
         """Return the token stored under ``name``; ``NOT_FOUND`` when there is none."""

@@ -13,14 +13,18 @@ Installed with the ``cli`` extra (``pip install 'hub_auth[cli]'``)::
 It reads and writes the files ``hf auth`` uses, so the two commands can be mixed freely.
 
 A command is often run from scripts, so start-up time matters: this module imports only click
-and the standard library (plus hub_auth's tiny result and error types) at the top. The
-commands that only touch local files (``token``, ``list``, ``switch``, ``logout``) use
-``TokenStore`` directly and never import aiohttp; ``login`` and ``whoami`` import the client
-when they run.
+and the standard library (plus hub_auth's tiny result, error and prompt modules) at the top.
+The commands that only touch local files (``token``, ``list``, ``switch``, ``logout``) run the
+operations of ``_login_files``, shared with ``HubAuth``, and import neither aiohttp nor
+pydantic; ``login`` and ``whoami`` import the client when they run. Prompts live in
+``_prompt``.
 
 Output rules: results go to stdout, notes and errors to stderr. An error is one sentence
 with exit status 1 (click's usage errors keep status 2), never a traceback. ``hub-auth
-token`` is the only command that prints a token; everything else shows it masked.
+token`` is the only command that prints a token; everything else shows it masked, usage
+errors included (``hub-auth login hf_...``). Text from the Hub or from ``stored_tokens`` is
+printed with control characters escaped (``_prompt.terminal_text``), so no escape sequence
+reaches the terminal; ``--json`` output is JSON-escaped.
 """
 
 from __future__ import annotations
@@ -41,12 +45,14 @@ except ImportError:  # installed without the extra: say how to get it, not a tra
 
 from hub_auth import __version__
 from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._prompt import terminal_text
 from hub_auth._result import Err, Ok, Result
+from hub_auth._tokens import scrub
 
 if TYPE_CHECKING:
     from hub_auth._git import GitCredentialOutcome
     from hub_auth._settings import Settings
-    from hub_auth._store import StoredEntry, TokenStore
+    from hub_auth._store import TokenStore
 
 __all__ = ["main"]
 
@@ -67,16 +73,48 @@ def _marks() -> tuple[str, str]:
     return "✓", "✗"
 
 
+# Every line below goes through terminal_text: it may quote the Hub or stored_tokens.
+
+
 def _done(message: str) -> None:
-    click.echo(f"{_marks()[0]} {message}")
+    click.echo(f"{_marks()[0]} {terminal_text(message)}")
 
 
 def _note(message: str) -> None:
-    click.echo(f"note: {message}", err=True)
+    click.echo(f"note: {terminal_text(message)}", err=True)
+
+
+def _error(message: str | HubAuthError) -> click.ClickException:
+    return click.ClickException(terminal_text(str(message)))
 
 
 def _fail(message: str | HubAuthError) -> NoReturn:
-    raise click.ClickException(str(message))
+    raise _error(message)
+
+
+_TOKEN_ARGUMENT_ADVICE = (
+    "; a token on the command line shows in the process list and the shell history: "
+    "use `hub-auth login --token -` and paste it on standard input"
+)
+
+
+def _shown_safely(exc: click.ClickException) -> click.ClickException:
+    """One of click's own errors, with tokens masked and control characters escaped.
+
+    click quotes what it did not understand (``No such command 'hf_...'``, ``Got unexpected
+    extra argument (hf_...)``): a token given as an argument by mistake must not be echoed.
+    An error that needs no change is kept as it is (some, like the help shown for a bare
+    ``hub-auth``, display themselves in their own way).
+    """
+    original = exc.format_message()
+    message = "\n".join(terminal_text(line) for line in original.split("\n"))
+    if message == original:
+        return exc
+    if not isinstance(exc, click.UsageError):
+        return click.ClickException(message)  # status 1, as any ClickException of click
+    if scrub(original) != original:
+        message += _TOKEN_ARGUMENT_ADVICE
+    return click.UsageError(message, ctx=exc.ctx)
 
 
 def _unwrap(result: Result[T], hint: str | None = None) -> T:
@@ -133,13 +171,6 @@ def _local_store() -> TokenStore:
     return TokenStore(Settings.resolve(endpoint=DEFAULT_ENDPOINT).token_path)
 
 
-def _env_override(active: str | None) -> None:
-    from hub_auth._settings import env_override_note
-
-    if note := env_override_note(os.environ, active):
-        _note(note)
-
-
 def _report_git(result: Result[GitCredentialOutcome]) -> None:
     match result:
         case Ok(outcome) if outcome.stored:
@@ -156,17 +187,31 @@ def _report_git(result: Result[GitCredentialOutcome]) -> None:
 
 
 class _Group(click.Group):
-    """A group that turns an unexpected OS error into one line instead of a traceback."""
+    """A group whose errors are one safe line: no traceback, no token, no escape sequence."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:  # `hub-auth --hf_...`
+            raise _shown_safely(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:  # a command's, or a subcommand's usage error
+            raise _shown_safely(exc) from None
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # click silences a closed pipe (`hub-auth list | head -1`) itself
-            raise click.ClickException(_os_error_text(exc)) from None
+            raise _error(_os_error_text(exc)) from None
         except HubAuthError as exc:  # an Err unwrapped somewhere: still a message, not a trace
-            raise click.ClickException(str(exc)) from None
+            raise _error(exc) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -216,6 +261,11 @@ def login(
 
     settings = _settings(ctx, endpoint)
     if token is not None:
+        if token != "-":
+            _note(
+                "a token given with --token shows in the process list and the shell "
+                "history; `--token -` reads it from standard input instead"
+            )
         # Surrounding whitespace is pasted by accident; huggingface_hub strips it too.
         given = token
         token = clean_token(sys.stdin.readline() if given == "-" else given)
@@ -248,8 +298,9 @@ def login(
 def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``run()``, which may prompt on the terminal; Ctrl-C ends with status 1.
 
-    ``HubAuth.login`` asks in a daemon thread and, when Ctrl-C cancels the wait, restores the
-    terminal's settings itself; here we only turn the interrupt into a message and status 1.
+    ``HubAuth.login`` asks through ``_prompt.ask_for_token``, which restores the terminal's
+    settings itself when Ctrl-C cancels the wait; here the interrupt becomes a message and
+    status 1.
     """
     import asyncio
 
@@ -288,15 +339,20 @@ def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
         click.echo(json.dumps(user.model_dump(mode="json"), indent=2))
         return
     who = user.username + (f" ({user.fullname})" if user.fullname else "")
-    click.echo(who + (f" <{user.email}>" if user.email else ""))
+    _echo(who + (f" <{user.email}>" if user.email else ""))
     if user.organizations:
-        click.echo(f"  orgs:     {', '.join(user.organizations)}")
+        _echo(f"  orgs:     {', '.join(user.organizations)}")
     if user.token is not None:
         name = user.token.display_name or "(no name: an OAuth or app token)"
         role = f", role {user.token.role}" if user.token.role else ""
-        click.echo(f"  token:    {name}{role}")
-    click.echo(f"  from:     {source}")
-    click.echo(f"  endpoint: {settings.endpoint}")
+        _echo(f"  token:    {name}{role}")
+    _echo(f"  from:     {source}")
+    _echo(f"  endpoint: {settings.endpoint}")
+
+
+def _echo(line: str) -> None:
+    """One line of a result on stdout, made safe to show (it may quote the Hub)."""
+    click.echo(terminal_text(line))
 
 
 # -- commands that touch only local files (no aiohttp) ---------------------------------------
@@ -321,32 +377,31 @@ def token() -> None:
             f"not logged in: HF_TOKEN is not set and there is no token in {store.token_path}. "
             "Log in with `hub-auth login`"
         )
-    click.echo(active)
+    click.echo(active)  # the one place a token is printed: asked for
 
 
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def list_(as_json: bool) -> None:
     """List the stored tokens (masked); `*` marks the active one."""
-    store = _local_store()
-    entries = _stored_entries(store)
-    active = _unwrap(store.read_active())
-    _env_override(active)
-    if active is not None and not any(entry.active for entry in entries):
-        from hub_auth._tokens import mask_token
+    from hub_auth._login_files import list_logins
 
-        _note(f"the active token ({mask_token(active)}) is not among the stored tokens")
+    store = _local_store()
+    logins = _unwrap(list_logins(store, os.environ))
+    for note in logins.notes:
+        _note(note)
+    entries = logins.entries
     if as_json:
         import json
 
         click.echo(json.dumps([entry.as_json() for entry in entries], indent=2))
     elif not entries:
-        click.echo(f"No tokens stored in {store.stored_tokens_path}. Log in with `hub-auth login`.")
+        _echo(f"No tokens stored in {store.stored_tokens_path}. Log in with `hub-auth login`.")
     else:
         rows = [
             (
                 "*" if entry.active else " ",
-                entry.name,
+                terminal_text(entry.name),
                 entry.masked_token,
                 f"{entry.expires_at:%Y-%m-%d %H:%M} UTC" if entry.expires_at else "",
             )
@@ -358,11 +413,6 @@ def list_(as_json: bool) -> None:
         for mark, name, masked, expiry in [(" ", "name", "token", expires), *rows]:
             line = f"{mark} {name:<{name_width}}  {masked:<{token_width}}  {expiry}"
             click.echo(line.rstrip())
-
-
-def _stored_entries(store: TokenStore) -> list[StoredEntry]:
-    """The entries of ``stored_tokens``, masked, the active one marked."""
-    return _unwrap(store.list_entries())
 
 
 @main.command()
@@ -380,6 +430,7 @@ def switch(
     ctx: click.Context, token_name: str | None, add_to_git: bool, endpoint: str | None
 ) -> None:
     """Make a stored token the active one (asks which on a terminal)."""
+    from hub_auth._login_files import switch_login
     from hub_auth._store import TokenStore
     from hub_auth._tokens import mask_token
 
@@ -387,30 +438,30 @@ def switch(
     store = TokenStore(settings.token_path)
     if token_name is None:
         token_name = _choose_token(store)
-    activated = _unwrap(store.activate(token_name), "See `hub-auth list` for the stored names")
-    _done(f"switched to {token_name!r} ({mask_token(activated)}): it is now the active token")
-    _env_override(activated)
+    switched = _unwrap(
+        switch_login(store, token_name, os.environ), "See `hub-auth list` for the stored names"
+    )
+    _done(f"switched to {token_name!r} ({mask_token(switched.token)}): it is now the active token")
+    for note in switched.notes:
+        _note(note)
     if add_to_git:
         import anyio
 
         from hub_auth import _git
 
-        _report_git(anyio.run(functools.partial(_git.approve, settings.endpoint, activated)))
+        _report_git(anyio.run(functools.partial(_git.approve, settings.endpoint, switched.token)))
 
 
 def _choose_token(store: TokenStore) -> str:
-    if not (sys.stdin is not None and sys.stdin.isatty()):
+    from hub_auth._login_files import list_logins
+    from hub_auth._prompt import choose_login, stdin_is_terminal
+
+    if not stdin_is_terminal():
         _fail("no token name given: pass --token-name NAME (`hub-auth list` shows the names)")
-    tokens = _stored_entries(store)
-    if not tokens:
+    entries = _unwrap(list_logins(store, {})).entries
+    if not entries:
         _fail(f"no tokens are stored in {store.stored_tokens_path}: log in with `hub-auth login`")
-    for number, entry in enumerate(tokens, start=1):
-        mark = "*" if entry.active else " "
-        click.echo(f"{number:>3}. {mark} {entry.name}  {entry.masked_token}")
-    choice: int = click.prompt(
-        "Number of the token to activate", type=click.IntRange(1, len(tokens))
-    )
-    return tokens[choice - 1].name
+    return choose_login(entries)
 
 
 @main.command()
@@ -419,12 +470,12 @@ def _choose_token(store: TokenStore) -> str:
 @click.pass_context
 def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> None:
     """Remove the stored login: everything, or one named token."""
-    from hub_auth._settings import env_still_set_note
+    from hub_auth._login_files import forget_git_credentials, remove_login
     from hub_auth._store import TokenStore
 
     settings = _settings(ctx, endpoint)
     outcome = _unwrap(
-        TokenStore(settings.token_path).remove(token_name),
+        remove_login(TokenStore(settings.token_path), token_name, os.environ),
         "See `hub-auth list` for the stored names" if token_name else None,
     )
     if token_name is not None:
@@ -438,18 +489,12 @@ def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> 
             removed.append("the active token file")
         _done(f"logged out: removed {' and '.join(removed)}")
     else:
-        click.echo("Not logged in: there was nothing to remove.")
-    if token_name is None or outcome.removed_active:
+        _echo("Not logged in: there was nothing to remove.")
+    if outcome.clears_git_credentials:  # anyio and git only when there is something to clear
         import anyio
 
-        from hub_auth import _git
-
-        match anyio.run(functools.partial(_git.reject, settings.endpoint)):
-            case Err(error):
-                _note(f"git credentials were not cleared: {error}")
-            case _:
-                pass
-    if note := env_still_set_note(os.environ):
+        outcome = anyio.run(forget_git_credentials, outcome, settings.endpoint)
+    for note in outcome.notes:
         _note(note)
 
 
