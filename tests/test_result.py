@@ -86,6 +86,8 @@ def test_error_kind_values() -> None:
         "offline",
         "not_found",
         "storage",
+        "access_denied",
+        "expired",
         "loop_running",
     }
 
