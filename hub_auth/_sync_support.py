@@ -97,18 +97,18 @@ def _check_may_block(function: str) -> None:
 class _LoopThread:
     """An anyio blocking portal: an event loop running in a daemon thread of its own."""
 
-    __slots__ = ("_manager", "portal", "thread_id")
+    __slots__ = ("_manager", "portal", "thread")
 
     def __init__(self) -> None:
         self._manager: AbstractContextManager[BlockingPortal] = (
             anyio.from_thread.start_blocking_portal(name="hub_auth-sync-loop")
         )
         self.portal = self._manager.__enter__()
-        self.thread_id = self.portal.call(threading.get_ident)
+        self.thread = self.portal.call(threading.current_thread)
 
     def stop(self, auth: HubAuth) -> None:
         """Close ``auth`` in the loop, then stop the loop and join its thread."""
-        if threading.get_ident() == self.thread_id:
+        if threading.current_thread() is self.thread:
             return  # garbage-collected inside the loop thread itself: it cannot join itself
         try:
             self.portal.call(auth.aclose)

@@ -181,7 +181,7 @@ def test_hf_home_may_be_a_symlink_to_a_folder_of_the_user(tmp_path: Path) -> Non
     assert (big_disk / "token").read_text() == TOKEN_A
     assert "[b]" in (big_disk / "stored_tokens").read_text()
     assert mode(big_disk) == 0o755
-    assert [entry.name for entry in store.list_entries().unwrap()] == ["a", "b"]
+    assert [entry.name for entry in store.list_tokens().unwrap()] == ["a", "b"]
     assert store.remove("b").is_ok()
     assert store.remove().is_ok()
     assert not (big_disk / "token").exists()
@@ -279,7 +279,7 @@ def test_a_huge_stored_tokens_is_refused_unread_and_kept(store: TokenStore) -> N
     assert time.monotonic() - started < 1
     assert str(store.stored_tokens_path) in message and "larger than 1 MiB" in message
     storage_error(store.save("b", TOKEN_B))
-    storage_error(store.list_entries())
+    storage_error(store.list_tokens())
     assert store.stored_tokens_path.stat().st_size == 8 * 1024**3
     assert store.read_active() == Ok(TOKEN_A)
     # Logging out still works: deleting the file is the way out.

@@ -36,10 +36,6 @@ def auth(fake_hub: FakeHub, hf_home: Path) -> Iterator[HubAuthSync]:
         yield client
 
 
-def _loop_threads() -> int:
-    return sum(thread.name == "hub_auth-sync-loop" for thread in threading.enumerate())
-
-
 def _open_sessions() -> set[int]:
     gc.collect()
     return {
@@ -237,17 +233,19 @@ def test_close_closes_the_session_and_stops_the_loop_thread(
     token = fake_hub.add_token(name="ada")
     before = _open_sessions()
     auth = HubAuthSync(endpoint=fake_hub.url, hf_home=hf_home)
-    assert _loop_threads() == 0  # nothing is started before the first call
+    assert auth._loop is None  # nothing is started before the first call
 
     assert auth.whoami(token).is_ok()
     assert auth.login(token).is_ok()
-    assert _loop_threads() == 1
+    assert auth._loop is not None
+    thread = auth._loop.thread
+    assert thread.is_alive()
     assert len(_open_sessions() - before) == 1  # one session, kept between calls
 
     auth.close()
 
     assert _open_sessions() - before == set()
-    assert _loop_threads() == 0
+    assert not thread.is_alive()
 
 
 def test_close_and_with(fake_hub: FakeHub, hf_home: Path) -> None:
@@ -326,7 +324,7 @@ async def test_inside_a_running_loop_raises_at_once(
     assert fake_hub.request_count == 0
     assert (hf_home / "token").read_bytes() == token_file
     assert auth._auth._token is None
-    assert _loop_threads() == 0  # refused before the loop thread was started
+    assert auth._loop is None  # refused before the loop thread was started
 
 
 def test_loop_running_error_pickles() -> None:

@@ -32,8 +32,10 @@ redis_server = redis_helper.redis_server  # the fixture
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _loop_threads() -> int:
-    return sum(thread.name == "hub_auth-sync-loop" for thread in threading.enumerate())
+def _loop_thread(auth: HubAuthSync) -> threading.Thread:
+    """The thread running ``auth``'s event loop (other tests' facades may have theirs)."""
+    assert auth._loop is not None, "the facade has not started its loop"
+    return auth._loop.thread
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def test_sequential_calls_reuse_one_connection(auth: HubAuthSync, fake_hub: Fake
     assert fake_hub.request_count == 50
     ports = {request.client_port for request in fake_hub.requests}
     assert len(ports) == 1 and None not in ports
-    assert _loop_threads() == 1
+    assert _loop_thread(auth).is_alive()
 
 
 def test_redis_cache_works_through_the_facade(
@@ -105,23 +107,25 @@ def test_close_waits_for_calls_in_flight(fake_hub: FakeHub, hf_home: Path) -> No
         pending = pool.submit(auth.whoami, token)
         while fake_hub.request_count == 0:
             time.sleep(0.01)
+        thread = _loop_thread(auth)
 
         auth.close()
 
         assert pending.result(timeout=5).unwrap().username == "ada"
     assert auth.closed
-    assert _loop_threads() == 0
+    assert not thread.is_alive()
 
 
 def test_a_facade_nobody_closed_is_closed_when_collected(fake_hub: FakeHub, hf_home: Path) -> None:
     token = fake_hub.add_token(name="ada")
     auth = HubAuthSync(endpoint=fake_hub.url, hf_home=hf_home)
     assert auth.whoami(token).is_ok()
-    assert _loop_threads() == 1
+    thread = _loop_thread(auth)
+    assert thread.is_alive()
 
     del auth  # no cycle holds it: freed at once
 
-    assert _loop_threads() == 0
+    assert not thread.is_alive()
 
 
 def _run_script(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -225,10 +229,11 @@ def test_ctrl_c_interrupts_a_slow_call_and_cancels_it(auth: HubAuthSync, fake_hu
 
     # The request was cancelled in the loop thread too: stopping the loop does not wait out
     # FakeHub's 30 s delay (it would wait for a task still running).
+    thread = _loop_thread(auth)
     started = time.monotonic()
     auth.close()
     assert time.monotonic() - started < 5
-    assert _loop_threads() == 0
+    assert not thread.is_alive()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
@@ -246,7 +251,8 @@ def test_a_forked_child_gets_a_loop_and_connection_of_its_own(
         status = 1
         try:
             name = auth.whoami(token).unwrap().username
-            os.write(write_end, f"{name} {_loop_threads()}".encode())
+            alive = sum(t.name == "hub_auth-sync-loop" for t in threading.enumerate())
+            os.write(write_end, f"{name} {alive}".encode())
             auth.close()
             status = 0
         finally:
