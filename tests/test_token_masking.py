@@ -102,7 +102,7 @@ async def _resolved_from(source: str, hf_home: Path, monkeypatch: pytest.MonkeyP
             "argument": TOKEN,
             "secret argument": SecretStr(TOKEN),
         }.get(source)
-        resolved = auth._resolve(argument).unwrap()
+        resolved = (await auth._resolve(argument)).unwrap()
         public = (await auth.get_token()).unwrap().get_secret_value() if argument is None else None
         return SimpleNamespace(resolved=resolved, public=public)
 
