@@ -11,9 +11,9 @@ cannot push valid users out), and never keeps a failure that says nothing about 
 
 Single-flight: concurrent misses for one token in one event loop share a single ``load``; the
 load runs as its own task, so a caller that is cancelled leaves the others (and the load) alone.
-A cache may be shared by several event loops in several threads (the sync facade runs each call
-in a new loop): the dictionaries are guarded by a ``threading.Lock`` that is never held across
-an ``await``, and a load is only ever joined from the loop that started it.
+A cache may be shared by several event loops in several threads (an application's loop and a
+sync facade's own loop thread): the dictionaries are guarded by a ``threading.Lock`` that is
+never held across an ``await``, and a load is only ever joined from the loop that started it.
 """
 
 from __future__ import annotations

@@ -281,7 +281,7 @@ def _read_class(source: str, tree: ast.Module) -> _Spec:
         if node.decorator_list:
             raise GeneratorError(f"{where} is decorated: the generator cannot mirror it")
         if _yields(node):
-            raise GeneratorError(f"{where} is an async generator: anyio.run cannot run it")
+            raise GeneratorError(f"{where} is an async generator: the facade cannot return it")
         spec.methods.append(_member(source, node))
     return spec
 
