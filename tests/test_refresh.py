@@ -172,14 +172,17 @@ def test_refresh_entry_rewrites_the_token_file_only_when_it_held_the_old_token(
 
 
 async def test_thousand_concurrent_calls_make_one_refresh_request(
-    fake_hub: FakeHub, store: TokenStore
+    fake_hub: FakeHub, store: TokenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store_login(fake_hub, store, lifetime=HOUR)
+    seen: list[bool] = []
+    monkeypatch.setattr(TokenStore, "refresh_entry", in_a_worker(seen))
     fake_hub.oauth.refresh_delay = 0.2  # all of them arrive while it is in flight
     async with HubAuth(endpoint=fake_hub.url) as auth:
         calls = [auth.whoami() if i % 2 else auth.get_token() for i in range(1000)]
         results = await asyncio.gather(*calls)
     assert fake_hub.oauth.refresh_requests == 1
+    assert seen == [True]  # one refresh in this process: the lock was taken once, not 1,000 times
     refreshed = entry(store)["hf_token"]
     tokens = {r.unwrap().get_secret_value() for r in results[::2]}
     assert tokens == {refreshed}
