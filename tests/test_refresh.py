@@ -344,3 +344,40 @@ async def test_failed_refresh_answers_are_mapped(fake_hub: FakeHub, store: Token
     assert isinstance(renewed, Err)
     assert renewed.error.kind == "bad_response"
     assert login["refresh_token"] not in str(renewed.error)
+
+
+@pytest.mark.parametrize(("status", "error"), [(500, "server_error"), (400, "invalid_grant")])
+async def test_a_hub_echoing_the_refresh_token_does_not_leak_it(
+    store: TokenStore, caplog: pytest.LogCaptureFixture, status: int, error: str
+) -> None:
+    from aiohttp import web
+
+    from tests import secret_guard
+
+    refresh_token = "rt-" + make_token("echoed")[3:]  # not token-shaped: only the guard knows it
+    secret_guard.register_token(refresh_token)
+
+    async def token(request: web.Request) -> web.Response:
+        form = await request.post()
+        said = f"cannot use {form['refresh_token']}"
+        return web.json_response({"error": error, "error_description": said}, status=status)
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    access = make_token("echo-access")
+    soon = str(int(time.time()) + HOUR)
+    store.save(NAME, access, extra={"refresh_token": refresh_token, "expires_at": soon}).unwrap()
+    try:
+        async with HubAuth(endpoint=f"http://127.0.0.1:{port}") as auth:
+            assert (await auth.get_token()).unwrap().get_secret_value() == access
+    finally:
+        await runner.cleanup()
+    warned = warnings_of(caplog)
+    assert len(warned) == 1
+    assert "****" in warned[0].getMessage()
+    assert refresh_token not in warned[0].getMessage()
