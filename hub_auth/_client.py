@@ -30,6 +30,7 @@ from hub_auth._login_files import (
 )
 from hub_auth._models import LoginInfo, LogoutInfo, StoredToken, SwitchInfo, UserInfo
 from hub_auth._prompt import ask_for_token, stdin_is_terminal
+from hub_auth._refresh import StoredTokenRefresher, oauth_client_id
 from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import (
     Settings,
@@ -173,6 +174,13 @@ class HubAuth:
             retry=RetryPolicy(max_attempts, retry_budget),
             pool_limit=pool_limit,
         )
+        self._refresher = StoredTokenRefresher(
+            self._store,
+            self._client,
+            client_id=oauth_client_id(os.environ if read_env else {}),
+            # Another process may hold the lock for a whole refresh request.
+            lock_timeout=self._store.lock_timeout + self._settings.timeout,
+        )
         self._closed = False
         if is_insecure_endpoint(self._settings.endpoint):
             logger.warning(
@@ -274,8 +282,10 @@ class HubAuth:
 
     async def _fresh_stored_token(self, stored: str) -> str:
         """``stored`` (the token file's token), refreshed first when it is a stored OAuth
-        token close to its expiry."""
-        return stored
+        token close to its expiry (``_refresh``; never fails the call)."""
+        if self._settings.offline:
+            return stored
+        return await self._refresher.fresh(stored)
 
     async def _resolve_checked(self, token: str | SecretStr | None) -> Result[str]:
         """Resolve a token and refuse one that must not go into a header."""

@@ -14,6 +14,7 @@ after which whoami answers 401. Facts: ``shared/reference/OAUTH_FACTS.md``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import string
@@ -76,6 +77,11 @@ class FakeOAuth:
         self.access_token_lifetime: float = 30 * 86400.0
         """Seconds an issued access token lives (``expires_in``); whoami answers 401 after."""
         self._token_requests: list[str] = []
+        self._refresh_tokens: dict[str, FakeUser] = {}
+        """Live refresh tokens and whose they are: one table for every grant that issues them."""
+        self._refresh_failures: list[int] = []  # statuses of the next refresh grants to fail
+        self.refresh_delay: float = 0.0
+        """Seconds the refresh-token grant waits before answering (to make refreshes overlap)."""
 
     # -- routes --------------------------------------------------------------------------
 
@@ -105,6 +111,58 @@ class FakeOAuth:
         self._hub.add_token(token, user, expires_at=time.time() + seconds)
         return token, seconds
 
+    # -- refresh tokens ------------------------------------------------------------------
+
+    def mint_refresh_token(self, user: FakeUser) -> str:
+        """A new refresh token for ``user``, live until spent or revoked.
+
+        Every grant that hands out a refresh token makes it here (the secret guard of the
+        test suite wraps this method to know them all).
+        """
+        refresh_token = random_secret("hf_oauth_refresh_")
+        with self._lock:
+            self._refresh_tokens[refresh_token] = user
+        return refresh_token
+
+    def issue_login(self, user: FakeUser, *, lifetime: float | None = None) -> dict[str, Any]:
+        """What a completed device login hands out for ``user``, without the device flow.
+
+        The token JSON (``access_token``, ``refresh_token``, ``expires_in``, ``token_type``),
+        its access token known to whoami for ``lifetime`` seconds and its refresh token live:
+        store it as huggingface_hub does to set up a stored OAuth login.
+        """
+        access_token, seconds = self.issue_access_token(user, lifetime=lifetime)
+        return {
+            "access_token": access_token,
+            "refresh_token": self.mint_refresh_token(user),
+            "expires_in": int(seconds),
+            "token_type": "bearer",
+        }
+
+    def revoke_refresh_token(self, refresh_token: str) -> None:
+        """Make ``refresh_token`` answer ``invalid_grant`` from now on (a revoked session)."""
+        with self._lock:
+            self._refresh_tokens.pop(refresh_token, None)
+
+    def fail_next_refresh(self, status: int = 503, count: int = 1) -> None:
+        """Answer the next ``count`` refresh-token grants with ``status`` (nothing changes)."""
+        if count < 1:
+            raise ValueError(f"count must be >= 1, not {count}")
+        with self._lock:
+            self._refresh_failures.extend([status] * count)
+
+    @property
+    def refresh_requests(self) -> int:
+        """Refresh-token grants received so far, whatever their outcome."""
+        with self._lock:
+            return self._token_requests.count(REFRESH_TOKEN_GRANT)
+
+    @property
+    def live_refresh_tokens(self) -> int:
+        """How many refresh tokens are live (issued, neither spent nor revoked)."""
+        with self._lock:
+            return len(self._refresh_tokens)
+
     # -- POST /oauth/token ---------------------------------------------------------------
 
     async def _token(self, request: web.Request) -> web.StreamResponse:
@@ -128,7 +186,29 @@ class FakeOAuth:
         return oauth_error(400, "unsupported_grant_type", "device login is not emulated yet")
 
     async def _refresh_token_grant(self, params: Mapping[str, str]) -> web.StreamResponse:
-        return oauth_error(400, "unsupported_grant_type", "refresh is not emulated yet")
+        """``grant_type=refresh_token``: a new access token and a new refresh token (rotation:
+        the one presented is spent and answers ``invalid_grant`` from then on)."""
+        if self.refresh_delay > 0:
+            await asyncio.sleep(self.refresh_delay)
+        presented = params.get("refresh_token", "")
+        if not presented or not params.get("client_id"):
+            return oauth_error(400, "invalid_request", "refresh_token and client_id are required")
+        with self._lock:
+            if self._refresh_failures:
+                status = self._refresh_failures.pop(0)
+                return oauth_error(status, "server_error", "refresh failed (injected fault)")
+            user = self._refresh_tokens.pop(presented, None)
+        if user is None:
+            return oauth_error(400, "invalid_grant", "the refresh token is invalid or expired")
+        access_token, seconds = self.issue_access_token(user)
+        return json_response(
+            {
+                "access_token": access_token,
+                "refresh_token": self.mint_refresh_token(user),
+                "expires_in": int(seconds),
+                "token_type": "bearer",
+            }
+        )
 
     async def _token_exchange_grant(self, params: Mapping[str, str]) -> web.StreamResponse:
         return oauth_error(400, "unsupported_grant_type", "token exchange is not emulated yet")

@@ -478,6 +478,58 @@ class HubClient:
             request_id=response.headers.get("X-Request-Id"),
         )
 
+    async def post_oauth_form(
+        self, path: str, form: Mapping[str, str]
+    ) -> Result[tuple[int, dict[str, object]]]:
+        """One form-encoded ``POST`` to the Hub's OAuth endpoint ``path``, without retries.
+
+        For a public OAuth client: no Authorization header, no redirects followed, the
+        configured timeout, the body bounded. Any answer whose body is a JSON object is
+        ``Ok((status, body))``, errors included (OAuth errors are JSON with an ``error``);
+        the caller reads it. ``Err``: ``network``, ``timeout``, or ``bad_response`` (not a
+        JSON object; for a 5xx, ``server_error``). The form (secrets) is never logged.
+        """
+        session = self._get_session()
+        url = self._settings.endpoint + path
+        try:
+            async with session.post(
+                url, data=dict(form), allow_redirects=False, timeout=self._timeout
+            ) as response:
+                body = await self._read_body(response)
+                if isinstance(body, HubAuthError):
+                    return Err(body)
+                status = response.status
+                headers = response.headers
+        except TimeoutError:
+            return Err(
+                HubAuthError(
+                    ErrorKind.TIMEOUT,
+                    f"the Hub at {self._settings.host} did not answer within "
+                    f"{self._settings.timeout:g}s",
+                )
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            return Err(
+                HubAuthError(
+                    ErrorKind.NETWORK,
+                    f"could not reach the Hub at {self._settings.host}: "
+                    f"{scrub(str(exc)) or type(exc).__name__}",
+                )
+            )
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            parsed = None
+        if not isinstance(parsed, dict):
+            return Err(_status_error(status, body, headers) if status >= 400 else _not_json(status))
+        return Ok((status, parsed))
+
+
+def _not_json(status: int) -> HubAuthError:
+    return HubAuthError(
+        ErrorKind.BAD_RESPONSE, "the Hub's OAuth answer is not a JSON object", status=status
+    )
+
 
 def parse_whoami(body: bytes, *, request_id: str | None = None) -> Result[UserInfo]:
     """Parse a 200 answer of ``/api/whoami-v2``: ``Ok(UserInfo)`` or ``Err(bad_response)``.

@@ -307,6 +307,62 @@ class TokenStore:
             )
         )
 
+    def refresh_entry(
+        self,
+        name: str,
+        token: str,
+        renew: Callable[[Mapping[str, str]], Result[dict[str, str]]],
+        *,
+        lock_timeout: float | None = None,
+    ) -> Result[str]:
+        """Replace the entry ``name``, which held ``token``, with what ``renew`` makes of it.
+
+        The refresh of a stored OAuth token, with huggingface_hub's rules. Under
+        ``stored_tokens.lock`` (held throughout, so two processes never both spend a
+        rotating refresh token): re-read the entry; if it no longer holds ``token``, another
+        process has refreshed it already, and its token is returned without calling
+        ``renew``. Otherwise ``renew(fields)`` (it may block: it makes the request) returns
+        the new keys of the entry (``hf_token``, ``refresh_token``, ``expires_at``), which
+        replace the old ones (other keys are kept); the token file is rewritten only if it
+        still holds ``token``. Returns the token to use, or ``renew``'s ``Err``.
+
+        Call it in a worker thread. ``lock_timeout`` (default ``self.lock_timeout``) bounds
+        the wait for the lock, which another process may hold for a whole request.
+        """
+
+        def write() -> Result[str]:
+            entries = self.read_entries()
+            if isinstance(entries, Err):
+                return entries
+            fields = entries.value.get(name, {})
+            current = clean_token(fields.get(_TOKEN_KEY))
+            if current != token:
+                return Ok(current if current is not None else token)
+            renewed = renew(fields)
+            if isinstance(renewed, Err):
+                return renewed
+            new_fields = {key: MaskedStr(value) for key, value in renewed.value.items()}
+            new_token = new_fields.get(_TOKEN_KEY, "")
+            _check_token_value(new_token)
+            for key, value in new_fields.items():
+                if key != _TOKEN_KEY:
+                    _check_extra(key, value)
+            kept = {key: value for key, value in fields.items() if key not in new_fields}
+            if "expires_at" not in new_fields:
+                kept.pop("expires_at", None)  # a stale expiry would trigger refresh after refresh
+            entries.value[name] = {_TOKEN_KEY: new_token, **kept, **new_fields}
+            written = self._write_entries(entries.value)
+            if isinstance(written, Err):
+                return written
+            active = self.read_active()
+            if isinstance(active, Ok) and active.value == token:
+                written = _write_atomic(self.token_path, MaskedStr(new_token))
+                if isinstance(written, Err):
+                    return written
+            return Ok(MaskedStr(new_token))
+
+        return self._under_lock(write, timeout=lock_timeout)
+
     # -- helpers -------------------------------------------------------------------------
 
     def _token_of(self, entries: Mapping[str, Mapping[str, str]], name: str) -> Result[str]:
@@ -326,7 +382,9 @@ class TokenStore:
         parser.write(buffer)
         return _write_atomic(self.stored_tokens_path, MaskedStr(buffer.getvalue()))
 
-    def _under_lock(self, action: Callable[[], Result[T]]) -> Result[T]:
+    def _under_lock(
+        self, action: Callable[[], Result[T]], *, timeout: float | None = None
+    ) -> Result[T]:
         folder = self.stored_tokens_path.parent
         try:
             _ensure_folder(folder)
@@ -346,13 +404,14 @@ class TokenStore:
         # Imported here: only writers need it, and `hub-auth token` should not pay for it.
         from filelock import FileLock, Timeout
 
-        lock = FileLock(self.lock_path, timeout=self.lock_timeout, mode=_FILE_MODE)
+        wait = self.lock_timeout if timeout is None else timeout
+        lock = FileLock(self.lock_path, timeout=wait, mode=_FILE_MODE)
         try:
             lock.acquire()
         except Timeout:
             return _storage_error(
                 f"cannot lock {self.lock_path}",
-                f"another process has held it for more than {self.lock_timeout:g} s",
+                f"another process has held it for more than {wait:g} s",
             )
         except OSError as exc:
             return _storage_error(f"cannot lock {self.lock_path}", _reason(exc))

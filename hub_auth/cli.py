@@ -33,8 +33,10 @@ import errno
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 try:
@@ -51,6 +53,7 @@ from hub_auth._tokens import scrub
 
 if TYPE_CHECKING:
     from hub_auth._git import GitCredentialOutcome
+    from hub_auth._models import UserInfo
     from hub_auth._settings import Settings
     from hub_auth._store import TokenStore
 
@@ -347,7 +350,37 @@ def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
         role = f", role {user.token.role}" if user.token.role else ""
         _echo(f"  token:    {name}{role}")
     _echo(f"  from:     {source}")
+    expires, refreshable = _expiry_in_use(settings, user, from_file=found is None)
+    if expires is not None:
+        if expires.timestamp() <= time.time():
+            when = " (expired)"
+        else:
+            when = " (refreshed automatically before then)" if refreshable else ""
+        _echo(f"  expires:  {expires:%Y-%m-%d %H:%M} UTC{when}")
     _echo(f"  endpoint: {settings.endpoint}")
+
+
+def _expiry_in_use(
+    settings: Settings, user: UserInfo, *, from_file: bool
+) -> tuple[datetime | None, bool]:
+    """When the token ``whoami`` used expires, and whether hub_auth refreshes it.
+
+    For the token file's token, its ``stored_tokens`` entry says (an OAuth login: it is
+    refreshed before it expires); otherwise the Hub's ``auth.expiresAt``, if it sent one.
+    """
+    from hub_auth._store import TokenStore, entry_expires_at, entry_token
+
+    hub_says = user.token.expires_at if user.token is not None else None
+    if not from_file:
+        return hub_says, False
+    store = TokenStore(settings.token_path)
+    # Read after whoami: a refresh it made has rewritten both files.
+    active = store.read_active().unwrap_or(None)
+    for fields in store.read_entries().unwrap_or({}).values():
+        stored = entry_expires_at(fields)
+        if active is not None and entry_token(fields) == active and stored is not None:
+            return stored, bool(fields.get("refresh_token"))
+    return hub_says, False
 
 
 def _echo(line: str) -> None:
@@ -383,7 +416,7 @@ def token() -> None:
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def list_(as_json: bool) -> None:
-    """List the stored tokens (masked); `*` marks the active one."""
+    """List the stored tokens (masked) and when they expire; `*` marks the active one."""
     from hub_auth._login_files import list_logins
 
     store = _local_store()
@@ -403,7 +436,7 @@ def list_(as_json: bool) -> None:
                 "*" if entry.active else " ",
                 terminal_text(entry.name),
                 entry.masked_token,
-                f"{entry.expires_at:%Y-%m-%d %H:%M} UTC" if entry.expires_at else "",
+                _expiry_text(entry.expires_at),
             )
             for entry in entries
         ]
@@ -413,6 +446,14 @@ def list_(as_json: bool) -> None:
         for mark, name, masked, expiry in [(" ", "name", "token", expires), *rows]:
             line = f"{mark} {name:<{name_width}}  {masked:<{token_width}}  {expiry}"
             click.echo(line.rstrip())
+
+
+def _expiry_text(expires_at: datetime | None) -> str:
+    """``YYYY-MM-DD`` (local date), with ``(expired)`` once past, as ``hf auth list``."""
+    if expires_at is None:
+        return ""
+    date = f"{expires_at.astimezone():%Y-%m-%d}"
+    return f"{date} (expired)" if expires_at.timestamp() < time.time() else date
 
 
 @main.command()

@@ -12,7 +12,8 @@ Enabled for the whole suite from ``tests/conftest.py`` (``pytest_plugins``). For
 
 What is searched for: anything token-shaped (``hf_`` followed by 20 or more letters and
 digits, which is what ``make_token`` and real user tokens look like) and every token
-registered with ``FakeHub.add_token`` during the session, whatever its shape. A hit turns the
+registered with ``FakeHub.add_token`` (access tokens, ``hf_oauth_`` ones included) or issued
+as a refresh token by ``FakeHub.oauth`` during the session, whatever its shape. A hit turns the
 phase's report into a failure naming the place and the masked token, never the token.
 
 The root logger is set to DEBUG while a test runs so that records a production logger
@@ -121,6 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "output are not searched; its log records still are)",
     )
     _patch_fakehub(config)
+    _patch_refresh_tokens(config)
     _patch_cli_runner(config)
 
 
@@ -145,6 +147,32 @@ def _patch_fakehub(config: pytest.Config) -> None:
 
     def restore() -> None:
         FakeHub.add_token = original  # type: ignore[method-assign]
+
+    config.add_cleanup(restore)
+
+
+def _patch_refresh_tokens(config: pytest.Config) -> None:
+    """Make every refresh token FakeHub issues (``FakeOAuth.mint_refresh_token``) a secret
+    the guard searches for too."""
+    try:
+        from hub_auth._fakehub_oauth import FakeOAuth
+    except ImportError:  # pragma: no cover - hub_auth is always importable in this repo
+        return
+    original: Callable[..., str] = FakeOAuth.mint_refresh_token
+    if getattr(original, "_secret_guard", False):
+        return
+
+    def mint_refresh_token(self: FakeOAuth, *args: Any, **kwargs: Any) -> str:
+        refresh_token = original(self, *args, **kwargs)
+        register_token(refresh_token)
+        return refresh_token
+
+    mint_refresh_token._secret_guard = True  # type: ignore[attr-defined]
+    mint_refresh_token.__doc__ = original.__doc__
+    FakeOAuth.mint_refresh_token = mint_refresh_token  # type: ignore[method-assign]
+
+    def restore() -> None:
+        FakeOAuth.mint_refresh_token = original  # type: ignore[method-assign]
 
     config.add_cleanup(restore)
 
