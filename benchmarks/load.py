@@ -27,6 +27,7 @@ import collections
 import contextlib
 import gc
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -212,9 +213,6 @@ async def _drive(
     result: LoadResult,
     warmup: int,
 ) -> None:
-    import stamina.instrumentation
-    from stamina.instrumentation import RetryDetails
-
     from hub_auth import Err, HubAuth, Ok
 
     semaphore = asyncio.Semaphore(result.concurrency)
@@ -249,11 +247,17 @@ async def _drive(
         while tasks:
             await asyncio.gather(*tasks)
 
-    def count_retry(details: RetryDetails) -> None:
-        result.retries += 1
+    class RetryCounter(logging.Handler):
+        """Counts the retries HubClient logs (one DEBUG line on ``hub_auth`` for each)."""
 
-    # Count the retries stamina schedules (instead of its default: a log line for each).
-    stamina.instrumentation.set_on_retry_hooks([count_retry])
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("whoami attempt "):
+                result.retries += 1
+
+    hub_logger = logging.getLogger("hub_auth")
+    counter, level = RetryCounter(logging.DEBUG), hub_logger.level
+    hub_logger.addHandler(counter)
+    hub_logger.setLevel(logging.DEBUG)
     async with HubAuth(endpoint=endpoint, read_env=False, pool_limit=result.pool_limit) as auth:
         # Warm-up: sessions, connections, pydantic's validators and the allocator settle first,
         # so that the memory figure after it is a fair baseline.
@@ -269,6 +273,8 @@ async def _drive(
     gc.collect()
     result.rss_end = _rss_mib()
     result.rss_peak = max(result.rss_peak, result.rss_end)
+    hub_logger.removeHandler(counter)
+    hub_logger.setLevel(level)
 
 
 async def run_load(

@@ -19,7 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from hub_auth._errors import ErrorKind, HubAuthError
-from hub_auth._result import Err, Ok, Result
+from hub_auth._result import Err, Ok, Result, is_err, is_ok
 
 if TYPE_CHECKING:
     from hub_auth._cache import CacheStats, MemoryCache
@@ -83,6 +83,8 @@ __all__ = [
     "UserInfo",
     "WhoamiCache",
     "__version__",
+    "is_err",
+    "is_ok",
 ]
 
 

@@ -3,14 +3,22 @@
 This is the one boundary where aiohttp and asyncio exceptions become ``HubAuthError``:
 nothing above it sees a foreign exception, nothing below it builds an ``Err``.
 
-Retries (stamina) apply to the idempotent ``GET /api/whoami-v2`` on 429, 502, 503, 504 and
-connection errors, with exponential backoff and jitter, honouring ``Retry-After`` and the
-``RateLimit`` header's ``t=``; bounded by ``max_attempts`` and a total ``retry_budget``. When the
-Hub asks for a longer wait than the budget allows, the 429 comes back at once with
-``retry_after`` set. The budget covers everything: each request's timeout is cut to what is
-left of it, and a backoff that would not fit ends the call at once with the last error. The
-first attempt runs before the retry machinery is set up, so a call that succeeds first time
-pays nothing for it.
+Retries apply to the idempotent ``GET /api/whoami-v2`` on 429, 502, 503, 504 and connection
+errors, with exponential backoff and jitter, honouring ``Retry-After`` and the ``RateLimit``
+header's ``t=``; bounded by ``max_attempts`` and a total ``retry_budget``. When the Hub asks for
+a longer wait than the budget allows, the 429 comes back at once with ``retry_after`` set. The
+budget covers everything: each request's timeout is cut to what is left of it, and a backoff
+that would not fit ends the call at once with the last error. The loop is a plain ``while`` in
+``HubClient.whoami`` (attempts, a backoff generator, a deadline), not a retry library: such a
+library's instrumentation is process-wide, and its default printed a line on stderr for every
+retry of every call. Each retry is logged on the ``hub_auth`` logger at DEBUG (attempt, wait,
+cause; never the token), so nothing is printed unless the application configures logging.
+
+Network failures are named by cause, in plain words, with the endpoint's origin
+(``scheme://host:port``, never a path, query or user): "connection refused", "name not
+resolved", "TLS certificate not trusted", "timed out after 10 s". A certificate the client does
+not trust is not retried (it will not become trusted in a second); refused connections, DNS
+failures and dropped connections are.
 
 While the Hub rate-limits this client, it is not asked again: once a 429 says when to come back
 (``Retry-After``, or ``RateLimit``'s ``t=``), every ``whoami`` until then returns
@@ -32,13 +40,16 @@ import email.utils
 import json
 import logging
 import math
+import random
 import re
+import socket
+import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import aiohttp
-import stamina
 from pydantic import ValidationError
 from yarl import URL
 
@@ -46,6 +57,7 @@ from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._models import UserInfo
 from hub_auth._result import Err, Ok, Result
+from hub_auth._settings import endpoint_origin
 from hub_auth._tokens import MaskedStr, scrub
 
 if TYPE_CHECKING:
@@ -95,8 +107,17 @@ class RetryPolicy:
         self.budget = float(budget)
         self.wait_initial = wait_initial
         self.wait_max = wait_max
-        # stamina's default jitter is a full second: far too much next to a 0.2 s first wait.
+        # A little jitter, so clients that failed together do not all come back together.
         self.wait_jitter = wait_jitter
+
+    def backoff(self) -> Iterator[float]:
+        """The waits between attempts: ``wait_initial``, doubling up to ``wait_max``, each
+        plus a random jitter of up to ``wait_jitter`` seconds."""
+        wait = self.wait_initial
+        while True:
+            # Not for security: jitter only spreads clients out in time.
+            yield min(wait, self.wait_max) + random.uniform(0.0, self.wait_jitter)  # noqa: S311
+            wait *= 2
 
     def __repr__(self) -> str:
         return (
@@ -106,12 +127,11 @@ class RetryPolicy:
         )
 
 
-class _RetryableError(Exception):
-    """Carries a retryable ``HubAuthError`` through stamina's retry loop."""
+@dataclass(frozen=True, slots=True)
+class _Retryable:
+    """An attempt's failure that another attempt may cure (429, 502-504, a lost connection)."""
 
-    def __init__(self, error: HubAuthError) -> None:
-        super().__init__(error.kind)
-        self.error = error
+    error: HubAuthError
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -267,11 +287,31 @@ class HubClient:
         """``GET /api/whoami-v2`` with retries; the body parsed into ``UserInfo``."""
         if (limited := self._still_rate_limited()) is not None:
             return Err(limited)
-        deadline = time.monotonic() + self._retry.budget
-        outcome = await self._attempt(token, deadline)
-        if isinstance(outcome, _RetryableError):
-            return await self._retry_whoami(token, outcome, deadline)
-        return outcome
+        policy = self._retry
+        deadline = time.monotonic() + policy.budget
+        waits = policy.backoff()
+        attempt = 1
+        while True:
+            outcome = await self._attempt(token, deadline)
+            if not isinstance(outcome, _Retryable):
+                return outcome
+            error = outcome.error
+            if attempt >= policy.max_attempts:
+                return Err(error)
+            # The Hub's own wait when it gave one (Retry-After, RateLimit t=), else backoff.
+            wait = error.retry_after if error.retry_after is not None else next(waits)
+            if wait >= deadline - time.monotonic():
+                # The wait would not fit the budget: answer now rather than late.
+                return Err(error)
+            logger.debug(
+                "whoami attempt %d of %d failed, retrying in %.2fs: %s",
+                attempt,
+                policy.max_attempts,
+                wait,
+                error,
+            )
+            await asyncio.sleep(wait)
+            attempt += 1
 
     def _still_rate_limited(self) -> HubAuthError | None:
         """A fresh ``rate_limited`` error while a 429's wait lasts, else ``None``."""
@@ -291,50 +331,6 @@ class HubClient:
             wait = min(error.retry_after, MAX_RATE_LIMIT_WAIT)
             self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + wait)
 
-    async def _retry_whoami(
-        self, token: str, first: _RetryableError, deadline: float
-    ) -> Result[UserInfo]:
-        policy = self._retry
-        if policy.max_attempts <= 1:
-            return Err(first.error)
-        # The longest backoff stamina may pick next (its lower bound plus the whole jitter).
-        longest_backoff = policy.wait_initial + policy.wait_jitter
-
-        def backoff(exc: Exception) -> bool | float:
-            if not isinstance(exc, _RetryableError):
-                return False
-            remaining = deadline - time.monotonic()
-            wanted = exc.error.retry_after
-            if wanted is not None:
-                # The Hub said when: wait that long, or give up now if it is beyond the budget.
-                return wanted if wanted < remaining else False
-            return longest_backoff < remaining
-
-        # The first attempt, already made, is replayed as stamina's first so that stamina
-        # decides every wait, the one after it included.
-        pending: _RetryableError | None = first
-        try:
-            async for attempt in stamina.retry_context(
-                on=backoff,
-                attempts=policy.max_attempts,
-                timeout=policy.budget,
-                wait_initial=policy.wait_initial,
-                wait_max=policy.wait_max,
-                wait_jitter=policy.wait_jitter,
-            ):
-                with attempt:
-                    if pending is None:
-                        outcome = await self._attempt(token, deadline)
-                    else:
-                        outcome, pending = pending, None
-                    if isinstance(outcome, _RetryableError):
-                        longest_backoff = attempt.next_wait + policy.wait_jitter
-                        raise outcome
-                    return outcome
-        except _RetryableError as exc:
-            return Err(exc.error)
-        raise AssertionError("unreachable")  # pragma: no cover - stamina returns or raises
-
     def _attempt_timeout(self, deadline: float) -> tuple[aiohttp.ClientTimeout, bool]:
         """This request's timeout, cut to what is left of the budget (and whether it was cut)."""
         remaining = deadline - time.monotonic()
@@ -344,7 +340,7 @@ class HubClient:
         connect = min(self._settings.connect_timeout, remaining)
         return aiohttp.ClientTimeout(total=remaining, sock_connect=connect), True
 
-    async def _attempt(self, token: str, deadline: float) -> Result[UserInfo] | _RetryableError:
+    async def _attempt(self, token: str, deadline: float) -> Result[UserInfo] | _Retryable:
         """One request (following same-host redirects); retryable failures are returned."""
         session = self._get_session()
         url = self._whoami_url
@@ -374,19 +370,17 @@ class HubClient:
                     error = _status_error(status, body, response.headers)
                     self._remember_rate_limit(error)
                     if status in _RETRY_STATUSES:
-                        return _RetryableError(error)
+                        return _Retryable(error)
                     return Err(error)
             return Err(HubAuthError(ErrorKind.BAD_RESPONSE, "the Hub redirected too many times"))
         except TimeoutError:
-            within = (
-                f"the {self._retry.budget:g}s retry budget"
-                if cut
-                else f"{self._settings.timeout:g}s"
-            )
+            after = timeout.total or self._settings.timeout
+            why = f" (what was left of the {self._retry.budget:g} s retry budget)" if cut else ""
             return Err(
                 HubAuthError(
                     ErrorKind.TIMEOUT,
-                    f"the Hub at {self._settings.host} did not answer within {within}",
+                    f"could not reach the Hub at {self._origin}: timed out after {after:.3g} s"
+                    f"{why}",
                 )
             )
         except aiohttp.ClientResponseError as exc:
@@ -397,14 +391,20 @@ class HubClient:
                     status=exc.status or None,
                 )
             )
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # Not retried: a certificate this client does not trust stays untrusted.
+            return Err(self._network_error(_certificate_cause(exc.certificate_error)))
         except (aiohttp.ClientError, OSError) as exc:
-            return _RetryableError(
-                HubAuthError(
-                    ErrorKind.NETWORK,
-                    f"could not reach the Hub at {self._settings.host}: "
-                    f"{scrub(str(exc)) or type(exc).__name__}",
-                )
-            )
+            return _Retryable(self._network_error(_network_cause(exc)))
+
+    @property
+    def _origin(self) -> str:
+        return endpoint_origin(self._settings.endpoint)
+
+    def _network_error(self, cause: str) -> HubAuthError:
+        return HubAuthError(
+            ErrorKind.NETWORK, f"could not reach the Hub at {self._origin}: {cause}"
+        )
 
     def _same_host_redirect(self, response: aiohttp.ClientResponse) -> str | HubAuthError:
         location = response.headers.get("Location")
@@ -529,6 +529,37 @@ def _not_json(status: int) -> HubAuthError:
     return HubAuthError(
         ErrorKind.BAD_RESPONSE, "the Hub's OAuth answer is not a JSON object", status=status
     )
+
+
+def _certificate_cause(error: BaseException) -> str:
+    """ "TLS certificate not trusted", with the verifier's reason (``self-signed certificate``)."""
+    reason = getattr(error, "verify_message", None) if isinstance(error, ssl.SSLError) else None
+    if isinstance(reason, str) and reason:
+        return f"TLS certificate not trusted ({scrub(reason)[:100]})"
+    return "TLS certificate not trusted"
+
+
+def _network_cause(exc: BaseException) -> str:
+    """A connection failure in plain words, by type: never aiohttp's repr (``ssl:default``)."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError | socket.gaierror):
+        return "name not resolved"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        exc = exc.os_error
+        if isinstance(exc, socket.gaierror):
+            return "name not resolved"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection closed before the Hub answered"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the connection broke while the answer was being read"
+    if isinstance(exc, OSError) and exc.strerror:
+        return scrub(exc.strerror).lower()[:100]
+    return f"network error ({type(exc).__name__})"
 
 
 def parse_whoami(body: bytes, *, request_id: str | None = None) -> Result[UserInfo]:

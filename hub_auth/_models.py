@@ -124,7 +124,26 @@ class UserInfo(_HubModel):
     """Who a token belongs to: the body of ``GET /api/whoami-v2``.
 
     ``username``, ``email``, ``fullname`` and ``organizations`` are the fields of the
-    Elixir ``HfHub.Auth.user_info`` type; the rest is kept from what the Hub sends.
+    Elixir ``HfHub.Auth.user_info`` type; the rest is kept from what the Hub sends. Fields the
+    Hub does not send are ``None`` (or empty); fields it adds later are ignored.
+
+    Attributes:
+        username: The account name (whoami's ``name``), as in ``huggingface.co/<username>``.
+        email: The account's email address; the Hub sends it only to tokens allowed to
+            read it (``None`` otherwise).
+        fullname: The display name the user chose.
+        id: The Hub's internal id of the account.
+        type: ``"user"`` for a person's account (``"app"`` and others exist).
+        avatar_url: URL of the account's picture.
+        email_verified: Whether the email address was confirmed.
+        is_pro: Whether the account has a PRO subscription.
+        can_pay: Whether the account has a payment method.
+        orgs: The organisations the user belongs to, as ``OrgInfo`` objects (name, id,
+            the user's ``role_in_org``, avatar, ...), in the Hub's order.
+        organizations: (property) Just their names, ``tuple(org.name for org in orgs)``:
+            what membership checks need, e.g. ``"my-org" in user.organizations``.
+        token: What the Hub says about the token used for the call (``TokenInfo``: type,
+            display name, role, fine-grained permissions, expiry); whoami's ``auth``.
     """
 
     username: str = Field(validation_alias=AliasChoices("name", "username"))

@@ -100,39 +100,73 @@ def default_hf_home(environ: Mapping[str, str]) -> Path:
     return _expand(os.path.join(cache, "huggingface"))
 
 
-def normalize_endpoint(endpoint: str) -> str:
-    """Check an endpoint URL and drop its trailing slash; raise ``ValueError`` when unusable."""
+def normalize_endpoint(endpoint: str, source: str = "the endpoint argument") -> str:
+    """Check an endpoint URL and drop its trailing slash; raise ``ValueError`` when unusable.
+
+    ``source`` says where the value came from (``HF_ENDPOINT``, ``--endpoint``, the endpoint
+    argument): the message names it, shows only the value's origin (``scheme://host:port``,
+    never a user, password, path or query) and says what to set instead, in one line.
+    """
     if not isinstance(endpoint, str):
         raise TypeError(f"endpoint must be a str, not {type(endpoint).__name__}")
-    parts = urlsplit(endpoint.strip())
-    shown = endpoint_origin(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"endpoint must be an http(s) URL with a host, got {shown!r}")
-    if parts.username or parts.password:
-        raise ValueError(f"endpoint {shown!r} must not carry credentials (user or password)")
-    if parts.query or parts.fragment:
-        raise ValueError(f"endpoint {shown!r} must not have a query or fragment")
+    problem = _endpoint_problem(endpoint.strip())
+    if problem is not None:
+        if source == "HF_ENDPOINT":
+            advice = f"set HF_ENDPOINT to a URL such as {DEFAULT_ENDPOINT}, or unset it"
+        elif source.startswith("--"):
+            advice = f"give {source} a URL such as {DEFAULT_ENDPOINT}"
+        else:
+            advice = f"pass a URL such as {DEFAULT_ENDPOINT}"
+        shown = endpoint_origin(endpoint)
+        named = f"the Hub endpoint {shown!r}" if shown != _NOT_SHOWN else "the Hub endpoint"
+        raise ValueError(f"{named} (from {source}) is not valid: {problem}; {advice}")
     return endpoint.strip().rstrip("/")
+
+
+def _endpoint_problem(endpoint: str) -> str | None:
+    """What is wrong with an endpoint URL, in words that never quote its secret parts."""
+    try:
+        parts = urlsplit(endpoint)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a bad IPv6 literal, or a port out of range / not a number
+        return "the endpoint must be an http(s) URL with a valid host and port"
+    if parts.scheme and parts.scheme not in ("http", "https"):
+        scheme = parts.scheme[:20]
+        return f"the endpoint must be an http(s) URL with a host (its scheme is {scheme!r})"
+    if not parts.scheme or not parts.netloc:
+        return "the endpoint must be an http(s) URL with a host (it has no scheme://host)"
+    if not parts.hostname:
+        return "the endpoint must be an http(s) URL with a host (it has none)"
+    if not port_ok:
+        return "its port must be a number from 1 to 65535"
+    if parts.username or parts.password:
+        return "it must not carry credentials (user or password)"
+    if parts.query or parts.fragment:
+        return "it must not have a query or fragment"
+    return None
 
 
 # What an endpoint without scheme://host may show of itself in an error: a bare host name
 # (`huggingface.co`, `localhost:8000`), nothing that could carry a password, query or path.
 _SHOWN_AS_IS = re.compile(r"[A-Za-z0-9.:\-\[\]]{1,100}")
+_NOT_SHOWN = "a value that is not a URL (not shown)"
 
 
 def endpoint_origin(endpoint: str) -> str:
     """An endpoint as messages show it: ``scheme://host[:port]``, without the user and
     password, path, query and fragment it may carry (any of which can hold a secret)."""
+    scheme = ""
     try:
         parts = urlsplit(endpoint.strip())
+        scheme = parts.scheme
         host, port = parts.hostname, parts.port
     except ValueError:  # a bad IPv6 literal or port
         host, port = None, None
-    if parts.scheme and host:
+    if scheme and host:
         host = f"[{host}]" if ":" in host else host
-        return scrub(f"{parts.scheme}://{host}" + (f":{port}" if port is not None else ""))
+        return scrub(f"{scheme}://{host}" + (f":{port}" if port is not None else ""))
     bare = scrub(endpoint.strip())
-    return bare if _SHOWN_AS_IS.fullmatch(bare) else "a value that is not a URL (not shown)"
+    return bare if _SHOWN_AS_IS.fullmatch(bare) else _NOT_SHOWN
 
 
 def is_insecure_endpoint(endpoint: str) -> bool:
@@ -186,16 +220,27 @@ class Settings:
         connect_timeout: float | None = None,
         read_env: bool = True,
         environ: Mapping[str, str] | None = None,
+        endpoint_source: str | None = None,
     ) -> Settings:
-        """Resolve every setting from the arguments, then the environment, then defaults."""
+        """Resolve every setting from the arguments, then the environment, then defaults.
+
+        Raises ``ValueError`` (one line, naming where the value came from) for an unusable
+        endpoint or timeout: a client is never created with a configuration it cannot use.
+        ``endpoint_source`` names where an ``endpoint`` argument came from in that message
+        (the CLI passes ``"--endpoint"``); ``HF_ENDPOINT`` is named when it was used.
+        """
         env: Mapping[str, str] = (os.environ if environ is None else environ) if read_env else {}
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
             ):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        if endpoint is None:
-            endpoint = env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+        if endpoint is not None:
+            source = endpoint_source or "the endpoint argument"
+        elif env.get("HF_ENDPOINT"):
+            endpoint, source = env["HF_ENDPOINT"], "HF_ENDPOINT"
+        else:
+            endpoint, source = DEFAULT_ENDPOINT, "the default"
         if token_path is not None:
             resolved_token_path = _expand(os.fspath(token_path))
         elif hf_home is not None:
@@ -205,7 +250,7 @@ class Settings:
         else:
             resolved_token_path = default_hf_home(env) / "token"
         return cls(
-            endpoint=normalize_endpoint(endpoint),
+            endpoint=normalize_endpoint(endpoint, source),
             token_path=resolved_token_path,
             read_env=read_env,
             timeout=float(timeout),

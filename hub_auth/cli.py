@@ -158,10 +158,9 @@ def _settings(ctx: click.Context, endpoint: str | None) -> Settings:
     given = ctx.find_object(_Globals)
     chosen = endpoint or (given.endpoint if given is not None else None)
     try:
-        return Settings.resolve(endpoint=chosen)
-    except ValueError as exc:
-        origin = "--endpoint" if chosen else "HF_ENDPOINT"
-        _fail(f"{exc} (from {origin})")
+        return Settings.resolve(endpoint=chosen, endpoint_source="--endpoint" if chosen else None)
+    except ValueError as exc:  # its one line names the source (--endpoint or HF_ENDPOINT)
+        _fail(str(exc))
 
 
 def _local_store() -> TokenStore:

@@ -35,7 +35,8 @@ Status codes (the response never contains the token):
        permissions are not enough (``error="insufficient_scope"``)
 503    the token could not be checked: the Hub is unreachable, slow, failing (5xx),
        rate limiting this service, answering nonsense, or ``HF_HUB_OFFLINE`` is set;
-       ``Retry-After`` when the Hub said when to come back
+       always with ``Retry-After``: the Hub's own wait (rounded up) when it gave one,
+       else ``retry_after_default`` (5 s unless configured)
 =====  ============================================================================
 
 A failure of the service or of the Hub is never answered with 401 (that would tell clients to
@@ -81,7 +82,7 @@ from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._models import UserInfo
 from hub_auth._result import Err, Ok
 
-__all__ = ["ROLE_ORDER", "HubBearer"]
+__all__ = ["DEFAULT_RETRY_AFTER", "ROLE_ORDER", "HubBearer"]
 
 logger = logging.getLogger("hub_auth")
 
@@ -95,6 +96,9 @@ _REJECTED = (ErrorKind.UNAUTHORIZED, ErrorKind.INVALID_TOKEN)
 
 # A WebSocket close reason must fit a control frame: 125 bytes, 2 of them the code.
 _MAX_CLOSE_REASON_BYTES = 123
+
+DEFAULT_RETRY_AFTER = 5.0
+"""Seconds a 503 tells clients to wait when the Hub did not say (``retry_after_default``)."""
 
 _WARNING_INTERVAL = 60.0
 """Seconds between two "could not check" warnings of one kind (for one HubAuth)."""
@@ -198,6 +202,8 @@ class HubBearer(SecurityBase):
             a 401 (optional authentication). A bearer token that is present is still checked:
             a bad one is a 401, an unverifiable one a 503.
         scheme_name: The security scheme's name in the OpenAPI document.
+        retry_after_default: Seconds in a 503's ``Retry-After`` when the Hub gave no wait of
+            its own (network errors, timeouts, a 5xx without the header); rounded up.
     """
 
     def __init__(
@@ -211,6 +217,7 @@ class HubBearer(SecurityBase):
         permission_entity: str | None = None,
         auto_error: bool = True,
         scheme_name: str | None = None,
+        retry_after_default: float = DEFAULT_RETRY_AFTER,
     ) -> None:
         if auth is not None and not isinstance(auth, HubAuth) and not callable(auth):
             raise TypeError(f"auth must be a HubAuth or a callable, not {type(auth).__name__}")
@@ -224,6 +231,15 @@ class HubBearer(SecurityBase):
             raise TypeError("permission_entity takes one user or organisation name")
         if permission_entity is not None and not require_permissions:
             raise ValueError("permission_entity needs require_permissions")
+        if (
+            isinstance(retry_after_default, bool)
+            or not isinstance(retry_after_default, int | float)
+            or not 0 < retry_after_default < math.inf
+        ):
+            raise ValueError(
+                "retry_after_default must be a positive number of seconds, "
+                f"got {retry_after_default!r}"
+            )
         self._auth = auth
         self.require_orgs = tuple(require_orgs)
         self.require_all_orgs = require_all_orgs
@@ -231,6 +247,7 @@ class HubBearer(SecurityBase):
         self.require_permissions = tuple(require_permissions)
         self.permission_entity = permission_entity
         self.auto_error = auto_error
+        self.retry_after_default = float(retry_after_default)
         self.model = HTTPBearerModel(
             bearerFormat="Hugging Face access token",
             description="A Hugging Face Hub token (`hf_...`), checked with the Hub's whoami.",
@@ -266,7 +283,7 @@ class HubBearer(SecurityBase):
                     self._authorize(user)
                     return user
                 case Err(error):
-                    _refuse(error, auth)
+                    _refuse(error, auth, self.retry_after_default)
         except _Denied as denied:
             _raise_for(connection, denied)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -365,7 +382,7 @@ class HubBearer(SecurityBase):
         raise _Denied(403, f"this token lacks the permissions {described}", _INSUFFICIENT_SCOPE)
 
 
-def _refuse(error: HubAuthError, auth: HubAuth) -> NoReturn:
+def _refuse(error: HubAuthError, auth: HubAuth, retry_after_default: float) -> NoReturn:
     """Raise the answer for a token that could not be accepted."""
     if error.kind in _REJECTED:
         raise _Denied(
@@ -381,13 +398,15 @@ def _refuse(error: HubAuthError, auth: HubAuth) -> NoReturn:
         raise _Denied(403, error.message)
     # Anything else means the token could not be checked: the fault is the Hub's or ours.
     _throttle_for(auth).warn(error)
-    headers: dict[str, str] = {}
-    detail = f"the token could not be checked right now ({error.kind.value}); try again later"
-    if error.retry_after is not None:
-        seconds = str(max(1, math.ceil(error.retry_after)))
-        headers["Retry-After"] = seconds
-        detail += f" (in {seconds}s)"
-    raise _Denied(503, detail, headers or None)
+    # Always a Retry-After: the Hub's wait when it said, else ours (clients should back off
+    # from an outage as well as from a rate limit).
+    wait = error.retry_after if error.retry_after is not None else retry_after_default
+    seconds = str(max(1, math.ceil(wait)))
+    detail = (
+        f"the token could not be checked right now ({error.kind.value}); "
+        f"try again later (in {seconds}s)"
+    )
+    raise _Denied(503, detail, {"Retry-After": seconds})
 
 
 def _raise_for(connection: HTTPConnection, denied: _Denied) -> NoReturn:
