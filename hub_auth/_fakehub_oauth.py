@@ -98,7 +98,8 @@ class FakeOAuth:
         self._id_tokens: dict[str, _IdToken] = {}
         self._exchange_requests: list[dict[str, str]] = []
         self._github = _GitHubStandIn(request_token=random_secret("ghs_fake_"))
-        self._github_requests: list[str] = []
+        self._github_requests: list[dict[str, str]] = []
+        self._exchange_faults: list[tuple[int, bytes]] = []
 
     # -- routes --------------------------------------------------------------------------
 
@@ -129,10 +130,17 @@ class FakeOAuth:
             return len(self._exchange_requests)
 
     @property
-    def github_requests(self) -> list[str]:
-        """The ``audience`` asked for by every request to the GitHub stand-in, in order."""
+    def github_requests(self) -> list[dict[str, str]]:
+        """The query parameters (``audience``...) of every request to the GitHub stand-in."""
         with self._lock:
-            return list(self._github_requests)
+            return [dict(query) for query in self._github_requests]
+
+    def fail_next_exchange(self, status: int, body: Mapping[str, Any] | bytes) -> None:
+        """Answer the next token-exchange request with ``status`` and ``body`` (a JSON object,
+        or raw bytes) instead of processing it; queued, first in first out."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        with self._lock:
+            self._exchange_faults.append((status, raw))
 
     # -- issuing -------------------------------------------------------------------------
 
@@ -329,7 +337,7 @@ class FakeOAuth:
     async def _github_id_token(self, request: web.Request) -> web.StreamResponse:
         audience = request.query.get("audience", "")
         with self._lock:
-            self._github_requests.append(audience)
+            self._github_requests.append(dict(request.query))
             stand_in = self._github
         expected = f"Bearer {stand_in.request_token}"
         if not secrets.compare_digest(request.headers.get("Authorization", ""), expected):
@@ -353,6 +361,11 @@ class FakeOAuth:
     async def _token_exchange_grant(self, params: Mapping[str, str]) -> web.StreamResponse:
         with self._lock:
             self._exchange_requests.append(dict(params))
+            fault = self._exchange_faults.pop(0) if self._exchange_faults else None
+        if fault is not None:
+            return web.Response(
+                status=fault[0], body=fault[1], headers={"Content-Type": _JSON_TYPE}
+            )
         subject_token = params.get("subject_token", "")
         resource = params.get("resource", "")
         if params.get("subject_token_type") != ID_TOKEN_TYPE:
