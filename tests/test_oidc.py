@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from click.testing import CliRunner
 
@@ -567,3 +568,47 @@ async def test_same_requests_as_huggingface_hub_on_github(
     # Each got its own id token from GitHub; everything else is the same.
     assert theirs_body.pop("subject_token") != ours_body.pop("subject_token")
     assert ours_body == theirs_body
+
+
+# -- FakeHub's side, spoken to directly --------------------------------------------------------
+
+
+async def test_fakehub_exchange_answers_like_the_hub(hub: FakeHub) -> None:
+    id_token = hub.oauth.mint_id_token(resources=[REPO])
+    valid = {
+        "grant_type": TOKEN_EXCHANGE_GRANT,
+        "subject_token_type": ID_TOKEN_TYPE,
+        "subject_token": id_token,
+        "resource": REPO,
+    }
+    async with aiohttp.ClientSession() as session:
+
+        async def post(body: dict[str, str]) -> tuple[int, dict[str, object]]:
+            async with session.post(f"{hub.url}/oauth/token", json=body) as response:
+                return response.status, await response.json()
+
+        status, answer = await post(valid)
+        assert status == 200
+        assert set(answer) == {"access_token", "token_type", "expires_in", "issued_token_type"}
+        assert answer["token_type"] == "bearer"
+        assert answer["expires_in"] == 3600
+        assert str(answer["access_token"]).startswith("hf_jwt_")
+        for broken in ({"subject_token_type": "jwt"}, {"resource": ""}, {"subject_token": ""}):
+            status, answer = await post({**valid, **broken})
+            assert (status, answer["error"]) == (400, "invalid_request")
+        status, answer = await post({**valid, "subject_token": "eyJunknown.x.y"})
+        assert (status, answer["error"]) == (400, "invalid_grant")
+        assert "error_description" in answer
+        # The GitHub stand-in wants its request token.
+        env = hub.oauth.github_actions(resources=[REPO])
+        url = env["ACTIONS_ID_TOKEN_REQUEST_URL"] + "&audience=x"
+        async with session.get(url, headers={"Authorization": "Bearer wrong"}) as response:
+            assert response.status == 401
+        bearer = {"Authorization": f"Bearer {env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"}
+        async with session.get(url, headers=bearer) as response:
+            assert response.status == 200
+            minted = (await response.json())["value"]
+        # Minted for the audience "x", not for the hub: refused.
+        status, answer = await post({**valid, "subject_token": minted})
+        assert (status, answer["error"]) == (400, "invalid_grant")
+        assert "audience" in str(answer["error_description"])
