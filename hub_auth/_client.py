@@ -1,9 +1,10 @@
 """HubAuth: the async client with the seven HfHub.Auth operations (and list/switch).
 
 The path of one call, ``await auth.whoami()``: resolve the token (argument, ``set_token`` or
-constructor, ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``, token file) → check its format →
-offline? → cache (when configured: keyed hash, single-flight) → ``HubClient.whoami`` (one GET,
-retries) → ``Ok(UserInfo)``. Every failure is an ``Err`` made where it happens.
+constructor, OIDC exchange with ``HF_OIDC_RESOURCE``, ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``,
+token file) → check its format → offline? → cache (when configured: keyed hash, single-flight)
+→ ``HubClient.whoami`` (one GET, retries) → ``Ok(UserInfo)``. Every failure is an ``Err`` made
+where it happens.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hub_auth._login_files import (
     switch_login,
 )
 from hub_auth._models import LoginInfo, LogoutInfo, StoredToken, SwitchInfo, UserInfo
+from hub_auth._oidc import OidcExchanger, oidc_resource
 from hub_auth._prompt import ask_for_token, stdin_is_terminal
 from hub_auth._refresh import StoredTokenRefresher, oauth_client_id
 from hub_auth._result import Err, Ok, Result
@@ -181,6 +183,7 @@ class HubAuth:
             # Another process may hold the lock for a whole refresh request.
             lock_timeout=self._store.lock_timeout + self._settings.timeout,
         )
+        self._oidc = OidcExchanger(self._client, self._settings.endpoint)
         self._closed = False
         if is_insecure_endpoint(self._settings.endpoint):
             logger.warning(
@@ -278,7 +281,17 @@ class HubAuth:
     async def _oidc_token(self) -> Result[str] | None:
         """With ``HF_OIDC_RESOURCE`` set, the Hub token exchanged for the CI's OIDC id token
         (``None`` when OIDC is not configured)."""
-        return None
+        if not self._settings.read_env or (resource := oidc_resource(os.environ)) is None:
+            return None
+        if self._settings.offline:
+            return Err(
+                HubAuthError(
+                    ErrorKind.OFFLINE,
+                    "HF_HUB_OFFLINE is set but HF_OIDC_RESOURCE asks for an OIDC token "
+                    "exchange (a network call): unset one of them",
+                )
+            )
+        return await self._oidc.token(resource, id_token=None, environ=os.environ)
 
     async def _fresh_stored_token(self, stored: str) -> str:
         """``stored`` (the token file's token), refreshed first when it is a stored OAuth
@@ -317,7 +330,8 @@ class HubAuth:
     # -- the operations ----------------------------------------------------------------------
 
     async def get_token(self) -> Result[SecretStr]:
-        """The token in use: ``set_token``/constructor, ``HF_TOKEN``,
+        """The token in use: ``set_token``/constructor, the OIDC exchange when
+        ``HF_OIDC_RESOURCE`` is set (see ``exchange_oidc_token``), ``HF_TOKEN``,
         ``HUGGING_FACE_HUB_TOKEN``, then the token file.
 
         Returns ``Err(no_token)`` when there is none, ``Err(storage)`` when the token file
@@ -325,6 +339,43 @@ class HubAuth:
         """
         self._check_open()
         return (await self._resolve(None)).map(SecretStr)
+
+    async def exchange_oidc_token(
+        self, resource: str, *, id_token: str | SecretStr | None = None
+    ) -> Result[SecretStr]:
+        """A short-lived Hub token for ``resource``, exchanged for a CI's OIDC id token
+        ("Trusted Publishers").
+
+        ``resource`` is a repo (``ns/name``, ``datasets/ns/name``, ``spaces/ns/name``...) for a
+        token that writes only there, or a username for a read-only token. The id token is
+        ``id_token``, else ``HF_OIDC_ID_TOKEN``, else one minted by GitHub Actions (the job
+        needs ``permissions: id-token: write``) with this client's endpoint as audience.
+        The result is kept in memory only (never written to disk) and shared by concurrent
+        callers; a GitHub-minted one is exchanged again 5 minutes before it expires.
+
+        With ``HF_OIDC_RESOURCE`` set, every call that resolves a token does this on its own;
+        a token passed explicitly (argument, ``set_token``, constructor) still wins.
+
+        Errors: ``no_token`` (no id token available: says which variable or permission is
+        missing), ``forbidden`` (GitHub refused to mint one), ``unauthorized`` (the Hub
+        rejected the id token, with its reason), ``offline``, ``network``, ``timeout``,
+        ``rate_limited``, ``server_error``, ``bad_response``.
+
+        Example::
+
+            match await auth.exchange_oidc_token("my-org/my-model"):
+                case Ok(token):
+                    headers = {"authorization": f"Bearer {token.get_secret_value()}"}
+        """
+        self._check_open()
+        if not isinstance(resource, str) or not resource.strip():
+            raise ValueError(f"resource must be a repo id or a username, not {resource!r}")
+        given = None if id_token is None else _plain(id_token, "id_token")
+        if (offline := self._offline()) is not None:
+            return offline
+        # With read_env=False the environment's id token (and GitHub's variables) are ignored.
+        environ = os.environ if self._settings.read_env else {}
+        return (await self._oidc.token(resource, id_token=given, environ=environ)).map(SecretStr)
 
     async def set_token(self, token: str | SecretStr) -> Result[None]:
         """Use ``token`` for this client from now on (in memory only; nothing is written).

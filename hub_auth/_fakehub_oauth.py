@@ -15,12 +15,14 @@ after which whoami answers 401. Facts: ``shared/reference/OAUTH_FACTS.md``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import string
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEVICE_CODE_GRANT",
+    "GITHUB_ID_TOKEN_PATH",
+    "ID_TOKEN_TYPE",
     "REFRESH_TOKEN_GRANT",
     "TOKEN_EXCHANGE_GRANT",
     "FakeOAuth",
@@ -38,6 +42,10 @@ __all__ = [
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_TOKEN_GRANT = "refresh_token"
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+GITHUB_ID_TOKEN_PATH = "/_fakehub/github/id-token"
+"""FakeHub's stand-in for GitHub Actions' ``ACTIONS_ID_TOKEN_REQUEST_URL``."""
 
 _JSON_TYPE = "application/json; charset=utf-8"
 _ALPHABET = string.ascii_letters + string.digits
@@ -82,12 +90,23 @@ class FakeOAuth:
         self._refresh_failures: list[int] = []  # statuses of the next refresh grants to fail
         self.refresh_delay: float = 0.0
         """Seconds the refresh-token grant waits before answering (to make refreshes overlap)."""
+        # -- OIDC exchange (Trusted Publishers) state --
+        self.exchange_token_lifetime: float = 3600.0
+        """``expires_in`` of tokens issued by the token exchange (the Hub's: one hour)."""
+        self.oidc_audience: str | None = None
+        """The ``aud`` the exchange accepts; ``None``: FakeHub's own URL (``hub.url``)."""
+        self._id_tokens: dict[str, _IdToken] = {}
+        self._exchange_requests: list[dict[str, str]] = []
+        self._github = _GitHubStandIn(request_token=random_secret("ghs_fake_"))
+        self._github_requests: list[dict[str, str]] = []
+        self._exchange_faults: list[tuple[int, bytes]] = []
 
     # -- routes --------------------------------------------------------------------------
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register the OAuth routes (before FakeHub's catch-all 404)."""
         router.add_post("/oauth/token", self._token)
+        router.add_get(GITHUB_ID_TOKEN_PATH, self._github_id_token)
 
     # -- what tests read -----------------------------------------------------------------
 
@@ -96,6 +115,32 @@ class FakeOAuth:
         """The ``grant_type`` of every ``POST /oauth/token`` so far, in order."""
         with self._lock:
             return list(self._token_requests)
+
+    @property
+    def exchange_requests(self) -> list[dict[str, str]]:
+        """The parameters of every token-exchange request so far, in order (``subject_token``
+        included: compare them, do not print them)."""
+        with self._lock:
+            return [dict(params) for params in self._exchange_requests]
+
+    @property
+    def exchange_count(self) -> int:
+        """How many token-exchange requests reached ``/oauth/token`` (failed ones included)."""
+        with self._lock:
+            return len(self._exchange_requests)
+
+    @property
+    def github_requests(self) -> list[dict[str, str]]:
+        """The query parameters (``audience``...) of every request to the GitHub stand-in."""
+        with self._lock:
+            return [dict(query) for query in self._github_requests]
+
+    def fail_next_exchange(self, status: int, body: Mapping[str, Any] | bytes) -> None:
+        """Answer the next token-exchange request with ``status`` and ``body`` (a JSON object,
+        or raw bytes) instead of processing it; queued, first in first out."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        with self._lock:
+            self._exchange_faults.append((status, raw))
 
     # -- issuing -------------------------------------------------------------------------
 
@@ -210,8 +255,196 @@ class FakeOAuth:
             }
         )
 
+    # -- OIDC: id tokens, GitHub Actions' stand-in, the token exchange ----------------------
+
+    def mint_id_token(
+        self,
+        *,
+        resources: Sequence[str] = (),
+        audience: str | None = None,
+        lifetime: float = 300.0,
+        user: FakeUser | None = None,
+    ) -> str:
+        """An OIDC id token, as a CI provider mints it, that the exchange accepts for
+        ``resources`` (repos ``ns/name``, ``datasets/ns/name``... or bare usernames).
+
+        ``audience`` is its ``aud`` (default: what the exchange accepts, ``oidc_audience`` or
+        ``hub.url``); after ``lifetime`` seconds the exchange answers ``invalid_grant``.
+        Exchanged tokens belong to ``user`` (default: a user named after the first resource's
+        namespace); with a ``user`` and no ``resources`` any resource is accepted. The token
+        looks like a JWT; FakeHub knows it from its own table and the client never looks
+        inside.
+        """
+        if isinstance(resources, str):
+            raise TypeError("resources must be a sequence of strings, not one string")
+        if not resources and user is None:
+            raise ValueError("give the resources the id token may be exchanged for, or a user")
+        from hub_auth.testing import FakeUser
+
+        owner = user or FakeUser(name=_namespace(resources[0]), token_name=None)
+        aud = audience if audience is not None else self._expected_audience()
+        expires_at = time.time() + lifetime
+        token = _jwt_looking({"iss": "fakehub-ci", "aud": aud, "exp": int(expires_at)})
+        with self._lock:
+            self._id_tokens[token] = _IdToken(
+                audience=aud, expires_at=expires_at, resources=tuple(resources), user=owner
+            )
+        return token
+
+    def github_actions(
+        self,
+        *,
+        resources: Sequence[str] = (),
+        user: FakeUser | None = None,
+        lifetime: float = 300.0,
+        id_token: str | None = None,
+        status: int = 200,
+    ) -> dict[str, str]:
+        """Set up the GitHub Actions stand-in; return the variables a job with
+        ``permissions: id-token: write`` sees (``GITHUB_ACTIONS``, ``ACTIONS_ID_TOKEN_...``).
+
+        Each request gets a new id token for ``resources``/``user`` with the requested
+        audience (as GitHub mints one per request), or always ``id_token`` when given.
+        ``status`` other than 200 makes it refuse (e.g. 403, a job without the permission).
+        """
+        if id_token is None and not resources and user is None:
+            raise ValueError("give resources, a user, or a fixed id_token")
+        with self._lock:
+            self._github = _GitHubStandIn(
+                request_token=self._github.request_token,
+                resources=tuple(resources),
+                user=user,
+                lifetime=lifetime,
+                id_token=id_token,
+                status=status,
+            )
+        # Like GitHub's, the URL already has a query string: the audience is appended.
+        url = f"{self._hub.url}{GITHUB_ID_TOKEN_PATH}?api-version=2.0"
+        return {
+            "GITHUB_ACTIONS": "true",
+            "ACTIONS_ID_TOKEN_REQUEST_URL": url,
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self._github.request_token,
+        }
+
+    @property
+    def github_request_token(self) -> str:
+        """The bearer token the GitHub stand-in expects (``ACTIONS_ID_TOKEN_REQUEST_TOKEN``)."""
+        return self._github.request_token
+
+    def _expected_audience(self) -> str:
+        return self.oidc_audience if self.oidc_audience is not None else self._hub.url
+
+    async def _github_id_token(self, request: web.Request) -> web.StreamResponse:
+        audience = request.query.get("audience", "")
+        with self._lock:
+            self._github_requests.append(dict(request.query))
+            stand_in = self._github
+        expected = f"Bearer {stand_in.request_token}"
+        if not secrets.compare_digest(request.headers.get("Authorization", ""), expected):
+            return json_response({"message": "Bad credentials"}, status=401)
+        if stand_in.status != 200:
+            return json_response(
+                {"message": "Resource not accessible by integration"}, status=stand_in.status
+            )
+        if stand_in.id_token is not None:
+            return json_response({"count": 1, "value": stand_in.id_token})
+        if not audience:
+            return json_response({"message": "audience is required"}, status=400)
+        token = self.mint_id_token(
+            resources=stand_in.resources,
+            audience=audience,
+            lifetime=stand_in.lifetime,
+            user=stand_in.user,
+        )
+        return json_response({"count": 1, "value": token})
+
     async def _token_exchange_grant(self, params: Mapping[str, str]) -> web.StreamResponse:
-        return oauth_error(400, "unsupported_grant_type", "token exchange is not emulated yet")
+        with self._lock:
+            self._exchange_requests.append(dict(params))
+            fault = self._exchange_faults.pop(0) if self._exchange_faults else None
+        if fault is not None:
+            return web.Response(
+                status=fault[0], body=fault[1], headers={"Content-Type": _JSON_TYPE}
+            )
+        subject_token = params.get("subject_token", "")
+        resource = params.get("resource", "")
+        if params.get("subject_token_type") != ID_TOKEN_TYPE:
+            return oauth_error(
+                400, "invalid_request", f"subject_token_type must be {ID_TOKEN_TYPE}"
+            )
+        if not subject_token or not resource:
+            return oauth_error(400, "invalid_request", "subject_token and resource are required")
+        with self._lock:
+            known = self._id_tokens.get(subject_token)
+        if known is None:
+            return oauth_error(400, "invalid_grant", "the id token is invalid")
+        if time.time() >= known.expires_at:
+            return oauth_error(400, "invalid_grant", "the id token has expired")
+        if known.audience != self._expected_audience():
+            return oauth_error(
+                400,
+                "invalid_grant",
+                f"the id token's audience must be {self._expected_audience()}",
+            )
+        if known.resources and resource not in known.resources:
+            return oauth_error(
+                400, "invalid_grant", f"no trusted publisher of {resource} matches this id token"
+            )
+        prefix = "hf_jwt_" if "/" in resource else "hf_oauth_"
+        token, lifetime = self.issue_access_token(
+            known.user, lifetime=self.exchange_token_lifetime, prefix=prefix
+        )
+        return json_response(
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": int(lifetime),
+                "issued_token_type": ACCESS_TOKEN_TYPE,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class _IdToken:
+    """What FakeHub knows about an id token it minted."""
+
+    audience: str
+    expires_at: float
+    resources: tuple[str, ...]
+    user: FakeUser
+
+
+@dataclass(frozen=True)
+class _GitHubStandIn:
+    """What the GitHub Actions stand-in answers."""
+
+    request_token: str
+    resources: tuple[str, ...] = ()
+    user: FakeUser | None = None
+    lifetime: float = 300.0
+    id_token: str | None = None
+    status: int = 200
+
+
+def _namespace(resource: str) -> str:
+    """The owner in ``ns/name``, ``datasets/ns/name``, ... or a bare ``username``."""
+    parts = resource.split("/")
+    if len(parts) >= 3:
+        return parts[1]
+    return parts[0]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _jwt_looking(claims: Mapping[str, Any]) -> str:
+    """``header.claims.signature`` in base64url: shaped like a CI provider's JWT, unsigned
+    (a random tail; FakeHub recognises its id tokens by value, not by signature)."""
+    header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    payload = dict(claims, jti=secrets.token_hex(8))
+    body = _b64url(json.dumps(payload, separators=(",", ":")).encode())
+    return f"{header}.{body}.{secrets.token_urlsafe(32)}"
 
 
 async def _read_params(request: web.Request) -> dict[str, str] | None:

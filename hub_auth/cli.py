@@ -391,14 +391,22 @@ def _echo(line: str) -> None:
 
 
 @main.command()
-def token() -> None:
+@click.pass_context
+def token(ctx: click.Context) -> None:
     """Print the token in use to stdout (HF_TOKEN, else the active login).
+
+    With HF_OIDC_RESOURCE set (CI, "Trusted Publishers"), prints the short-lived token
+    exchanged for the CI's OIDC id token instead, as `hf auth token` does.
 
     The only command that prints a token unmasked, e.g. for
     `curl -H "Authorization: Bearer $(hub-auth token)"`.
     """
+    from hub_auth._oidc import oidc_resource
     from hub_auth._settings import env_token
 
+    if oidc_resource(os.environ) is not None:
+        click.echo(_oidc_token(ctx))  # asked for: the exchanged token
+        return
     if (found := env_token(os.environ)) is not None:
         click.echo(found[1])
         return
@@ -410,6 +418,26 @@ def token() -> None:
             "Log in with `hub-auth login`"
         )
     click.echo(active)  # the one place a token is printed: asked for
+
+
+def _oidc_token(ctx: click.Context) -> str:
+    """The token exchanged for the CI's OIDC id token (needs the network stack)."""
+    import asyncio
+
+    from hub_auth._client import HubAuth
+
+    settings = _settings(ctx, None)
+
+    async def run() -> Result[Any]:
+        async with HubAuth(endpoint=settings.endpoint) as auth:
+            return await auth.get_token()
+
+    exchanged = _unwrap(
+        asyncio.run(run()),
+        "HF_OIDC_RESOURCE is set, so `hub-auth token` prints the token exchanged for the "
+        "CI's OIDC id token; fix the above or unset HF_OIDC_RESOURCE",
+    )
+    return str(exchanged.get_secret_value())
 
 
 @main.command("list")

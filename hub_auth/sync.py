@@ -29,6 +29,7 @@ __all__ = [
     "auth_headers",
     "configure",
     "default_client",
+    "exchange_oidc_token",
     "get_token",
     "list_tokens",
     "login",
@@ -106,13 +107,51 @@ def configure(
 
 
 def get_token() -> Result[SecretStr]:
-    """The token in use: ``set_token``/constructor, ``HF_TOKEN``,
+    """The token in use: ``set_token``/constructor, the OIDC exchange when
+    ``HF_OIDC_RESOURCE`` is set (see ``exchange_oidc_token``), ``HF_TOKEN``,
     ``HUGGING_FACE_HUB_TOKEN``, then the token file.
 
     Returns ``Err(no_token)`` when there is none, ``Err(storage)`` when the token file
     cannot be read.
     """
     return default_client()._run("hf_auth.get_token", HubAuth.get_token)
+
+
+def exchange_oidc_token(
+    resource: str,
+    *,
+    id_token: str | SecretStr | None = None,
+) -> Result[SecretStr]:
+    """A short-lived Hub token for ``resource``, exchanged for a CI's OIDC id token
+    ("Trusted Publishers").
+
+    ``resource`` is a repo (``ns/name``, ``datasets/ns/name``, ``spaces/ns/name``...) for a
+    token that writes only there, or a username for a read-only token. The id token is
+    ``id_token``, else ``HF_OIDC_ID_TOKEN``, else one minted by GitHub Actions (the job
+    needs ``permissions: id-token: write``) with this client's endpoint as audience.
+    The result is kept in memory only (never written to disk) and shared by concurrent
+    callers; a GitHub-minted one is exchanged again 5 minutes before it expires.
+
+    With ``HF_OIDC_RESOURCE`` set, every call that resolves a token does this on its own;
+    a token passed explicitly (argument, ``set_token``, constructor) still wins.
+
+    Errors: ``no_token`` (no id token available: says which variable or permission is
+    missing), ``forbidden`` (GitHub refused to mint one), ``unauthorized`` (the Hub
+    rejected the id token, with its reason), ``offline``, ``network``, ``timeout``,
+    ``rate_limited``, ``server_error``, ``bad_response``.
+
+    Example::
+
+        match auth.exchange_oidc_token("my-org/my-model"):
+            case Ok(token):
+                headers = {"authorization": f"Bearer {token.get_secret_value()}"}
+    """
+    return default_client()._run(
+        "hf_auth.exchange_oidc_token",
+        HubAuth.exchange_oidc_token,
+        resource,
+        id_token=id_token,
+    )
 
 
 def set_token(token: str | SecretStr) -> Result[None]:

@@ -289,6 +289,7 @@ GUARDED_CALLS: dict[str, Callable[[HubAuthSync, str], object]] = {
     "logout": lambda auth, token: auth.logout(),
     "list_tokens": lambda auth, token: auth.list_tokens(),
     "switch_token": lambda auth, token: auth.switch_token("stored"),
+    "exchange_oidc_token": lambda auth, token: auth.exchange_oidc_token("ada/model"),
 }
 
 
