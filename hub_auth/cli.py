@@ -332,11 +332,15 @@ def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
             return await auth.whoami()
 
     found = env_token(os.environ)
-    source = found[0] if found else f"the token file {settings.token_path}"
+    oidc = os.environ.get("HF_OIDC_RESOURCE")
+    if oidc:
+        source = f"the OIDC exchange for HF_OIDC_RESOURCE={oidc}"
+    else:
+        source = found[0] if found else f"the token file {settings.token_path}"
     result = asyncio.run(run())
-    if isinstance(result, Err) and result.error.kind is ErrorKind.UNAUTHORIZED:
-        _fail(f"{result.error}. The token from {source} does not work: run `hub-auth login`")
-    user = _unwrap(result)
+    if isinstance(result, Err):
+        _fail(_whoami_advice(result.error, source, env_name=None if oidc else _env_name(found)))
+    user = result.value
     if as_json:
         click.echo(json.dumps(user.model_dump(mode="json"), indent=2))
         return
@@ -357,6 +361,25 @@ def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
             when = " (refreshed automatically before then)" if refreshable else ""
         _echo(f"  expires:  {expires:%Y-%m-%d %H:%M} UTC{when}")
     _echo(f"  endpoint: {settings.endpoint}")
+
+
+def _env_name(found: tuple[str, str] | None) -> str | None:
+    return found[0] if found else None
+
+
+def _whoami_advice(error: HubAuthError, source: str, *, env_name: str | None) -> str:
+    """The failure of `hub-auth whoami` with what a person at the terminal can do about it."""
+    if error.kind is ErrorKind.NO_TOKEN:
+        return "not logged in: run `hub-auth login`, or set HF_TOKEN to a token"
+    if error.kind is ErrorKind.UNAUTHORIZED and env_name is not None:
+        # `hub-auth login` cannot help: the variable overrides whatever it stores.
+        return (
+            f"{error}. The token in {env_name} was rejected: fix it, or unset {env_name} "
+            "to use your stored login"
+        )
+    if error.kind is ErrorKind.UNAUTHORIZED:
+        return f"{error}. The token from {source} was rejected: run `hub-auth login`"
+    return str(error)
 
 
 def _expiry_in_use(
