@@ -10,25 +10,29 @@ call) is emulated here: ``anyio.run`` of ``async with HubAuth(...)`` and one ``w
 Targets (issue 10): the facade at most 1.5 times the awaited call and 0.8 times
 huggingface_hub. The TLS rows repeat the case against FakeHub serving https on loopback (see
 ``benchmarks/_tls.py``): kept alive, a connection pays the TLS handshake once; the old facade
-paid it on every call.
+paid it on every call. Client CPU is this process's, all its threads (the facade's loop
+thread included); FakeHub runs in another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-import time
 
 import anyio
 
 from benchmarks._common import (
     BenchContext,
     Row,
+    Sample,
+    Stopwatch,
+    cpus,
     interleaved,
     pairwise_ratio,
     ratio_row,
     skipped,
     timing_row,
+    walls,
 )
 
 CASE = "3 sync facade"
@@ -53,19 +57,19 @@ def run(ctx: BenchContext) -> list[Row]:
     api = HfApi(endpoint=ctx.hub_url)
     facade = HubAuthSync(endpoint=ctx.hub_url)
 
-    def sync_batch(n: int) -> float:
-        start = time.perf_counter()
+    def sync_batch(n: int) -> Sample:
+        watch = Stopwatch()
         for _ in range(n):
             result = facade.whoami(token)
             if not isinstance(result, Ok):
                 raise RuntimeError(f"HubAuthSync whoami failed: {result}")
-        return time.perf_counter() - start
+        return watch.stop()
 
-    def hf_batch(n: int) -> float:
-        start = time.perf_counter()
+    def hf_batch(n: int) -> Sample:
+        watch = Stopwatch()
         for _ in range(n):
             api.whoami(token=token)
-        return time.perf_counter() - start
+        return watch.stop()
 
     async def old_facade_call() -> None:
         async with HubAuth(endpoint=ctx.hub_url) as fresh:
@@ -73,11 +77,11 @@ def run(ctx: BenchContext) -> list[Row]:
         if not isinstance(result, Ok):
             raise RuntimeError(f"old-facade whoami failed: {result}")
 
-    def old_batch(n: int) -> float:
-        start = time.perf_counter()
+    def old_batch(n: int) -> Sample:
+        watch = Stopwatch()
         for _ in range(n):
             anyio.run(old_facade_call)
-        return time.perf_counter() - start
+        return watch.stop()
 
     with asyncio.Runner() as runner:
 
@@ -86,20 +90,20 @@ def run(ctx: BenchContext) -> list[Row]:
 
         auth = runner.run(make())
 
-        async def async_batch(n: int) -> float:
-            start = time.perf_counter()
+        async def async_batch(n: int) -> Sample:
+            watch = Stopwatch()
             for _ in range(n):
                 result = await auth.whoami(token)
                 if not isinstance(result, Ok):
                     raise RuntimeError(f"hub_auth whoami failed: {result}")
-            return time.perf_counter() - start
+            return watch.stop()
 
         try:
             runner.run(async_batch(_WARMUP))
             sync_batch(_WARMUP)
             hf_batch(_WARMUP)
             old_batch(_WARMUP)
-            timings = interleaved(
+            samples = interleaved(
                 ctx.sizes.reps,
                 {
                     "async": lambda: runner.run(async_batch(calls)),
@@ -113,6 +117,8 @@ def run(ctx: BenchContext) -> list[Row]:
             facade.close()
 
     per_call = 1e6 / calls
+    timings = {name: walls(values) for name, values in samples.items()}
+    cpu = {name: cpus(values) for name, values in samples.items()}
     # The targets are issue 10's, stated for plain http; the TLS rows are shown beside them.
     vs_await = None if ctx.tls else FACADE_VS_AWAIT
     vs_hf = None if ctx.tls else FACADE_VS_HF
@@ -157,6 +163,19 @@ def run(ctx: BenchContext) -> list[Row]:
             CASE,
             "old facade ÷ HubAuthSync (what keep-alive saves)",
             pairwise_ratio(timings["old"], timings["sync"]),
+        ),
+        timing_row(CASE, "client CPU: await HubAuth", cpu["async"], per_call, "µs/call"),
+        timing_row(CASE, "client CPU: HubAuthSync", cpu["sync"], per_call, "µs/call"),
+        timing_row(CASE, "client CPU: huggingface_hub", cpu["hf"], per_call, "µs/call"),
+        ratio_row(
+            CASE,
+            "client CPU: HubAuthSync ÷ await HubAuth",
+            pairwise_ratio(cpu["sync"], cpu["async"]),
+        ),
+        ratio_row(
+            CASE,
+            "client CPU: HubAuthSync ÷ huggingface_hub",
+            pairwise_ratio(cpu["sync"], cpu["hf"]),
         ),
         *_tls_rows(ctx),
     ]
