@@ -36,6 +36,7 @@ import random
 import re
 import secrets
 import signal
+import ssl
 import string
 import sys
 import threading
@@ -322,6 +323,8 @@ class FakeHub:
     Without it the ``RateLimit`` headers advertise the Hub's nominal policy and never run out.
     ``request_count``, the fault queue, the failure rate and the rate limit concern whoami
     requests only; ``requests`` records every request (the last ``record_limit``).
+    ``ssl_context`` (a server context holding the certificate and its key) serves https: ``url``
+    then starts with ``https://``, and clients must trust the certificate's issuer.
 
     Start it with ``async with`` / :meth:`start` in the current loop, or with ``with`` /
     :meth:`start_in_thread` in a thread of its own.
@@ -336,6 +339,7 @@ class FakeHub:
         rate_limit: int | None = None,
         rate_limit_window: float = _NOMINAL_WINDOW,
         record_limit: int = 1000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if rate_limit is not None and rate_limit < 1:
             raise ValueError(f"rate_limit must be >= 1 or None, not {rate_limit}")
@@ -343,6 +347,7 @@ class FakeHub:
             raise ValueError(f"rate_limit_window must be > 0, not {rate_limit_window}")
         self._host = host
         self._requested_port = port
+        self._ssl_context = ssl_context
         self._rate_limit = rate_limit
         self._window_seconds = rate_limit_window
         self._quota = rate_limit if rate_limit is not None else _NOMINAL_QUOTA
@@ -380,11 +385,15 @@ class FakeHub:
 
     @property
     def url(self) -> str:
-        """``http://HOST:PORT`` of the running server (raises before it is started)."""
+        """``http://HOST:PORT`` (``https`` with ``ssl_context``) of the running server.
+
+        Raises before it is started.
+        """
         if self._port is None:
             raise RuntimeError("FakeHub is not started: use 'async with', start() or 'with'")
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self._port}"
 
     @property
     def port(self) -> int:
@@ -617,7 +626,9 @@ class FakeHub:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._host, self._requested_port)
+            site = web.TCPSite(
+                runner, self._host, self._requested_port, ssl_context=self._ssl_context
+            )
             await site.start()
         except BaseException:
             await runner.cleanup()
@@ -901,7 +912,23 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rate-limit-window", type=float, default=_NOMINAL_WINDOW, help="seconds (300)"
     )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to each request")
+    parser.add_argument(
+        "--certfile", type=Path, help="serve https with this PEM certificate (chain)"
+    )
+    parser.add_argument(
+        "--keyfile", type=Path, help="the certificate's PEM private key (default: in --certfile)"
+    )
     return parser.parse_args(argv)
+
+
+def _server_ssl_context(certfile: Path | None, keyfile: Path | None) -> ssl.SSLContext | None:
+    if certfile is None:
+        if keyfile is not None:
+            raise ValueError("--keyfile needs --certfile")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context
 
 
 async def _serve(hub: FakeHub, print_tokens: bool) -> None:
@@ -922,6 +949,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         users = _load_tokens(args.tokens_file) if args.tokens_file else {}
+        ssl_context = _server_ssl_context(args.certfile, args.keyfile)
     except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -931,6 +959,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         rate_limit=args.rate_limit,
         rate_limit_window=args.rate_limit_window,
+        ssl_context=ssl_context,
     )
     hub.default_delay = args.delay
     for index in range(args.seed_users):
