@@ -168,3 +168,19 @@ def test_device_and_token_are_exclusive(hub: FakeHub) -> None:
     )
     assert done.returncode == 2
     assert "--device and --token cannot be used together" in done.stderr
+
+
+def test_ctrl_c_while_waiting_after_choosing_the_browser(hub: FakeHub, hf_home: Path) -> None:
+    term = Terminal("login", "--endpoint", hub.url)
+    term.child.expect(r"Choice \[1\]: ")
+    term.child.sendline("1")
+    code = term.user_code()
+    term.child.expect(r"Waiting for authorization\.")
+    term.child.sendintr()
+    assert term.finish() == 1, term.text
+    assert "Aborted!" in term.text
+    assert "Traceback" not in term.text
+    hub.oauth.approve(code, name="ada-lovelace")
+    time.sleep(0.2)
+    assert not (hf_home / "token").exists()
+    assert_no_secrets(term.text)
