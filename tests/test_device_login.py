@@ -409,3 +409,20 @@ async def test_device_codes_and_refresh_tokens_never_reach_logs(
     assert find_tokens(secret) == [secret]  # the guard knows device codes
     assert info.token_name in caplog.text  # the login was logged...
     assert secret not in caplog.text  # ...without the secrets (the guard checks the rest)
+
+
+async def test_a_device_login_close_to_expiry_is_refreshed_with_its_refresh_token(
+    auth: HubAuth, hub: FakeHub, hf_home: Path
+) -> None:
+    # The refresh grant accepts the refresh token the device grant handed out.
+    hub.oauth.access_token_lifetime = 3600.0  # inside the 24 h refresh margin
+    device = await start(auth)
+    hub.oauth.approve(device.user_code, name="ada-lovelace")
+    assert isinstance(await auth.complete_device_login(device), Ok)
+    first = read_stored_tokens(hf_home)["oauth-ada-lovelace"]
+    assert hub.oauth.refresh_requests == 0
+    token = (await auth.get_token()).unwrap().get_secret_value()
+    assert hub.oauth.refresh_requests == 1
+    after = read_stored_tokens(hf_home)["oauth-ada-lovelace"]
+    assert token == after["hf_token"] != first["hf_token"]
+    assert after["refresh_token"] != first["refresh_token"]
