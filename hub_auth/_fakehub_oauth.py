@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import html
 import json
 import secrets
 import string
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
@@ -100,6 +101,17 @@ class FakeOAuth:
         self._github = _GitHubStandIn(request_token=random_secret("ghs_fake_"))
         self._github_requests: list[dict[str, str]] = []
         self._exchange_faults: list[tuple[int, bytes]] = []
+        # Device login (RFC 8628): grants by device code, their user codes, the queued faults.
+        self.device_interval: float = 5.0
+        """Seconds between polls that ``POST /oauth/device`` asks for (tests use e.g. 0.05)."""
+        self.device_expires_in: float = 300.0
+        """Seconds a device code lives (``expires_in``; the Hub says 300)."""
+        self.browser_user: FakeUser | None = None
+        """Who approves on the ``/oauth/device`` page (default: ``browser-user``)."""
+        self._device_grants: dict[str, _DeviceGrant] = {}
+        self._user_codes: dict[str, str] = {}
+        self._slow_downs = 0
+        self._poll_failures: list[list[int]] = []  # [status, remaining count]
 
     # -- routes --------------------------------------------------------------------------
 
@@ -107,6 +119,9 @@ class FakeOAuth:
         """Register the OAuth routes (before FakeHub's catch-all 404)."""
         router.add_post("/oauth/token", self._token)
         router.add_get(GITHUB_ID_TOKEN_PATH, self._github_id_token)
+        router.add_post("/oauth/device", self._device_authorization)
+        router.add_get("/oauth/device", self._device_page)
+        router.add_post("/oauth/device/confirm", self._device_confirm)
 
     # -- what tests read -----------------------------------------------------------------
 
@@ -208,6 +223,72 @@ class FakeOAuth:
         with self._lock:
             return len(self._refresh_tokens)
 
+    # -- device login: test controls -----------------------------------------------------
+
+    @property
+    def pending_user_codes(self) -> list[str]:
+        """User codes of device logins still waiting for a decision, oldest first."""
+        now = time.monotonic()
+        with self._lock:
+            return [
+                grant.user_code
+                for grant in self._device_grants.values()
+                if grant.state == "pending" and grant.expires_at > now
+            ]
+
+    def approve(self, user_code: str, user: FakeUser | None = None, **user_fields: Any) -> None:
+        """Approve the device login ``user_code`` as ``user`` (or a user built from fields).
+
+        The token issued is an OAuth token: whoami shows ``auth.type`` "oauth" and no
+        ``accessToken`` (hence no display name), as on the Hub. Without a user or fields the
+        user is ``browser_user``.
+        """
+        if user is not None and user_fields:
+            raise TypeError("pass either a FakeUser or FakeUser fields, not both")
+        if user is None:
+            user = self._browser_user() if not user_fields else _fake_user(**user_fields)
+        self._decide(user_code, "approved", user)
+
+    def deny(self, user_code: str) -> None:
+        """Deny the device login ``user_code``: its next poll answers ``access_denied``."""
+        self._decide(user_code, "denied", None)
+
+    def expire(self, user_code: str) -> None:
+        """Expire the device login ``user_code`` now: its next poll answers ``expired_token``."""
+        self._decide(user_code, "expired", None)
+
+    def slow_down_next(self, count: int = 1) -> None:
+        """Answer the next ``count`` device-code polls with ``slow_down``."""
+        if count < 1:
+            raise ValueError(f"count must be >= 1, not {count}")
+        with self._lock:
+            self._slow_downs += count
+
+    def fail_next_poll(self, status: int = 503, count: int = 1) -> None:
+        """Answer the next ``count`` device-code polls with ``status`` and an HTML body."""
+        if count < 1:
+            raise ValueError(f"count must be >= 1, not {count}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an error status (400-599), not {status}")
+        with self._lock:
+            self._poll_failures.append([status, count])
+
+    def _browser_user(self) -> FakeUser:
+        return self.browser_user or _fake_user(name="browser-user")
+
+    def _decide(self, user_code: str, state: _DeviceState, user: FakeUser | None) -> None:
+        code = normalize_user_code(user_code)
+        with self._lock:
+            grant = self._device_grants.get(self._user_codes.get(code, ""))
+            if grant is None:
+                raise KeyError(f"unknown user code {user_code!r}")
+            if grant.state == "used":
+                raise ValueError(f"the device login {code} has already been completed")
+            if state == "approved" and user is not None:
+                user = replace(user, token_name=None, auth_type="oauth")
+            grant.state = state
+            grant.user = user
+
     # -- POST /oauth/token ---------------------------------------------------------------
 
     async def _token(self, request: web.Request) -> web.StreamResponse:
@@ -228,7 +309,115 @@ class FakeOAuth:
         return await grant(params)
 
     async def _device_code_grant(self, params: Mapping[str, str]) -> web.StreamResponse:
-        return oauth_error(400, "unsupported_grant_type", "device login is not emulated yet")
+        device_code = params.get("device_code", "")
+        with self._lock:
+            if self._poll_failures:
+                failure = self._poll_failures[0]
+                status = failure[0]
+                failure[1] -= 1
+                if failure[1] <= 0:
+                    self._poll_failures.pop(0)
+                return web.Response(
+                    status=status,
+                    text=f"<html><body>{status} {_reason(status)}</body></html>",
+                    content_type="text/html",
+                )
+            grant = self._device_grants.get(device_code)
+            if grant is None or params.get("client_id") != grant.client_id:
+                return oauth_error(400, "invalid_grant", "unknown device code")
+            if grant.state == "used":
+                return oauth_error(400, "invalid_grant", "the device code was already used")
+            if grant.state == "expired" or (
+                grant.state != "approved" and grant.expires_at <= time.monotonic()
+            ):
+                grant.state = "expired"
+                return oauth_error(400, "expired_token", "Device code expired")
+            if grant.state == "denied":
+                return oauth_error(400, "access_denied", "Device code denied")
+            if self._slow_downs:
+                self._slow_downs -= 1
+                return oauth_error(400, "slow_down", "Polling too fast")
+            if grant.state == "pending" or grant.user is None:
+                return oauth_error(400, "authorization_pending", "Waiting for the user")
+            grant.state = "used"
+            user = grant.user
+        return json_response(self.issue_login(user))
+
+    # -- POST /oauth/device, GET /oauth/device, POST /oauth/device/confirm ----------------
+
+    async def _device_authorization(self, request: web.Request) -> web.StreamResponse:
+        params = await _read_params(request)
+        client_id = (params or {}).get("client_id", "")
+        if not client_id:
+            return oauth_error(400, "invalid_request", "client_id is required")
+        device_code = self._new_device_code()
+        with self._lock:
+            user_code = _new_user_code(self._user_codes)
+            self._device_grants[device_code] = _DeviceGrant(
+                device_code=device_code,
+                user_code=user_code,
+                client_id=client_id,
+                expires_at=time.monotonic() + self.device_expires_in,
+            )
+            self._user_codes[user_code] = device_code
+        verification_uri = f"{self._hub.url}/oauth/device"
+        return json_response(
+            {
+                "device_code": device_code,
+                "user_code": user_code,
+                "verification_uri": verification_uri,
+                "verification_uri_complete": f"{verification_uri}?user_code={user_code}",
+                "interval": self.device_interval,
+                "expires_in": self.device_expires_in,
+            }
+        )
+
+    def _new_device_code(self) -> str:
+        """A new device code (tests' secret guard watches this method)."""
+        return random_secret("", 40)
+
+    async def _device_page(self, request: web.Request) -> web.StreamResponse:
+        user_code = request.query.get("user_code", "")
+        return _page(
+            "Connect a device",
+            f"<p>Signed in as <b>{html.escape(self._browser_user().name)}</b>.</p>"
+            '<form method="post" action="/oauth/device/confirm">'
+            '<label for="user_code">Enter the code shown on your device</label> '
+            f'<input id="user_code" name="user_code" value="{html.escape(user_code)}" '
+            'autocomplete="off" required> '
+            '<button id="approve" name="action" value="approve" type="submit">Approve</button> '
+            '<button id="deny" name="action" value="deny" type="submit">Deny</button>'
+            "</form>",
+        )
+
+    async def _device_confirm(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        user_code = str(form.get("user_code", ""))
+        action = form.get("action")
+        if action not in ("approve", "deny"):
+            return _page("Connect a device", "<p>Choose Approve or Deny.</p>", status=400)
+        code = normalize_user_code(user_code)
+        with self._lock:
+            grant = self._device_grants.get(self._user_codes.get(code, ""))
+            usable = (
+                grant is not None
+                and grant.state == "pending"
+                and grant.expires_at > time.monotonic()
+            )
+        if not usable:
+            return _page(
+                "Connect a device",
+                f'<p id="result">The code {html.escape(user_code)} is unknown, expired or '
+                "already used. Start the login again on your device.</p>",
+                status=400,
+            )
+        if action == "approve":
+            self.approve(code)
+            text = "Device connected. You can close this window and return to your device."
+        else:
+            self.deny(code)
+            text = "Access denied. The device was not connected."
+        return _page("Connect a device", f'<p id="result">{text}</p>')
 
     async def _refresh_token_grant(self, params: Mapping[str, str]) -> web.StreamResponse:
         """``grant_type=refresh_token``: a new access token and a new refresh token (rotation:
@@ -445,6 +634,69 @@ def _jwt_looking(claims: Mapping[str, Any]) -> str:
     payload = dict(claims, jti=secrets.token_hex(8))
     body = _b64url(json.dumps(payload, separators=(",", ":")).encode())
     return f"{header}.{body}.{secrets.token_urlsafe(32)}"
+
+
+_DeviceState = Literal["pending", "approved", "denied", "expired", "used"]
+# Upper-case letters and digits without look-alikes (0/O, 1/I), read aloud or typed easily.
+_USER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+@dataclass
+class _DeviceGrant:
+    device_code: str = field(repr=False)
+    user_code: str
+    client_id: str
+    expires_at: float  # time.monotonic()
+    state: _DeviceState = "pending"
+    user: FakeUser | None = None
+
+
+def _fake_user(**fields: Any) -> FakeUser:
+    from hub_auth.testing import FakeUser
+
+    return FakeUser(**fields)
+
+
+def normalize_user_code(text: str) -> str:
+    """``52at flyz``, ``52AT-FLYZ`` and ``52atflyz`` are the same user code: ``52AT-FLYZ``."""
+    letters = "".join(ch for ch in text.upper() if ch.isalnum())
+    return f"{letters[:4]}-{letters[4:]}" if len(letters) == 8 else text.strip().upper()
+
+
+def _new_user_code(taken: Mapping[str, str]) -> str:
+    while True:
+        letters = "".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(8))
+        code = f"{letters[:4]}-{letters[4:]}"
+        if code not in taken:
+            return code
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _page(title: str, body: str, *, status: int = 200) -> web.Response:
+    """A tiny HTML page (no script); ``body`` is already escaped."""
+    text = (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return web.Response(
+        status=status,
+        text=text,
+        content_type="text/html",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; form-action 'self'",
+            "X-Frame-Options": "DENY",
+        },
+    )
 
 
 async def _read_params(request: web.Request) -> dict[str, str] | None:

@@ -2,7 +2,7 @@
 
 Installed with the ``cli`` extra (``pip install 'hub_auth[cli]'``)::
 
-    hub-auth login [--token T] [--add-to-git-credentials] [--force]
+    hub-auth login [--device | --token T] [--add-to-git-credentials] [--force]
     hub-auth whoami [--json]
     hub-auth token
     hub-auth list [--json]
@@ -250,18 +250,37 @@ def main(ctx: click.Context, endpoint: str | None) -> None:
     help="Also store the token with git's credential helper (for git over HTTPS).",
 )
 @click.option("--force", is_flag=True, help="Ask for a token even when a valid one is active.")
+@click.option(
+    "--device",
+    is_flag=True,
+    help="Log in with your browser (OAuth device code), also without a terminal: prints a URL "
+    "and a code to enter there, then waits.",
+)
 @_endpoint_option
 @click.pass_context
 def login(
-    ctx: click.Context, token: str | None, add_to_git: bool, force: bool, endpoint: str | None
+    ctx: click.Context,
+    token: str | None,
+    add_to_git: bool,
+    force: bool,
+    device: bool,
+    endpoint: str | None,
 ) -> None:
-    """Check a token with the Hub and make it the active login."""
+    """Log in: with your browser (default on a terminal) or an access token.
+
+    The token is checked with the Hub and made the active login.
+    """
     import asyncio
 
     from hub_auth._client import HubAuth
     from hub_auth._tokens import clean_token
 
     settings = _settings(ctx, endpoint)
+    if device:
+        if token is not None:
+            raise click.UsageError("--device and --token cannot be used together")
+        _device_login(settings, add_to_git)
+        return
     if token is not None:
         if token != "-":
             _note(
@@ -292,6 +311,44 @@ def login(
     _done(
         f"logged in as {info.user.username}; active token: {info.token_name!r} "
         f"({settings.token_path})"
+    )
+    for note in info.notes:
+        _note(note)
+
+
+def _device_login(settings: Settings, add_to_git: bool) -> None:
+    """``hub-auth login --device``: print the URL and the code, wait with dots, store."""
+    import asyncio
+
+    from hub_auth._client import HubAuth
+    from hub_auth._prompt import show_device_code, show_device_pending
+
+    async def run() -> Result[Any]:
+        async with HubAuth(endpoint=settings.endpoint) as auth:
+            started = await auth.start_device_login()
+            if isinstance(started, Err):
+                return started
+            show_device_code(started.value)
+            with show_device_pending() as on_pending:
+                return await auth._complete_device_login(
+                    started.value, add_to_git_credentials=add_to_git, on_pending=on_pending
+                )
+
+    try:
+        result = asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("Login cancelled: nothing was stored.", err=True)
+        raise SystemExit(1) from None
+    if isinstance(result, Err):
+        advice = {
+            ErrorKind.ACCESS_DENIED: "Run `hub-auth login --device` again to retry",
+            ErrorKind.EXPIRED: "Run `hub-auth login --device` again for a new code",
+        }.get(result.error.kind, "Nothing was stored")
+        _fail(f"{result.error}. {advice}")
+    info = result.value
+    _done(
+        f"Login successful: logged in as {info.user.username}; active token: "
+        f"{info.token_name!r} ({settings.token_path})"
     )
     for note in info.notes:
         _note(note)

@@ -13,10 +13,10 @@ Enabled for the whole suite from ``tests/conftest.py`` (``pytest_plugins``). For
 What is searched for: anything token-shaped (``hf_`` followed by 20 or more letters and
 digits, which is what ``make_token`` and real user tokens look like) and every token
 registered with ``FakeHub.add_token`` (access tokens, ``hf_oauth_`` ones included) or issued
-as a refresh token by ``FakeHub.oauth`` during the session, whatever its shape, and every OIDC
-id token FakeHub mints (``hub.oauth.mint_id_token``, its GitHub stand-in) with the GitHub
-request token that asks for them. A hit turns the
-phase's report into a failure naming the place and the masked token, never the token.
+as a refresh token or a device code by ``FakeHub.oauth`` during the session, whatever its
+shape, and every OIDC id token FakeHub mints (``hub.oauth.mint_id_token``, its GitHub
+stand-in) with the GitHub request token that asks for them. A hit turns the phase's report
+into a failure naming the place and the masked token, never the token.
 
 The root logger is set to DEBUG while a test runs so that records a production logger
 could emit at DEBUG are created and checked too; ``caplog`` therefore also sees DEBUG
@@ -126,6 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _patch_fakehub(config)
     _patch_refresh_tokens(config)
     _patch_fakehub_oidc(config)
+    _patch_device_codes(config)
     _patch_cli_runner(config)
 
 
@@ -212,6 +213,32 @@ def _patch_fakehub_oidc(config: pytest.Config) -> None:
     def restore() -> None:
         FakeOAuth.mint_id_token = mint  # type: ignore[method-assign]
         FakeOAuth.github_actions = github  # type: ignore[method-assign]
+
+    config.add_cleanup(restore)
+
+
+def _patch_device_codes(config: pytest.Config) -> None:
+    """Make every device code FakeHub issues (``FakeOAuth._new_device_code``) a secret the
+    guard searches for too."""
+    try:
+        from hub_auth._fakehub_oauth import FakeOAuth
+    except ImportError:  # pragma: no cover - hub_auth is always importable in this repo
+        return
+    original: Callable[..., str] = FakeOAuth._new_device_code
+    if getattr(original, "_secret_guard", False):
+        return
+
+    def new_device_code(self: FakeOAuth) -> str:
+        code = original(self)
+        register_token(code)
+        return code
+
+    new_device_code._secret_guard = True  # type: ignore[attr-defined]
+    new_device_code.__doc__ = original.__doc__
+    FakeOAuth._new_device_code = new_device_code  # type: ignore[method-assign]
+
+    def restore() -> None:
+        FakeOAuth._new_device_code = original  # type: ignore[method-assign]
 
     config.add_cleanup(restore)
 
