@@ -140,7 +140,9 @@ class FakeUser:
     name (stable across runs), ``fullname`` from the name, a ``write`` access token.
     ``email=None`` leaves ``email`` out, as the Hub does for some tokens.
     ``orgs`` takes names or dicts (snake_case keys such as ``role_in_org`` become camelCase).
-    ``token_name=None`` gives an OAuth-style ``auth`` without ``accessToken``.
+    ``token_name`` (the token's display name, under which a login stores it) defaults to
+    ``<name>-token``, so two users' logins are two entries; ``None`` gives an OAuth-style
+    ``auth`` without ``accessToken``.
     A ``fineGrained`` role without ``fine_grained`` gets a read-only scope on the user.
     ``expires_at`` is only reported: an expired token is not refused (use ``revoke``).
     ``extra`` is merged last into the top level, to add fields the Hub may send one day.
@@ -153,7 +155,7 @@ class FakeUser:
     is_pro: bool = False
     can_pay: bool = False
     orgs: Sequence[str | Mapping[str, Any]] = field(default_factory=list)
-    token_name: str | None = "fake-token"
+    token_name: str | None = ""  # "": <name>-token (see __post_init__)
     role: str = "write"
     fine_grained: Mapping[str, Any] | None = None
     expires_at: str | None = None
@@ -162,6 +164,10 @@ class FakeUser:
     account_type: str = "user"
     id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.token_name == "":
+            self.token_name = f"{self.name}-token"
 
     def body(self) -> dict[str, Any]:
         """The whoami-v2 JSON body for this user (a fresh dict on every call)."""
@@ -858,6 +864,8 @@ def _user_fields(user: FakeUser) -> dict[str, Any]:
             default = item.default_factory()
         else:
             continue
+        if item.name == "token_name" and default == "":
+            default = f"{user.name}-token"  # what __post_init__ derives
         value = getattr(user, item.name)
         if value != default:
             fields[item.name] = value
@@ -882,10 +890,29 @@ def _load_tokens(path: Path) -> dict[str, FakeUser]:
     return users
 
 
+_CLI_EXAMPLES = """\
+examples:
+  # two users with printed tokens, on a fixed port
+  python -m hub_auth.testing --port 8077 --seed-users 2 --print-tokens
+  HF_ENDPOINT=http://127.0.0.1:8077 HF_TOKEN=<a printed token> hub-auth whoami
+
+  # users with organisations, from a JSON file
+  echo '{"hf_ada_token_0123456789abcdefghijkl": {"name": "ada", "orgs": ["lab"]}}' > users.json
+  python -m hub_auth.testing --tokens-file users.json --print-tokens
+"""
+
+_NO_TOKENS_HINT = (
+    "note: FakeHub serves no tokens, so every whoami answers 401; add users with "
+    "--seed-users N --print-tokens or --tokens-file FILE (see --help)"
+)
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m hub_auth.testing",
         description="Run FakeHub, a local emulator of the Hub's /api/whoami-v2, until stopped.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_CLI_EXAMPLES,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (0: a free one)")
@@ -967,7 +994,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tokens_out is not None:
         table = {token: _user_fields(user) for token, user in hub.tokens.items()}
         args.tokens_out.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-    asyncio.run(_serve(hub, args.print_tokens))
+    if not hub.tokens:
+        print(_NO_TOKENS_HINT, file=sys.stderr, flush=True)
+    try:
+        asyncio.run(_serve(hub, args.print_tokens))
+    except OSError as exc:  # the address is taken, or not ours to bind
+        reason = exc.strerror or str(exc)
+        print(f"error: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return 2
     return 0
 
 
