@@ -213,7 +213,12 @@ class SyncFacade:
             # The portal runs the loop; calls go straight to it: run_coroutine_threadsafe costs
             # half of BlockingPortal.call's CPU per call, and cancelling its future cancels
             # the task as well.
-            future = asyncio.run_coroutine_threadsafe(method(auth, *args, **kwargs), loop)
+            coroutine = method(auth, *args, **kwargs)
+            try:
+                future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+            except BaseException:
+                coroutine.close()  # never scheduled: no "coroutine was never awaited"
+                raise
             try:
                 return future.result()
             except BaseException:
