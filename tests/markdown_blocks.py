@@ -92,6 +92,7 @@ class Expected:
 
     stdout: str
     driver: str | None = None
+    pattern: bool = False  # ``stdout`` is a regular expression the whole output must match
 
 
 def run_block(
@@ -124,5 +125,8 @@ def run_block(
         check=False,
     )
     assert done.returncode == 0, f"{where} failed:\n{done.stderr}"
-    assert done.stdout == expected.stdout, f"{where} printed something else"
+    if expected.pattern:
+        assert re.fullmatch(expected.stdout, done.stdout), f"{where} printed {done.stdout!r}"
+    else:
+        assert done.stdout == expected.stdout, f"{where} printed {done.stdout!r}"
     assert done.stderr == "", f"{where} wrote to stderr:\n{done.stderr}"
