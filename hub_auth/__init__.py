@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from hub_auth._sync_support import LoopRunningError
 
 __version__ = "0.1.0.dev0"
+"""The version of hub_auth (PEP 440)."""
 
 _LAZY = {
     "CacheStats": "hub_auth._cache",

@@ -67,9 +67,13 @@ __all__ = [
 ]
 
 WHOAMI_PATH = "/api/whoami-v2"
+"""The path FakeHub (and the Hub) answers whoami on."""
 INVALID_CREDENTIALS_MESSAGE = "Invalid credentials in Authorization header"
+"""The Hub's error message for an unknown or revoked token (401), as FakeHub sends it."""
 FORBIDDEN_MESSAGE = "Your organization requires fine-grained tokens"
+"""FakeHub's default message for a token refused with ``forbid`` (403)."""
 RATE_LIMITED_MESSAGE = "Too many requests to /api/whoami-v2, please retry later"
+"""FakeHub's message for a rate-limited request (429)."""
 
 # The Hub's documented policy for whoami: a fixed five-minute window per IP.
 _NOMINAL_QUOTA = 1000

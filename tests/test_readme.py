@@ -20,96 +20,27 @@ import re
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from hub_auth.testing import FakeHub
+from tests.markdown_blocks import (
+    PYTHON_LANGUAGES,
+    TIMEOUT,
+    Block,
+    Expected,
+    extract_blocks,
+    python_blocks,
+    run_block,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-PYTHON_LANGUAGES = frozenset({"python", "py", "python3"})
-# Python-ish fences this runner cannot run: they must be marked not-run to be allowed.
-UNRUNNABLE_LANGUAGES = frozenset({"pycon", "ipython", "pytb"})
-TIMEOUT = 60.0
 
-_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
-_NOT_RUN = re.compile(r"^<!--\s*not run:\s*(?P<reason>.*?)\s*-->$")
-
-
-@dataclass(frozen=True)
-class Block:
-    """One fenced code block of a Markdown file."""
-
-    language: str
-    line: int  # 1-based line of the opening fence
-    code: str
-    not_run: str | None  # the reason given by a `<!-- not run: reason -->` line just above
-
-
-def extract_blocks(markdown: str) -> list[Block]:
-    """Every fenced block of ``markdown``, in order (CommonMark fences, no nesting)."""
-    blocks: list[Block] = []
-    lines = markdown.splitlines()
-    index = 0
-    while index < len(lines):
-        opening = _FENCE.match(lines[index])
-        if opening is None:
-            index += 1
-            continue
-        fence, indent = opening["fence"], len(opening["indent"])
-        body: list[str] = []
-        end = index + 1
-        while end < len(lines) and not _closes(lines[end], fence):
-            body.append(lines[end][indent:] if lines[end][:indent].isspace() else lines[end])
-            end += 1
-        blocks.append(
-            Block(
-                language=opening["info"].lower(),
-                line=index + 1,
-                code="\n".join(body) + "\n",
-                not_run=_not_run_reason(lines[:index]),
-            )
-        )
-        index = end + 1
-    return blocks
-
-
-def _closes(line: str, fence: str) -> bool:
-    stripped = line.strip()
-    return stripped.startswith(fence) and set(stripped) == {fence[0]}
-
-
-def _not_run_reason(before: list[str]) -> str | None:
-    for line in reversed(before):
-        if line.strip():
-            marker = _NOT_RUN.match(line.strip())
-            return marker["reason"] if marker else None
-    return None
-
-
-def python_blocks(markdown: str) -> list[Block]:
-    return [
-        block
-        for block in extract_blocks(markdown)
-        if block.language in PYTHON_LANGUAGES | UNRUNNABLE_LANGUAGES
-    ]
-
-
-@dataclass(frozen=True)
-class Expected:
-    """What a README block must do: print ``stdout`` exactly, run as a script or via ``driver``.
-
-    ``driver`` is Python run in the block's folder after the block is saved as
-    ``readme_block.py`` (for blocks that define something, such as a FastAPI app).
-    The driver's environment has ``MEMBER_TOKEN`` (user ``readme-user`` in ``my-org``, also
-    ``HF_TOKEN``) and ``OUTSIDER_TOKEN`` (user ``outsider``, in no org).
-    """
-
-    stdout: str
-    driver: str | None = None
-
+# Expected.driver runs after the block is saved as ``readme_block.py``; its environment has
+# ``MEMBER_TOKEN`` (user ``readme-user`` in ``my-org``, also ``HF_TOKEN``) and
+# ``OUTSIDER_TOKEN`` (user ``outsider``, in no org).
 
 _FASTAPI_DRIVER = textwrap.dedent(
     """
@@ -186,27 +117,13 @@ def test_readme_block(block: Block, readme_env: dict[str, str], tmp_path: Path) 
         f"README.md line {block.line}: a ```{block.language} block cannot be run; write it "
         "as a ```python script or mark it `<!-- not run: reason -->`"
     )
-    expected = _expected_for(block)
-    folder = tmp_path / "block"
-    folder.mkdir()
-    script = folder / "readme_block.py"
-    script.write_text(block.code, encoding="utf-8")
-    if expected.driver is not None:
-        driver = folder / "driver.py"
-        driver.write_text(expected.driver, encoding="utf-8")
-        script = driver
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=folder,
+    run_block(
+        block,
+        _expected_for(block),
+        where=f"README.md line {block.line}",
         env=readme_env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
+        folder=tmp_path / "block",
     )
-    assert done.returncode == 0, f"README.md line {block.line} failed:\n{done.stderr}"
-    assert done.stdout == expected.stdout
-    assert done.stderr == ""
 
 
 def test_every_expected_entry_matches_one_block() -> None:
