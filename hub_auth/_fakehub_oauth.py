@@ -21,11 +21,13 @@ import string
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from hub_auth._fakehub_openid import FakeOpenIDProvider, OAuthApp
     from hub_auth.testing import FakeHub, FakeUser
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_TOKEN_GRANT = "refresh_token"
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+AUTHORIZATION_CODE_GRANT = "authorization_code"  # "Sign in with HF": _fakehub_openid.py
 
 _JSON_TYPE = "application/json; charset=utf-8"
 _ALPHABET = string.ascii_letters + string.digits
@@ -82,12 +85,16 @@ class FakeOAuth:
         self._refresh_failures: list[int] = []  # statuses of the next refresh grants to fail
         self.refresh_delay: float = 0.0
         """Seconds the refresh-token grant waits before answering (to make refreshes overlap)."""
+        self._openid: FakeOpenIDProvider | None = None  # "Sign in with HF", made on first use
 
     # -- routes --------------------------------------------------------------------------
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register the OAuth routes (before FakeHub's catch-all 404)."""
         router.add_post("/oauth/token", self._token)
+        from hub_auth._fakehub_openid import add_openid_routes
+
+        add_openid_routes(router, lambda: self.openid)
 
     # -- what tests read -----------------------------------------------------------------
 
@@ -177,6 +184,11 @@ class FakeOAuth:
             REFRESH_TOKEN_GRANT: self._refresh_token_grant,
             TOKEN_EXCHANGE_GRANT: self._token_exchange_grant,
         }
+        if grant_type == AUTHORIZATION_CODE_GRANT:
+            grants[grant_type] = partial(
+                self.openid.authorization_code_grant,
+                authorization=request.headers.get("Authorization"),
+            )
         grant = grants.get(grant_type)
         if grant is None:
             return oauth_error(400, "unsupported_grant_type", f"unknown grant {grant_type!r}")
@@ -212,6 +224,26 @@ class FakeOAuth:
 
     async def _token_exchange_grant(self, params: Mapping[str, str]) -> web.StreamResponse:
         return oauth_error(400, "unsupported_grant_type", "token exchange is not emulated yet")
+
+    # -- "Sign in with Hugging Face" (web apps): hub_auth/_fakehub_openid.py ---------------
+
+    @property
+    def openid(self) -> FakeOpenIDProvider:
+        """The OpenID provider side (discovery, consent page, code grant, userinfo, JWKS)."""
+        from hub_auth._fakehub_openid import FakeOpenIDProvider  # joserfc: imported on use
+
+        with self._lock:
+            if self._openid is None:
+                self._openid = FakeOpenIDProvider(self, self._hub)
+            return self._openid
+
+    def register_app(self, client_id: str | None = None, **fields: Any) -> OAuthApp:
+        """Register an OAuth app (``FakeOpenIDProvider.register_app``)."""
+        return self.openid.register_app(client_id, **fields)
+
+    def sign_in_browser(self, user: FakeUser | None) -> None:
+        """Who is signed in at the fake Hub when a browser reaches the consent page."""
+        self.openid.sign_in_browser(user)
 
 
 async def _read_params(request: web.Request) -> dict[str, str] | None:
