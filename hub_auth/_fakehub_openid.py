@@ -167,6 +167,8 @@ class FakeOpenIDProvider:
         """Seconds an id_token is valid (its ``exp``)."""
         self.authorize_requests = 0
         """``GET /oauth/authorize`` requests received (valid or not)."""
+        self.discovery_requests = 0
+        """``GET /.well-known/openid-configuration`` requests received."""
 
     # -- test controls ---------------------------------------------------------------------
 
@@ -223,6 +225,8 @@ class FakeOpenIDProvider:
     # -- routes (registered by add_openid_routes) ------------------------------------------
 
     async def _discovery(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self.discovery_requests += 1
         base = self.issuer
         return json_response(
             {
