@@ -488,6 +488,19 @@ def add_openid_routes(
     router.add_post("/oauth/authorize", route("_consent"))
     router.add_get("/oauth/userinfo", route("_userinfo"))
     router.add_get("/oauth/jwks", route("_jwks"))
+    router.add_get("/avatars/{name}", _avatar)
+
+
+async def _avatar(request: web.Request) -> web.StreamResponse:
+    """A generated avatar (users' ``avatarUrl`` and ``picture`` point here)."""
+    digest = hashlib.sha256(request.match_info["name"].encode()).hexdigest()
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">'
+        f'<rect width="64" height="64" fill="#{digest[:6]}"/>'
+        f'<circle cx="32" cy="26" r="12" fill="#{digest[6:12]}"/>'
+        f'<rect x="14" y="42" width="36" height="22" rx="11" fill="#{digest[6:12]}"/></svg>'
+    )
+    return web.Response(text=svg, content_type="image/svg+xml")
 
 
 def _redirect(uri: str, **params: str | None) -> web.StreamResponse:
