@@ -157,3 +157,64 @@ async def test_two_app_instances_on_one_redis_share_sessions(
             assert (await first.client.get("/me")).status_code == 401
     finally:
         await client.aclose()
+
+
+async def test_replicas_on_one_redis_refresh_a_session_once(
+    hub: FakeHub, redis_server: redis_helper.RedisServer
+) -> None:
+    """The provider rotates refresh tokens: a second refresh by another replica would be
+    refused and end the session, so the replicas take a Redis lock around it."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        registered = hub.oauth.register_app(client_secret="s3cret")
+
+        def replica() -> HubOAuth:
+            return HubOAuth(
+                client_id=registered.client_id,
+                client_secret="s3cret",
+                provider_url=hub.url,
+                session_store=RedisSessionStore(client),
+                refresh_margin=1.0,
+            )
+
+        async with (
+            Browser(make_app(replica()), hub) as first,
+            Browser(make_app(replica()), hub) as second,
+        ):
+            await signed_in_close_to_expiry(hub, first)
+            cookie = first.cookie()
+            assert cookie is not None
+            second.client.cookies.set("hub_oauth_session", cookie)
+            hub.oauth.refresh_delay = 0.3
+            answers = await asyncio.gather(
+                *(browser.client.get("/me") for browser in [first, second] * 10)
+            )
+            assert [answer.status_code for answer in answers] == [200] * 20
+            assert len({answer.json()["token"] for answer in answers}) == 1
+            assert hub.oauth.refresh_requests == 1
+    finally:
+        await client.aclose()
+
+
+async def test_sessions_end_after_their_lifetime_despite_refreshes(hub: FakeHub) -> None:
+    store = MemorySessionStore()
+    oauth = make_oauth(hub, session_store=store, session_lifetime=1.5)
+    async with Browser(make_app(oauth), hub) as browser:
+        await browser.sign_in()
+        assert (await browser.client.get("/me")).status_code == 200
+        await asyncio.sleep(1.6)
+        assert (await browser.client.get("/me")).status_code == 401
+        assert len(store) == 0
+
+
+async def test_signing_in_again_replaces_the_old_session(hub: FakeHub) -> None:
+    store = MemorySessionStore()
+    oauth = make_oauth(hub, session_store=store)
+    async with Browser(make_app(oauth), hub) as browser:
+        await browser.sign_in()
+        old = browser.cookie()
+        await browser.sign_in()
+        assert browser.cookie() not in (None, old)
+        assert len(store) == 1
+        browser.client.cookies.set("hub_oauth_session", old)
+        assert (await browser.client.get("/me")).status_code == 401

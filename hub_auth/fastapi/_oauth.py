@@ -128,6 +128,8 @@ class _Session(BaseModel):
     refresh_token: str | None
     expires_at: float
     scopes: tuple[str, ...]
+    ends_at: float
+    """When the session ends, whatever the refreshes (``session_lifetime`` after sign-in)."""
 
 
 class _Refused(Exception):
@@ -399,7 +401,11 @@ class HubOAuth:
             refresh_token=_optional_str(tokens.get("refresh_token")),
             expires_at=time.time() + _expires_in(tokens),
             scopes=tuple(str(tokens.get("scope") or " ".join(self.scopes)).split()),
+            ends_at=time.time() + self.session_lifetime,
         )
+        previous = request.cookies.get(self.cookie_name)
+        if previous:  # signing in again replaces the old session, server-side too
+            await self.session_store.delete(_key(previous))
         session_id = secrets.token_urlsafe(32)  # a new id: no session fixation
         await self.session_store.save(
             _key(session_id), session.model_dump_json(), self.session_lifetime
@@ -468,17 +474,20 @@ class HubOAuth:
         if raw is None:
             return None
         try:
-            return _Session.model_validate_json(raw)
+            session = _Session.model_validate_json(raw)
         except ValidationError:
+            session = None
+        if session is None or session.ends_at <= time.time():
             await self.session_store.delete(key)
             return None
+        return session
 
     async def _refreshed(self, key: str) -> _Session | None:
         """The session with a fresh access token; ``None`` when it ended."""
         lock = self._refresh_locks.get(key)
         if lock is None:
             lock = self._refresh_locks[key] = asyncio.Lock()
-        async with lock:
+        async with lock, self.session_store.lock(key, self._timeout.total or 10.0):
             session = await self._load(key)  # another request may have refreshed meanwhile
             if session is None or session.expires_at - self.refresh_margin > time.time():
                 return session
@@ -509,7 +518,9 @@ class HubOAuth:
                     "expires_at": time.time() + _expires_in(tokens),
                 }
             )
-            await self.session_store.save(key, session.model_dump_json(), self.session_lifetime)
+            await self.session_store.save(
+                key, session.model_dump_json(), max(1.0, session.ends_at - time.time())
+            )
             return session
 
     async def _end_if_expired(self, key: str, session: _Session) -> _Session | None:

@@ -8,16 +8,22 @@ keep the store private (Redis with a password, on a private network).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import redis.asyncio
 
 __all__ = ["MemorySessionStore", "RedisSessionStore", "SessionStore"]
+
+logger = logging.getLogger("hub_auth")
 
 
 @runtime_checkable
@@ -34,6 +40,14 @@ class SessionStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Forget ``key`` (no error when absent)."""
+        ...
+
+    def lock(self, key: str, seconds: float) -> AbstractAsyncContextManager[None]:
+        """Held while one process refreshes ``key``'s tokens, so replicas that share the store
+        do not refresh one session twice (the provider rotates refresh tokens: the second
+        refresh would be refused and end the session). ``HubOAuth`` already serialises the
+        refreshes of one process; a store used by one process may return a no-op. Give up
+        waiting after ``seconds`` and proceed."""
         ...
 
 
@@ -78,6 +92,9 @@ class MemorySessionStore:
         with self._lock:
             self._entries.pop(key, None)
 
+    def lock(self, key: str, seconds: float) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()  # one process: HubOAuth's own lock is enough
+
 
 class RedisSessionStore:
     """Sessions in Redis, shared by every replica of the app (extra ``hub_auth[redis]``).
@@ -102,3 +119,24 @@ class RedisSessionStore:
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str, seconds: float) -> AsyncIterator[None]:
+        """A Redis lock (redis-py's ``Lock``: ``SET NX PX`` and a token checked on release)."""
+        lock = self._redis.lock(
+            f"{self._prefix}lock:{key}",
+            timeout=2 * seconds,  # expires even if this process dies holding it
+            blocking_timeout=seconds,
+            thread_local=False,
+            raise_on_release_error=False,
+        )
+        acquired = await lock.acquire()
+        if not acquired:
+            logger.warning(
+                "Sign in with Hugging Face: refresh lock not acquired; refreshing anyway"
+            )
+        try:
+            yield
+        finally:
+            if acquired:
+                await lock.release()
