@@ -37,7 +37,7 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -115,17 +115,25 @@ class OAuthInfo(_Model):
     scopes: tuple[str, ...]
 
 
-class _Pending(BaseModel):
+class _Stored(BaseModel):
+    """What the session store holds: secrets are SecretStr in memory, plain in the JSON."""
+
+    @field_serializer("*", when_used="json")
+    def _reveal(self, value: Any) -> Any:
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+class _Pending(_Stored):
     state: str
     nonce: str
-    verifier: str
+    verifier: SecretStr
     next: str
 
 
-class _Session(BaseModel):
+class _Session(_Stored):
     userinfo: dict[str, Any]
-    access_token: str
-    refresh_token: str | None
+    access_token: SecretStr
+    refresh_token: SecretStr | None
     expires_at: float
     scopes: tuple[str, ...]
     ends_at: float
@@ -312,7 +320,7 @@ class HubOAuth:
         pending = _Pending(
             state=secrets.token_urlsafe(32),
             nonce=secrets.token_urlsafe(32),
-            verifier=secrets.token_urlsafe(48),
+            verifier=SecretStr(secrets.token_urlsafe(48)),
             next=safe_next(next),
         )
         login_id = secrets.token_urlsafe(32)
@@ -324,7 +332,7 @@ class HubOAuth:
             "scope": " ".join(self.scopes),
             "state": pending.state,
             "nonce": pending.nonce,
-            "code_challenge": _pkce_challenge(pending.verifier),
+            "code_challenge": _pkce_challenge(pending.verifier.get_secret_value()),
             "code_challenge_method": "S256",
         }
         if self.org_id is not None:
@@ -384,7 +392,7 @@ class HubOAuth:
                     "grant_type": "authorization_code",
                     "code": request.query_params["code"],
                     "redirect_uri": self._redirect_uri(request),
-                    "code_verifier": pending.verifier,
+                    "code_verifier": pending.verifier.get_secret_value(),
                 },
             )
             await self._verify_id_token(metadata, tokens.get("id_token"), pending.nonce)
@@ -397,8 +405,8 @@ class HubOAuth:
             return _failure(503, f"Hugging Face could not be reached ({exc}). Try again soon.")
         session = _Session(
             userinfo=userinfo,
-            access_token=str(tokens["access_token"]),
-            refresh_token=_optional_str(tokens.get("refresh_token")),
+            access_token=SecretStr(str(tokens["access_token"])),
+            refresh_token=_optional_secret(tokens.get("refresh_token")),
             expires_at=time.time() + _expires_in(tokens),
             scopes=tuple(str(tokens.get("scope") or " ".join(self.scopes)).split()),
             ends_at=time.time() + self.session_lifetime,
@@ -448,7 +456,7 @@ class HubOAuth:
                 return None
         info = OAuthInfo(
             user=OAuthUserInfo.model_validate(session.userinfo),
-            access_token=SecretStr(session.access_token),
+            access_token=session.access_token,
             expires_at=datetime.fromtimestamp(session.expires_at, UTC),
             scopes=session.scopes,
         )
@@ -497,7 +505,10 @@ class HubOAuth:
                 metadata = await self._provider_metadata()
                 tokens = await self._token_request(
                     metadata,
-                    {"grant_type": "refresh_token", "refresh_token": session.refresh_token},
+                    {
+                        "grant_type": "refresh_token",
+                        "refresh_token": session.refresh_token.get_secret_value(),
+                    },
                 )
             except _Refused as exc:
                 logger.info("Sign in with Hugging Face: refresh refused (%s); session ended", exc)
@@ -512,8 +523,8 @@ class HubOAuth:
                 ) from None
             session = session.model_copy(
                 update={
-                    "access_token": str(tokens["access_token"]),
-                    "refresh_token": _optional_str(tokens.get("refresh_token"))
+                    "access_token": SecretStr(str(tokens["access_token"])),
+                    "refresh_token": _optional_secret(tokens.get("refresh_token"))
                     or session.refresh_token,
                     "expires_at": time.time() + _expires_in(tokens),
                 }
@@ -662,8 +673,8 @@ class HubOAuth:
         return dict(body)
 
 
-def _optional_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _optional_secret(value: object) -> SecretStr | None:
+    return SecretStr(value) if isinstance(value, str) and value else None
 
 
 def _expires_in(tokens: Mapping[str, Any]) -> float:
