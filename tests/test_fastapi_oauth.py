@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
+from aiohttp import web
 from pydantic import ValidationError
 
 from hub_auth.fastapi import HubBearer, HubOAuth, MemorySessionStore, OAuthInfo
@@ -290,3 +293,48 @@ async def test_oauth_info_is_immutable(hub: FakeHub) -> None:
         info.user.orgs[0].role_in_org = "owner"  # type: ignore[misc]
     assert isinstance(info.user.orgs, tuple)
     assert info.access_token.get_secret_value() not in repr(info)
+
+
+async def test_unreachable_provider_is_a_503_page_not_a_500() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    oauth = HubOAuth(client_id="c", provider_url=f"http://127.0.0.1:{port}", timeout=2.0)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=make_app(oauth)), base_url=APP
+    ) as client:
+        response = await client.get("/oauth/huggingface/login")
+    assert response.status_code == 503
+    assert "could not be reached" in response.text
+    assert "set-cookie" not in response.headers
+
+
+async def test_endpoints_off_the_providers_origin_are_refused() -> None:
+    async def discovery(request: web.Request) -> web.Response:
+        base = f"http://{request.host}"
+        return web.json_response(
+            {
+                "issuer": base,
+                "authorization_endpoint": f"{base}/oauth/authorize",
+                "token_endpoint": "https://evil.example/oauth/token",  # would get the secret
+                "jwks_uri": f"{base}/oauth/jwks",
+            }
+        )
+
+    provider = web.Application()
+    provider.router.add_get("/.well-known/openid-configuration", discovery)
+    runner = web.AppRunner(provider)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        oauth = HubOAuth(client_id="c", client_secret="s", provider_url=f"http://127.0.0.1:{port}")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=make_app(oauth)), base_url=APP
+        ) as client:
+            response = await client.get("/oauth/huggingface/login")
+        assert response.status_code == 503
+        assert "not on its own origin" in response.text
+    finally:
+        await runner.cleanup()
