@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks._common import DASH, FAILED, RATIO, TIMES, BenchContext, Row, Sizes
+from benchmarks._common import DASH, FAILED, RATIO, TIMES, TLS_SUFFIX, BenchContext, Row, Sizes
 from benchmarks._fakehub import FakeHubProcess
 from benchmarks.cases import (
     cache_fastapi,
@@ -274,7 +274,8 @@ def markdown(
         summary.append(f"- {row.case}, {row.name}: {outcome} ({figure}; target {row.target})")
     intro = (
         "hub_auth side by side with raw aiohttp (the floor: the same request with no SDK) and "
-        "huggingface_hub, against FakeHub on 127.0.0.1 in a process of its own. Every figure "
+        "huggingface_hub, against FakeHub on 127.0.0.1 in a process of its own (over https, "
+        "with a throw-away CA, in the rows marked TLS). Every figure "
         f"below was measured in the same run: each is the median of {sizes.reps} repetitions "
         f"({sizes.cli_runs} runs of each command in the CLI case, {sizes.http_reps} batches in "
         "the FastAPI case), with the fastest and slowest "
@@ -326,7 +327,10 @@ def draw_chart(rows: Sequence[Row], path: Path) -> Path | None:
     ratios = [row for row in rows if row.unit == RATIO and row.value is not None]
     if not ratios:
         return None
-    labels = [f"{row.case.split()[0]}. {row.name}" for row in ratios]
+    labels = [
+        f"{row.case.split()[0]}.{' TLS:' if row.case.endswith(TLS_SUFFIX) else ''} {row.name}"
+        for row in ratios
+    ]
     values = [row.value or 0.0 for row in ratios]
     colors = [
         "#2e7d32" if row.met else "#c62828" if row.met is False else "#78909c" for row in ratios

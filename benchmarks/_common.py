@@ -15,6 +15,7 @@ __all__ = [
     "FAILED",
     "RATIO",
     "TIMES",
+    "TLS_SUFFIX",
     "BenchContext",
     "Row",
     "Sample",
@@ -38,6 +39,7 @@ TIMES = "\N{MULTIPLICATION SIGN}"
 DASH = "\N{EN DASH}"
 RATIO = "ratio"
 FAILED = "failed"
+TLS_SUFFIX = ", TLS"  # ends the case name of the rows measured over https
 
 
 @dataclass(frozen=True)
@@ -121,13 +123,18 @@ class Sizes:
 
 @dataclass
 class BenchContext:
-    """What a case gets: the sizes, the running FakeHub and its tokens."""
+    """What a case gets: the sizes, the running FakeHub and its tokens.
+
+    ``tls`` is true in the child process that measures a case's TLS variant
+    (``benchmarks._tls``): ``hub_url`` is then https, and the case must not start another.
+    """
 
     sizes: Sizes
     hub_url: str
     tokens: Sequence[str]
     smoke: bool
     notes: list[str] = field(default_factory=list)
+    tls: bool = False
 
 
 def bench_env(**extra: str) -> dict[str, str]:

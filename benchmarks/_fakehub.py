@@ -41,10 +41,18 @@ def _users(tokens: list[str]) -> dict[str, dict[str, object]]:
 
 
 class FakeHubProcess:
-    """``python -m hub_auth.testing`` with ``count`` users, on 127.0.0.1 and a free port."""
+    """``python -m hub_auth.testing`` with ``count`` users, on 127.0.0.1 and a free port.
 
-    def __init__(self, count: int) -> None:
+    With ``certfile`` and ``keyfile`` (PEM files) it serves https, and ``url`` says so.
+    """
+
+    def __init__(
+        self, count: int, *, certfile: Path | None = None, keyfile: Path | None = None
+    ) -> None:
         self.tokens = bench_tokens(count)
+        self._tls_args = [] if certfile is None else ["--certfile", str(certfile)]
+        if keyfile is not None:
+            self._tls_args += ["--keyfile", str(keyfile)]
         self.url = ""
         self._dir = tempfile.TemporaryDirectory(prefix="hub-auth-bench-")
         self._process: subprocess.Popen[str] | None = None
@@ -66,6 +74,7 @@ class FakeHubProcess:
                 "0",
                 "--tokens-file",
                 str(tokens_file),
+                *self._tls_args,
             ],
             stdout=subprocess.PIPE,
             stderr=stderr,

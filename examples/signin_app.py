@@ -83,14 +83,12 @@ def fake_hub_oauth(port: int) -> tuple[Any, HubOAuth]:
     from hub_auth.testing import FakeHub, FakeUser
 
     hub = FakeHub().start_in_thread()
-    hub.oauth.sign_in_browser(
-        FakeUser(
-            name="ada-lovelace",
-            orgs=[
-                {"name": "analytical-engines", "role_in_org": "admin"},
-                {"name": "difference-engines", "role_in_org": "read"},
-            ],
-        )
+    hub.oauth.browser_user = FakeUser(  # who is signed in at the fake Hub
+        name="ada-lovelace",
+        orgs=[
+            {"name": "analytical-engines", "role_in_org": "admin"},
+            {"name": "difference-engines", "role_in_org": "read"},
+        ],
     )
     registered = hub.oauth.register_app(
         name="hub_auth sign-in example",

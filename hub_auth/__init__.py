@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hub_auth._cache import CacheStats, MemoryCache
     from hub_auth._client import HubAuth, WhoamiCache
     from hub_auth._models import (
+        DeviceCode,
         FineGrainedScope,
         LoginInfo,
         LogoutInfo,
@@ -45,6 +46,7 @@ _LAZY = {
     "CacheStats": "hub_auth._cache",
     "MemoryCache": "hub_auth._cache",
     "RedisCache": "hub_auth._redis",
+    "DeviceCode": "hub_auth._models",
     "FineGrainedScope": "hub_auth._models",
     "HubAuth": "hub_auth._client",
     "HubAuthSync": "hub_auth._sync",
@@ -62,6 +64,7 @@ _LAZY = {
 
 __all__ = [
     "CacheStats",
+    "DeviceCode",
     "Err",
     "ErrorKind",
     "FineGrainedScope",

@@ -1,16 +1,20 @@
 """HubAuth: the async client with the seven HfHub.Auth operations (and list/switch).
 
 The path of one call, ``await auth.whoami()``: resolve the token (argument, ``set_token`` or
-constructor, ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``, token file) → check its format →
-offline? → cache (when configured: keyed hash, single-flight) → ``HubClient.whoami`` (one GET,
-retries) → ``Ok(UserInfo)``. Every failure is an ``Err`` made where it happens.
+constructor, OIDC exchange with ``HF_OIDC_RESOURCE``, ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``,
+token file) → check its format → offline? → cache (when configured: keyed hash, single-flight)
+→ ``HubClient.whoami`` (one GET, retries) → ``Ok(UserInfo)``. Every failure is an ``Err`` made
+where it happens.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol, Self
 import anyio.to_thread
 from pydantic import SecretStr
 
-from hub_auth import _git
+from hub_auth import _device, _git
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._http import HubClient, RetryPolicy
 from hub_auth._login_files import (
@@ -28,8 +32,22 @@ from hub_auth._login_files import (
     stored_tokens,
     switch_login,
 )
-from hub_auth._models import LoginInfo, LogoutInfo, StoredToken, SwitchInfo, UserInfo
-from hub_auth._prompt import ask_for_token, stdin_is_terminal
+from hub_auth._models import (
+    DeviceCode,
+    LoginInfo,
+    LogoutInfo,
+    StoredToken,
+    SwitchInfo,
+    UserInfo,
+)
+from hub_auth._oidc import OidcExchanger, oidc_resource
+from hub_auth._prompt import (
+    ask_for_token,
+    ask_login_method,
+    show_device_code,
+    show_device_pending,
+    stdin_is_terminal,
+)
 from hub_auth._refresh import StoredTokenRefresher, oauth_client_id
 from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import (
@@ -181,6 +199,7 @@ class HubAuth:
             # Another process may hold the lock for a whole refresh request.
             lock_timeout=self._store.lock_timeout + self._settings.timeout,
         )
+        self._oidc = OidcExchanger(self._client, self._settings.endpoint)
         self._closed = False
         if is_insecure_endpoint(self._settings.endpoint):
             logger.warning(
@@ -278,7 +297,17 @@ class HubAuth:
     async def _oidc_token(self) -> Result[str] | None:
         """With ``HF_OIDC_RESOURCE`` set, the Hub token exchanged for the CI's OIDC id token
         (``None`` when OIDC is not configured)."""
-        return None
+        if not self._settings.read_env or (resource := oidc_resource(os.environ)) is None:
+            return None
+        if self._settings.offline:
+            return Err(
+                HubAuthError(
+                    ErrorKind.OFFLINE,
+                    "HF_HUB_OFFLINE is set but HF_OIDC_RESOURCE asks for an OIDC token "
+                    "exchange (a network call): unset one of them",
+                )
+            )
+        return await self._oidc.token(resource, id_token=None, environ=os.environ)
 
     async def _fresh_stored_token(self, stored: str) -> str:
         """``stored`` (the token file's token), refreshed first when it is a stored OAuth
@@ -317,7 +346,8 @@ class HubAuth:
     # -- the operations ----------------------------------------------------------------------
 
     async def get_token(self) -> Result[SecretStr]:
-        """The token in use: ``set_token``/constructor, ``HF_TOKEN``,
+        """The token in use: ``set_token``/constructor, the OIDC exchange when
+        ``HF_OIDC_RESOURCE`` is set (see ``exchange_oidc_token``), ``HF_TOKEN``,
         ``HUGGING_FACE_HUB_TOKEN``, then the token file.
 
         Returns ``Err(no_token)`` when there is none, ``Err(storage)`` when the token file
@@ -325,6 +355,43 @@ class HubAuth:
         """
         self._check_open()
         return (await self._resolve(None)).map(SecretStr)
+
+    async def exchange_oidc_token(
+        self, resource: str, *, id_token: str | SecretStr | None = None
+    ) -> Result[SecretStr]:
+        """A short-lived Hub token for ``resource``, exchanged for a CI's OIDC id token
+        ("Trusted Publishers").
+
+        ``resource`` is a repo (``ns/name``, ``datasets/ns/name``, ``spaces/ns/name``...) for a
+        token that writes only there, or a username for a read-only token. The id token is
+        ``id_token``, else ``HF_OIDC_ID_TOKEN``, else one minted by GitHub Actions (the job
+        needs ``permissions: id-token: write``) with this client's endpoint as audience.
+        The result is kept in memory only (never written to disk) and shared by concurrent
+        callers; a GitHub-minted one is exchanged again 5 minutes before it expires.
+
+        With ``HF_OIDC_RESOURCE`` set, every call that resolves a token does this on its own;
+        a token passed explicitly (argument, ``set_token``, constructor) still wins.
+
+        Errors: ``no_token`` (no id token available: says which variable or permission is
+        missing), ``forbidden`` (GitHub refused to mint one), ``unauthorized`` (the Hub
+        rejected the id token, with its reason), ``offline``, ``network``, ``timeout``,
+        ``rate_limited``, ``server_error``, ``bad_response``.
+
+        Example::
+
+            match await auth.exchange_oidc_token("my-org/my-model"):
+                case Ok(token):
+                    headers = {"authorization": f"Bearer {token.get_secret_value()}"}
+        """
+        self._check_open()
+        if not isinstance(resource, str) or not resource.strip():
+            raise ValueError(f"resource must be a repo id or a username, not {resource!r}")
+        given = None if id_token is None else _plain(id_token, "id_token")
+        if (offline := self._offline()) is not None:
+            return offline
+        # With read_env=False the environment's id token (and GitHub's variables) are ignored.
+        environ = os.environ if self._settings.read_env else {}
+        return (await self._oidc.token(resource, id_token=given, environ=environ)).map(SecretStr)
 
     async def set_token(self, token: str | SecretStr) -> Result[None]:
         """Use ``token`` for this client from now on (in memory only; nothing is written).
@@ -469,10 +536,128 @@ class HubAuth:
                 HubAuthError(
                     ErrorKind.NO_TOKEN,
                     "no token given and standard input is not a terminal: pass the token "
-                    "(login(token=...) or `hub-auth login --token ...`)",
+                    "(login(token=...) or `hub-auth login --token ...`), or log in with "
+                    "your browser (start_device_login() or `hub-auth login --device`)",
                 )
             )
-        return await ask_for_token(ask_git=ask_git)
+        match await ask_login_method():
+            case Ok("browser"):
+                return await self._interactive_device_login(add_to_git_credentials=not ask_git)
+            case Ok(_):
+                return await ask_for_token(ask_git=ask_git)
+            case Err() as err:
+                return err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _interactive_device_login(self, *, add_to_git_credentials: bool) -> Result[LoginInfo]:
+        """The browser login of ``login()`` on a terminal: show the URL and the code, wait."""
+        started = await self.start_device_login()
+        if isinstance(started, Err):
+            return started
+        show_device_code(started.value)
+        with show_device_pending() as on_pending:
+            return await self._complete_device_login(
+                started.value, add_to_git_credentials=add_to_git_credentials, on_pending=on_pending
+            )
+
+    async def start_device_login(self) -> Result[DeviceCode]:
+        """Start a login through the browser (the OAuth device flow, RFC 8628).
+
+        Show the person ``verification_uri_complete`` (or ``verification_uri`` and
+        ``user_code``), then pass the ``DeviceCode`` to ``complete_device_login``, which waits
+        for their decision. Nothing waits here and nothing is stored::
+
+            match await auth.start_device_login():
+                case Ok(device):
+                    print("Open", device.verification_uri_complete, "code", device.user_code)
+                    info = (await auth.complete_device_login(device)).unwrap()
+
+        The client id is ``HF_DEVICE_CODE_OAUTH_CLIENT_ID`` or huggingface_hub's public one.
+        Errors: ``offline``, ``network``, ``timeout``, ``server_error``, ``rate_limited``,
+        ``not_found`` (no device endpoint at this Hub), ``bad_response``.
+        """
+        self._check_open()
+        if (offline := self._offline()) is not None:
+            return offline
+        return await _device.request_device_code(self._client, self._device_client_id())
+
+    async def complete_device_login(
+        self, device: DeviceCode, *, add_to_git_credentials: bool = False
+    ) -> Result[LoginInfo]:
+        """Wait until the person approves the device login, then store the token as active.
+
+        Polls the Hub as RFC 8628 says (``slow_down`` adds 5 s; 5xx and network errors are
+        retried until the code expires). The token is stored as huggingface_hub stores it:
+        the ``stored_tokens`` section ``oauth-<username>`` with ``hf_token``,
+        ``refresh_token`` and ``expires_at`` (unix seconds), and the token file made active.
+        With ``add_to_git_credentials``, the access token also goes to git's credential
+        helper (not refreshed there when it expires).
+
+        Errors: ``access_denied`` (the person refused), ``expired`` (the code expired before
+        approval), ``bad_response`` (another OAuth error), ``offline``, ``storage``, and the
+        whoami errors for the new token. Cancelling the task stops polling and stores nothing.
+        """
+        self._check_open()
+        return await self._complete_device_login(
+            device, add_to_git_credentials=add_to_git_credentials, on_pending=None
+        )
+
+    def _device_client_id(self) -> str:
+        return oauth_client_id(self._environ())
+
+    async def _complete_device_login(
+        self,
+        device: DeviceCode,
+        *,
+        add_to_git_credentials: bool,
+        on_pending: Callable[[], None] | None,
+    ) -> Result[LoginInfo]:
+        if not isinstance(device, DeviceCode):
+            raise TypeError(
+                f"device must be the DeviceCode from start_device_login(), not "
+                f"{type(device).__name__}"
+            )
+        if (offline := self._offline()) is not None:
+            return offline
+        polled = await _device.poll_for_token(
+            self._client, device, self._device_client_id(), on_pending=on_pending
+        )
+        if isinstance(polled, Err):
+            return polled
+        grant = polled.value
+        match await self._client.whoami(grant.access_token):
+            case Ok(user):
+                pass
+            case Err() as err:
+                return err
+        name = _token_name(user)
+        extra: dict[str, str] = {}
+        expires_at = None
+        if grant.refresh_token is not None:
+            extra["refresh_token"] = grant.refresh_token
+        if grant.expires_in is not None:
+            expires_unix = int(time.time()) + grant.expires_in
+            extra["expires_at"] = str(expires_unix)
+            expires_at = datetime.fromtimestamp(expires_unix, tz=UTC)
+        save = functools.partial(self._store.save, name, grant.access_token, extra=extra)
+        saved = await anyio.to_thread.run_sync(save)
+        if isinstance(saved, Err):
+            return saved
+        notes = self._env_override_note(grant.access_token)
+        if expires_at is not None:
+            when = f"{expires_at:%Y-%m-%d %H:%M} UTC"
+            notes.append(
+                f"this token will be refreshed automatically when it expires, around {when}"
+                if grant.refresh_token is not None
+                else f"this token expires around {when}; log in again then"
+            )
+        if add_to_git_credentials:
+            notes.extend(await self._git_approve(grant.access_token))
+            notes.append("git credentials keep this token until you log in again")
+        if self._token is not None:
+            notes.append("this client was given a token explicitly; it keeps using that one")
+        logger.info("logged in as %s through the browser; token stored as %r", user.username, name)
+        return Ok(LoginInfo(user=user, token_name=name, notes=tuple(notes), expires_at=expires_at))
 
     async def _git_approve(self, token: str) -> list[str]:
         match await _git.approve(self._settings.endpoint, token):

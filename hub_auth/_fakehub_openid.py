@@ -14,9 +14,10 @@ to it:
 - ``GET /oauth/userinfo`` (Bearer) and ``GET /oauth/jwks`` (the public half of an RSA key
   generated per hub); id_tokens are RS256 JWTs signed with joserfc.
 
-Test controls: :meth:`FakeOpenIDProvider.register_app`, :meth:`sign_in_browser` (who is signed
-in at the fake Hub when the consent page shows), ``code_lifetime`` and ``id_token_lifetime``,
-and :meth:`corrupt_next_id_token` (attack tests). Facts: ``shared/reference/OAUTH_FACTS.md``.
+Test controls: :meth:`FakeOpenIDProvider.register_app` (also ``hub.oauth.register_app``),
+``hub.oauth.browser_user`` (who is signed in at the fake Hub when the consent page shows, as
+for the device login page), ``code_lifetime``, ``id_token_lifetime`` and
+:meth:`corrupt_next_id_token` (attack tests). Facts: ``shared/reference/OAUTH_FACTS.md``.
 """
 
 from __future__ import annotations
@@ -152,7 +153,6 @@ class FakeOpenIDProvider:
         self._hub = hub
         self._lock = threading.Lock()
         self._apps: dict[str, OAuthApp] = {}
-        self._browser_user: FakeUser | None = None
         self._pending: dict[str, _PendingConsent] = {}
         self._codes: dict[str, _Code] = {}
         self._issued: dict[str, tuple[FakeUser, tuple[str, ...]]] = {}
@@ -201,11 +201,6 @@ class FakeOpenIDProvider:
         with self._lock:
             self._apps[app.client_id] = app
         return app
-
-    def sign_in_browser(self, user: FakeUser | None) -> None:
-        """Who is signed in at the fake Hub when a browser reaches the consent page."""
-        with self._lock:
-            self._browser_user = user
 
     def corrupt_next_id_token(self, how: Corruption) -> None:
         """Spoil the next id_token: a bad ``signature``, already ``expired``, another
@@ -259,7 +254,7 @@ class FakeOpenIDProvider:
         client_id = query.get("client_id", "")
         with self._lock:
             app = self._apps.get(client_id)
-            user = self._browser_user
+        user = self._oauth._browser_user()  # hub.oauth.browser_user, as on the device page
         if app is None:
             return _page(400, "Unknown app", f"No OAuth app has the client id {client_id!r}.")
         redirect_uri = query.get("redirect_uri", "")
@@ -284,8 +279,6 @@ class FakeOpenIDProvider:
             return back("invalid_request", "code_challenge_method must be S256")
         if challenge is None and app.client_secret is None:
             return back("invalid_request", "a public app must use PKCE (code_challenge)")
-        if user is None:
-            return _page(401, "Not signed in", "Nobody is signed in at this fake Hub.")
         org_id = query.get("orgIds")
         if org_id is not None and org_id not in {org["id"] for org in user.body()["orgs"]}:
             return back("access_denied", "you are not a member of the required organization")

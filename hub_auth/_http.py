@@ -47,7 +47,7 @@ import ssl
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import aiohttp
 from pydantic import ValidationError
@@ -63,7 +63,7 @@ from hub_auth._tokens import MaskedStr, scrub
 if TYPE_CHECKING:
     from hub_auth._settings import Settings
 
-__all__ = ["HubClient", "RetryPolicy", "parse_retry_after", "parse_whoami"]
+__all__ = ["HubClient", "RawAnswer", "RetryPolicy", "parse_retry_after", "parse_whoami"]
 
 # Importing hub_auth._logging (above) installed the token-masking filter on this logger.
 logger = logging.getLogger(LOGGER_NAME)
@@ -83,6 +83,14 @@ try:
     _USER_AGENT = f"hub_auth/{_version('hub_auth')}; aiohttp/{aiohttp.__version__}"
 except Exception:  # pragma: no cover - running from a source tree without metadata
     _USER_AGENT = f"hub_auth; aiohttp/{aiohttp.__version__}"
+
+
+class RawAnswer(NamedTuple):
+    """A response left for the caller to interpret (``HubClient.oidc_request``)."""
+
+    status: int
+    body: bytes
+    request_id: str | None
 
 
 class RetryPolicy:
@@ -405,6 +413,53 @@ class HubClient:
         return HubAuthError(
             ErrorKind.NETWORK, f"could not reach the Hub at {self._origin}: {cause}"
         )
+
+    async def oidc_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json_body: Mapping[str, str] | None = None,
+    ) -> Result[RawAnswer]:
+        """One request of the OIDC exchange (``hub_auth._oidc``): no retries, no redirects.
+
+        Returns the status and the bounded body for the caller to interpret, or
+        ``Err(network/timeout/bad_response)``; errors name the host, never a header or body.
+        ``params`` are appended to the query string ``url`` may already have.
+        """
+        session = self._get_session()
+        host = URL(url).host or "?"
+        try:
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                json=json_body,
+                allow_redirects=False,
+                timeout=self._timeout,
+            ) as response:
+                body = await self._read_body(response)
+                if isinstance(body, HubAuthError):
+                    return Err(body)
+                return Ok(RawAnswer(response.status, body, response.headers.get("X-Request-Id")))
+        except TimeoutError:
+            return Err(
+                HubAuthError(
+                    ErrorKind.TIMEOUT,
+                    f"{host} did not answer within {self._settings.timeout:g}s",
+                )
+            )
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            # ValueError: a URL aiohttp cannot use (from the environment).
+            return Err(
+                HubAuthError(
+                    ErrorKind.NETWORK,
+                    f"could not reach {host}: {scrub(str(exc))[:200] or type(exc).__name__}",
+                )
+            )
 
     def _same_host_redirect(self, response: aiohttp.ClientResponse) -> str | HubAuthError:
         location = response.headers.get("Location")

@@ -13,9 +13,18 @@ import weakref
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    AliasPath,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
 
 __all__ = [
+    "DeviceCode",
     "FineGrainedScope",
     "LoginInfo",
     "LogoutInfo",
@@ -182,6 +191,29 @@ class LoginInfo(_HubModel):
     notes: tuple[str, ...] = ()
     """Things the user should know: an environment variable that overrides the file, a git
     credential helper that is missing, a token that was already active."""
+    expires_at: datetime | None = None
+    """When the stored token expires, when the Hub said (OAuth tokens from device login)."""
+
+
+class DeviceCode(_HubModel):
+    """A device login in progress (RFC 8628), from ``HubAuth.start_device_login``.
+
+    Show ``verification_uri_complete`` (or ``verification_uri`` and ``user_code``) to the
+    person, then pass this object to ``HubAuth.complete_device_login``. The device code
+    itself is a secret: it is a ``SecretStr`` and no ``repr`` shows it.
+    """
+
+    user_code: str
+    """The code the person types on the Hub's page, e.g. ``52AT-FLYZ``."""
+    verification_uri: str
+    """The page where the person enters ``user_code``."""
+    verification_uri_complete: str
+    """The same page with the code filled in (``verification_uri`` when the Hub gives none)."""
+    expires_at: datetime
+    """When the code expires; polling stops then (timezone-aware, UTC)."""
+    interval: float
+    """Seconds to wait between two polls (the Hub may ask for more with ``slow_down``)."""
+    device_code: SecretStr = Field(repr=False)
 
 
 class StoredToken(_HubModel):

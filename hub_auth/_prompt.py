@@ -1,5 +1,6 @@
-"""Talking to a person at a terminal: the hidden token prompt, the menu of stored tokens, and
-text made safe to show there.
+"""Talking to a person at a terminal: the choice between browser and token login, the hidden
+token prompt, the device code to enter, the menu of stored tokens, and text made safe to show
+there.
 
 ``HubAuth.login`` (no token given, on a terminal) and the ``hub-auth`` command ask through
 here; nothing else in hub_auth reads a terminal. Importing this module is cheap: no click,
@@ -16,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._result import Err, Ok, Result
@@ -25,18 +26,32 @@ from hub_auth._tokens import clean_token, scrub
 
 if TYPE_CHECKING:
     from hub_auth._login_files import LoginEntry
+    from hub_auth._models import DeviceCode
 
 __all__ = [
+    "METHOD_PROMPT",
     "TOKEN_PROMPT",
     "ask_for_token",
+    "ask_login_method",
     "choose_login",
     "menu_choice",
+    "show_device_code",
+    "show_device_pending",
     "stdin_is_terminal",
     "terminal_text",
 ]
 
 TOKEN_PROMPT = "Enter your Hugging Face token (input is hidden): "
 GIT_PROMPT = "Add token as git credential? [y/N]: "
+METHOD_MENU = (
+    "How do you want to log in?\n"
+    "  1. Log in with your browser (default)\n"
+    "  2. Paste an access token\n"
+)
+METHOD_PROMPT = "Choice [1]: "
+
+T = TypeVar("T")
+LoginMethod = Literal["browser", "token"]
 
 # C0 controls (tab and line feed included: one field is one line), DEL, C1 controls (U+009B
 # is a one-byte CSI on some terminals), and the bidirectional overrides and isolates that
@@ -65,26 +80,39 @@ async def ask_for_token(*, ask_git: bool) -> Result[tuple[str, bool]]:
     """Ask for a token (hidden input) and, if ``ask_git``, whether to add it to git.
 
     Returns ``Ok((token, wants_git))``, or ``Err(no_token)`` when nothing was entered.
+    """
+    return await _ask_in_thread(lambda: _ask_on_terminal(ask_git=ask_git))
 
-    Asks in a daemon thread, so the event loop keeps running and Ctrl-C is not trapped: a
-    thread blocked in getpass cannot be interrupted, and a non-daemon one would keep the
-    process alive after Ctrl-C. When the wait is cancelled (Ctrl-C under ``asyncio.run``),
-    the terminal settings saved here are restored, since the abandoned getpass will never
-    switch echo back on.
+
+async def ask_login_method() -> Result[LoginMethod]:
+    """Ask how to log in: ``"browser"`` (the default, an empty answer) or ``"token"``.
+
+    A wrong answer is asked again; end of input or Ctrl-C gives ``Err(no_token)``.
+    """
+    return await _ask_in_thread(_ask_method_on_terminal)
+
+
+async def _ask_in_thread(ask_on_terminal: Callable[[], T]) -> T:
+    """Run a blocking terminal question in a daemon thread and await its answer.
+
+    The event loop keeps running and Ctrl-C is not trapped: a thread blocked in getpass or
+    input() cannot be interrupted, and a non-daemon one would keep the process alive after
+    Ctrl-C. When the wait is cancelled (Ctrl-C under ``asyncio.run``), the terminal settings
+    saved here are restored, since an abandoned getpass will never switch echo back on.
     """
     import asyncio
     import threading
 
     saved = _terminal_settings()
     loop = asyncio.get_running_loop()
-    answer: asyncio.Future[Result[tuple[str, bool]]] = loop.create_future()
+    answer: asyncio.Future[T] = loop.create_future()
 
-    def deliver(result: Result[tuple[str, bool]]) -> None:
+    def deliver(result: T) -> None:
         if not answer.done():
             answer.set_result(result)
 
     def ask() -> None:
-        result = _ask_on_terminal(ask_git=ask_git)
+        result = ask_on_terminal()
         with contextlib.suppress(RuntimeError):  # the loop may be gone after Ctrl-C
             loop.call_soon_threadsafe(deliver, result)
 
@@ -127,6 +155,52 @@ def _ask_on_terminal(*, ask_git: bool) -> Result[tuple[str, bool]]:
     if token is None:
         return Err(HubAuthError(ErrorKind.NO_TOKEN, "no token entered"))
     return Ok((token, answer.strip().lower() in ("y", "yes")))
+
+
+def _ask_method_on_terminal() -> Result[LoginMethod]:
+    try:
+        sys.stdout.write(METHOD_MENU)
+        while True:
+            answer = input(METHOD_PROMPT).strip()
+            if answer in ("", "1"):
+                return Ok("browser")
+            if answer == "2":
+                return Ok("token")
+            sys.stdout.write("Enter 1 or 2.\n")
+    except (EOFError, KeyboardInterrupt):
+        return Err(HubAuthError(ErrorKind.NO_TOKEN, "login cancelled: no login method chosen"))
+
+
+# -- the device code to enter (login through the browser) ------------------------------------
+
+
+def show_device_code(device: DeviceCode) -> None:
+    """Print where to go and which code to enter, as ``hf auth login`` does (the browser is
+    never opened for the person: they may be on another machine)."""
+    url = terminal_text(device.verification_uri_complete)
+    code = terminal_text(device.user_code)
+    sys.stdout.write(
+        f"\nOpen this URL in your browser:\n    {url}\n\nAnd enter the code: {code}\n\n"
+    )
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def show_device_pending() -> Iterator[Callable[[], None]]:
+    """Print "Waiting for authorization" and yield a callback that adds a dot; the line is
+    ended on the way out, whatever happens (approval, error, Ctrl-C)."""
+
+    def dot() -> None:
+        sys.stdout.write(".")
+        sys.stdout.flush()
+
+    sys.stdout.write("Waiting for authorization")
+    sys.stdout.flush()
+    try:
+        yield dot
+    finally:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 # -- the menu of stored tokens (the CLI's `switch` without a name) ------------------------------

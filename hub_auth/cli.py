@@ -2,7 +2,7 @@
 
 Installed with the ``cli`` extra (``pip install 'hub_auth[cli]'``)::
 
-    hub-auth login [--token T] [--add-to-git-credentials] [--force]
+    hub-auth login [--device | --token T] [--add-to-git-credentials] [--force]
     hub-auth whoami [--json]
     hub-auth token
     hub-auth list [--json]
@@ -250,18 +250,37 @@ def main(ctx: click.Context, endpoint: str | None) -> None:
     help="Also store the token with git's credential helper (for git over HTTPS).",
 )
 @click.option("--force", is_flag=True, help="Ask for a token even when a valid one is active.")
+@click.option(
+    "--device",
+    is_flag=True,
+    help="Log in with your browser (OAuth device code), also without a terminal: prints a URL "
+    "and a code to enter there, then waits.",
+)
 @_endpoint_option
 @click.pass_context
 def login(
-    ctx: click.Context, token: str | None, add_to_git: bool, force: bool, endpoint: str | None
+    ctx: click.Context,
+    token: str | None,
+    add_to_git: bool,
+    force: bool,
+    device: bool,
+    endpoint: str | None,
 ) -> None:
-    """Check a token with the Hub and make it the active login."""
+    """Log in: with your browser (default on a terminal) or an access token.
+
+    The token is checked with the Hub and made the active login.
+    """
     import asyncio
 
     from hub_auth._client import HubAuth
     from hub_auth._tokens import clean_token
 
     settings = _settings(ctx, endpoint)
+    if device:
+        if token is not None:
+            raise click.UsageError("--device and --token cannot be used together")
+        _device_login(settings, add_to_git)
+        return
     if token is not None:
         if token != "-":
             _note(
@@ -292,6 +311,44 @@ def login(
     _done(
         f"logged in as {info.user.username}; active token: {info.token_name!r} "
         f"({settings.token_path})"
+    )
+    for note in info.notes:
+        _note(note)
+
+
+def _device_login(settings: Settings, add_to_git: bool) -> None:
+    """``hub-auth login --device``: print the URL and the code, wait with dots, store."""
+    import asyncio
+
+    from hub_auth._client import HubAuth
+    from hub_auth._prompt import show_device_code, show_device_pending
+
+    async def run() -> Result[Any]:
+        async with HubAuth(endpoint=settings.endpoint) as auth:
+            started = await auth.start_device_login()
+            if isinstance(started, Err):
+                return started
+            show_device_code(started.value)
+            with show_device_pending() as on_pending:
+                return await auth._complete_device_login(
+                    started.value, add_to_git_credentials=add_to_git, on_pending=on_pending
+                )
+
+    try:
+        result = asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("Login cancelled: nothing was stored.", err=True)
+        raise SystemExit(1) from None
+    if isinstance(result, Err):
+        advice = {
+            ErrorKind.ACCESS_DENIED: "Run `hub-auth login --device` again to retry",
+            ErrorKind.EXPIRED: "Run `hub-auth login --device` again for a new code",
+        }.get(result.error.kind, "Nothing was stored")
+        _fail(f"{result.error}. {advice}")
+    info = result.value
+    _done(
+        f"Login successful: logged in as {info.user.username}; active token: "
+        f"{info.token_name!r} ({settings.token_path})"
     )
     for note in info.notes:
         _note(note)
@@ -332,11 +389,15 @@ def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
             return await auth.whoami()
 
     found = env_token(os.environ)
-    source = found[0] if found else f"the token file {settings.token_path}"
+    oidc = os.environ.get("HF_OIDC_RESOURCE")
+    if oidc:
+        source = f"the OIDC exchange for HF_OIDC_RESOURCE={oidc}"
+    else:
+        source = found[0] if found else f"the token file {settings.token_path}"
     result = asyncio.run(run())
-    if isinstance(result, Err) and result.error.kind is ErrorKind.UNAUTHORIZED:
-        _fail(f"{result.error}. The token from {source} does not work: run `hub-auth login`")
-    user = _unwrap(result)
+    if isinstance(result, Err):
+        _fail(_whoami_advice(result.error, source, env_name=None if oidc else _env_name(found)))
+    user = result.value
     if as_json:
         click.echo(json.dumps(user.model_dump(mode="json"), indent=2))
         return
@@ -357,6 +418,25 @@ def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
             when = " (refreshed automatically before then)" if refreshable else ""
         _echo(f"  expires:  {expires:%Y-%m-%d %H:%M} UTC{when}")
     _echo(f"  endpoint: {settings.endpoint}")
+
+
+def _env_name(found: tuple[str, str] | None) -> str | None:
+    return found[0] if found else None
+
+
+def _whoami_advice(error: HubAuthError, source: str, *, env_name: str | None) -> str:
+    """The failure of `hub-auth whoami` with what a person at the terminal can do about it."""
+    if error.kind is ErrorKind.NO_TOKEN:
+        return "not logged in: run `hub-auth login`, or set HF_TOKEN to a token"
+    if error.kind is ErrorKind.UNAUTHORIZED and env_name is not None:
+        # `hub-auth login` cannot help: the variable overrides whatever it stores.
+        return (
+            f"{error}. The token in {env_name} was rejected: fix it, or unset {env_name} "
+            "to use your stored login"
+        )
+    if error.kind is ErrorKind.UNAUTHORIZED:
+        return f"{error}. The token from {source} was rejected: run `hub-auth login`"
+    return str(error)
 
 
 def _expiry_in_use(
@@ -391,14 +471,22 @@ def _echo(line: str) -> None:
 
 
 @main.command()
-def token() -> None:
+@click.pass_context
+def token(ctx: click.Context) -> None:
     """Print the token in use to stdout (HF_TOKEN, else the active login).
+
+    With HF_OIDC_RESOURCE set (CI, "Trusted Publishers"), prints the short-lived token
+    exchanged for the CI's OIDC id token instead, as `hf auth token` does.
 
     The only command that prints a token unmasked, e.g. for
     `curl -H "Authorization: Bearer $(hub-auth token)"`.
     """
+    from hub_auth._oidc import oidc_resource
     from hub_auth._settings import env_token
 
+    if oidc_resource(os.environ) is not None:
+        click.echo(_oidc_token(ctx))  # asked for: the exchanged token
+        return
     if (found := env_token(os.environ)) is not None:
         click.echo(found[1])
         return
@@ -410,6 +498,26 @@ def token() -> None:
             "Log in with `hub-auth login`"
         )
     click.echo(active)  # the one place a token is printed: asked for
+
+
+def _oidc_token(ctx: click.Context) -> str:
+    """The token exchanged for the CI's OIDC id token (needs the network stack)."""
+    import asyncio
+
+    from hub_auth._client import HubAuth
+
+    settings = _settings(ctx, None)
+
+    async def run() -> Result[Any]:
+        async with HubAuth(endpoint=settings.endpoint) as auth:
+            return await auth.get_token()
+
+    exchanged = _unwrap(
+        asyncio.run(run()),
+        "HF_OIDC_RESOURCE is set, so `hub-auth token` prints the token exchanged for the "
+        "CI's OIDC id token; fix the above or unset HF_OIDC_RESOURCE",
+    )
+    return str(exchanged.get_secret_value())
 
 
 @main.command("list")

@@ -21,19 +21,22 @@ import threading
 from pydantic import SecretStr
 
 from hub_auth._client import HubAuth, WhoamiCache
-from hub_auth._models import LoginInfo, LogoutInfo, StoredToken, SwitchInfo, UserInfo
+from hub_auth._models import DeviceCode, LoginInfo, LogoutInfo, StoredToken, SwitchInfo, UserInfo
 from hub_auth._result import Result
 from hub_auth._sync import HubAuthSync
 
 __all__ = [
     "auth_headers",
+    "complete_device_login",
     "configure",
     "default_client",
+    "exchange_oidc_token",
     "get_token",
     "list_tokens",
     "login",
     "logout",
     "set_token",
+    "start_device_login",
     "switch_token",
     "validate_token",
     "whoami",
@@ -106,13 +109,51 @@ def configure(
 
 
 def get_token() -> Result[SecretStr]:
-    """The token in use: ``set_token``/constructor, ``HF_TOKEN``,
+    """The token in use: ``set_token``/constructor, the OIDC exchange when
+    ``HF_OIDC_RESOURCE`` is set (see ``exchange_oidc_token``), ``HF_TOKEN``,
     ``HUGGING_FACE_HUB_TOKEN``, then the token file.
 
     Returns ``Err(no_token)`` when there is none, ``Err(storage)`` when the token file
     cannot be read.
     """
     return default_client()._run("hf_auth.get_token", HubAuth.get_token)
+
+
+def exchange_oidc_token(
+    resource: str,
+    *,
+    id_token: str | SecretStr | None = None,
+) -> Result[SecretStr]:
+    """A short-lived Hub token for ``resource``, exchanged for a CI's OIDC id token
+    ("Trusted Publishers").
+
+    ``resource`` is a repo (``ns/name``, ``datasets/ns/name``, ``spaces/ns/name``...) for a
+    token that writes only there, or a username for a read-only token. The id token is
+    ``id_token``, else ``HF_OIDC_ID_TOKEN``, else one minted by GitHub Actions (the job
+    needs ``permissions: id-token: write``) with this client's endpoint as audience.
+    The result is kept in memory only (never written to disk) and shared by concurrent
+    callers; a GitHub-minted one is exchanged again 5 minutes before it expires.
+
+    With ``HF_OIDC_RESOURCE`` set, every call that resolves a token does this on its own;
+    a token passed explicitly (argument, ``set_token``, constructor) still wins.
+
+    Errors: ``no_token`` (no id token available: says which variable or permission is
+    missing), ``forbidden`` (GitHub refused to mint one), ``unauthorized`` (the Hub
+    rejected the id token, with its reason), ``offline``, ``network``, ``timeout``,
+    ``rate_limited``, ``server_error``, ``bad_response``.
+
+    Example::
+
+        match auth.exchange_oidc_token("my-org/my-model"):
+            case Ok(token):
+                headers = {"authorization": f"Bearer {token.get_secret_value()}"}
+    """
+    return default_client()._run(
+        "hf_auth.exchange_oidc_token",
+        HubAuth.exchange_oidc_token,
+        resource,
+        id_token=id_token,
+    )
 
 
 def set_token(token: str | SecretStr) -> Result[None]:
@@ -175,6 +216,51 @@ def login(
         token,
         add_to_git_credentials=add_to_git_credentials,
         force=force,
+    )
+
+
+def start_device_login() -> Result[DeviceCode]:
+    """Start a login through the browser (the OAuth device flow, RFC 8628).
+
+    Show the person ``verification_uri_complete`` (or ``verification_uri`` and
+    ``user_code``), then pass the ``DeviceCode`` to ``complete_device_login``, which waits
+    for their decision. Nothing waits here and nothing is stored::
+
+        match auth.start_device_login():
+            case Ok(device):
+                print("Open", device.verification_uri_complete, "code", device.user_code)
+                info = (auth.complete_device_login(device)).unwrap()
+
+    The client id is ``HF_DEVICE_CODE_OAUTH_CLIENT_ID`` or huggingface_hub's public one.
+    Errors: ``offline``, ``network``, ``timeout``, ``server_error``, ``rate_limited``,
+    ``not_found`` (no device endpoint at this Hub), ``bad_response``.
+    """
+    return default_client()._run("hf_auth.start_device_login", HubAuth.start_device_login)
+
+
+def complete_device_login(
+    device: DeviceCode,
+    *,
+    add_to_git_credentials: bool = False,
+) -> Result[LoginInfo]:
+    """Wait until the person approves the device login, then store the token as active.
+
+    Polls the Hub as RFC 8628 says (``slow_down`` adds 5 s; 5xx and network errors are
+    retried until the code expires). The token is stored as huggingface_hub stores it:
+    the ``stored_tokens`` section ``oauth-<username>`` with ``hf_token``,
+    ``refresh_token`` and ``expires_at`` (unix seconds), and the token file made active.
+    With ``add_to_git_credentials``, the access token also goes to git's credential
+    helper (not refreshed there when it expires).
+
+    Errors: ``access_denied`` (the person refused), ``expired`` (the code expired before
+    approval), ``bad_response`` (another OAuth error), ``offline``, ``storage``, and the
+    whoami errors for the new token. Cancelling the task stops polling and stores nothing.
+    """
+    return default_client()._run(
+        "hf_auth.complete_device_login",
+        HubAuth.complete_device_login,
+        device,
+        add_to_git_credentials=add_to_git_credentials,
     )
 
 

@@ -36,6 +36,7 @@ import random
 import re
 import secrets
 import signal
+import ssl
 import string
 import sys
 import threading
@@ -139,7 +140,9 @@ class FakeUser:
     name (stable across runs), ``fullname`` from the name, a ``write`` access token.
     ``email=None`` leaves ``email`` out, as the Hub does for some tokens.
     ``orgs`` takes names or dicts (snake_case keys such as ``role_in_org`` become camelCase).
-    ``token_name=None`` gives an OAuth-style ``auth`` without ``accessToken``.
+    ``token_name`` (the token's display name, under which a login stores it) defaults to
+    ``<name>-token``, so two users' logins are two entries; ``None`` gives an OAuth-style
+    ``auth`` without ``accessToken``.
     A ``fineGrained`` role without ``fine_grained`` gets a read-only scope on the user.
     ``expires_at`` is only reported: an expired token is not refused (use ``revoke``).
     ``extra`` is merged last into the top level, to add fields the Hub may send one day.
@@ -152,7 +155,7 @@ class FakeUser:
     is_pro: bool = False
     can_pay: bool = False
     orgs: Sequence[str | Mapping[str, Any]] = field(default_factory=list)
-    token_name: str | None = "fake-token"
+    token_name: str | None = ""  # "": <name>-token (see __post_init__)
     role: str = "write"
     fine_grained: Mapping[str, Any] | None = None
     expires_at: str | None = None
@@ -161,6 +164,10 @@ class FakeUser:
     account_type: str = "user"
     id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.token_name == "":
+            self.token_name = f"{self.name}-token"
 
     def body(self) -> dict[str, Any]:
         """The whoami-v2 JSON body for this user (a fresh dict on every call)."""
@@ -322,6 +329,8 @@ class FakeHub:
     Without it the ``RateLimit`` headers advertise the Hub's nominal policy and never run out.
     ``request_count``, the fault queue, the failure rate and the rate limit concern whoami
     requests only; ``requests`` records every request (the last ``record_limit``).
+    ``ssl_context`` (a server context holding the certificate and its key) serves https: ``url``
+    then starts with ``https://``, and clients must trust the certificate's issuer.
 
     Start it with ``async with`` / :meth:`start` in the current loop, or with ``with`` /
     :meth:`start_in_thread` in a thread of its own.
@@ -336,6 +345,7 @@ class FakeHub:
         rate_limit: int | None = None,
         rate_limit_window: float = _NOMINAL_WINDOW,
         record_limit: int = 1000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if rate_limit is not None and rate_limit < 1:
             raise ValueError(f"rate_limit must be >= 1 or None, not {rate_limit}")
@@ -343,6 +353,7 @@ class FakeHub:
             raise ValueError(f"rate_limit_window must be > 0, not {rate_limit_window}")
         self._host = host
         self._requested_port = port
+        self._ssl_context = ssl_context
         self._rate_limit = rate_limit
         self._window_seconds = rate_limit_window
         self._quota = rate_limit if rate_limit is not None else _NOMINAL_QUOTA
@@ -380,11 +391,15 @@ class FakeHub:
 
     @property
     def url(self) -> str:
-        """``http://HOST:PORT`` of the running server (raises before it is started)."""
+        """``http://HOST:PORT`` (``https`` with ``ssl_context``) of the running server.
+
+        Raises before it is started.
+        """
         if self._port is None:
             raise RuntimeError("FakeHub is not started: use 'async with', start() or 'with'")
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self._port}"
 
     @property
     def port(self) -> int:
@@ -617,7 +632,9 @@ class FakeHub:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._host, self._requested_port)
+            site = web.TCPSite(
+                runner, self._host, self._requested_port, ssl_context=self._ssl_context
+            )
             await site.start()
         except BaseException:
             await runner.cleanup()
@@ -847,6 +864,8 @@ def _user_fields(user: FakeUser) -> dict[str, Any]:
             default = item.default_factory()
         else:
             continue
+        if item.name == "token_name" and default == "":
+            default = f"{user.name}-token"  # what __post_init__ derives
         value = getattr(user, item.name)
         if value != default:
             fields[item.name] = value
@@ -871,10 +890,29 @@ def _load_tokens(path: Path) -> dict[str, FakeUser]:
     return users
 
 
+_CLI_EXAMPLES = """\
+examples:
+  # two users with printed tokens, on a fixed port
+  python -m hub_auth.testing --port 8077 --seed-users 2 --print-tokens
+  HF_ENDPOINT=http://127.0.0.1:8077 HF_TOKEN=<a printed token> hub-auth whoami
+
+  # users with organisations, from a JSON file
+  echo '{"hf_ada_token_0123456789abcdefghijkl": {"name": "ada", "orgs": ["lab"]}}' > users.json
+  python -m hub_auth.testing --tokens-file users.json --print-tokens
+"""
+
+_NO_TOKENS_HINT = (
+    "note: FakeHub serves no tokens, so every whoami answers 401; add users with "
+    "--seed-users N --print-tokens or --tokens-file FILE (see --help)"
+)
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m hub_auth.testing",
         description="Run FakeHub, a local emulator of the Hub's /api/whoami-v2, until stopped.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_CLI_EXAMPLES,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (0: a free one)")
@@ -901,7 +939,23 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rate-limit-window", type=float, default=_NOMINAL_WINDOW, help="seconds (300)"
     )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to each request")
+    parser.add_argument(
+        "--certfile", type=Path, help="serve https with this PEM certificate (chain)"
+    )
+    parser.add_argument(
+        "--keyfile", type=Path, help="the certificate's PEM private key (default: in --certfile)"
+    )
     return parser.parse_args(argv)
+
+
+def _server_ssl_context(certfile: Path | None, keyfile: Path | None) -> ssl.SSLContext | None:
+    if certfile is None:
+        if keyfile is not None:
+            raise ValueError("--keyfile needs --certfile")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context
 
 
 async def _serve(hub: FakeHub, print_tokens: bool) -> None:
@@ -922,6 +976,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         users = _load_tokens(args.tokens_file) if args.tokens_file else {}
+        ssl_context = _server_ssl_context(args.certfile, args.keyfile)
     except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -931,6 +986,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         rate_limit=args.rate_limit,
         rate_limit_window=args.rate_limit_window,
+        ssl_context=ssl_context,
     )
     hub.default_delay = args.delay
     for index in range(args.seed_users):
@@ -938,7 +994,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tokens_out is not None:
         table = {token: _user_fields(user) for token, user in hub.tokens.items()}
         args.tokens_out.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-    asyncio.run(_serve(hub, args.print_tokens))
+    if not hub.tokens:
+        print(_NO_TOKENS_HINT, file=sys.stderr, flush=True)
+    try:
+        asyncio.run(_serve(hub, args.print_tokens))
+    except OSError as exc:  # the address is taken, or not ours to bind
+        reason = exc.strerror or str(exc)
+        print(f"error: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return 2
     return 0
 
 

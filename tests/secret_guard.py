@@ -13,8 +13,10 @@ Enabled for the whole suite from ``tests/conftest.py`` (``pytest_plugins``). For
 What is searched for: anything token-shaped (``hf_`` followed by 20 or more letters and
 digits, which is what ``make_token`` and real user tokens look like) and every token
 registered with ``FakeHub.add_token`` (access tokens, ``hf_oauth_`` ones included) or issued
-as a refresh token by ``FakeHub.oauth`` during the session, whatever its shape. A hit turns the
-phase's report into a failure naming the place and the masked token, never the token.
+as a refresh token or a device code by ``FakeHub.oauth`` during the session, whatever its
+shape, and every OIDC id token FakeHub mints (``hub.oauth.mint_id_token``, its GitHub
+stand-in) with the GitHub request token that asks for them. A hit turns the phase's report
+into a failure naming the place and the masked token, never the token.
 
 The root logger is set to DEBUG while a test runs so that records a production logger
 could emit at DEBUG are created and checked too; ``caplog`` therefore also sees DEBUG
@@ -123,6 +125,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     _patch_fakehub(config)
     _patch_refresh_tokens(config)
+    _patch_fakehub_oidc(config)
+    _patch_device_codes(config)
     _patch_cli_runner(config)
 
 
@@ -173,6 +177,68 @@ def _patch_refresh_tokens(config: pytest.Config) -> None:
 
     def restore() -> None:
         FakeOAuth.mint_refresh_token = original  # type: ignore[method-assign]
+
+    config.add_cleanup(restore)
+
+
+def _patch_fakehub_oidc(config: pytest.Config) -> None:
+    """Register the OIDC id tokens FakeHub mints and its GitHub stand-in's request token."""
+    try:
+        from hub_auth._fakehub_oauth import FakeOAuth
+    except ImportError:  # pragma: no cover
+        return
+    mint: Callable[..., str] = FakeOAuth.mint_id_token
+    github: Callable[..., dict[str, str]] = FakeOAuth.github_actions
+    if getattr(mint, "_secret_guard", False):
+        return
+
+    def mint_id_token(self: FakeOAuth, *args: Any, **kwargs: Any) -> str:
+        token = mint(self, *args, **kwargs)
+        register_token(token)
+        return token
+
+    def github_actions(self: FakeOAuth, *args: Any, **kwargs: Any) -> dict[str, str]:
+        env = github(self, *args, **kwargs)
+        register_token(env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"])
+        if (fixed := kwargs.get("id_token")) is not None:
+            register_token(fixed)
+        return env
+
+    for patched, original in ((mint_id_token, mint), (github_actions, github)):
+        patched._secret_guard = True  # type: ignore[attr-defined]
+        patched.__doc__ = original.__doc__
+    FakeOAuth.mint_id_token = mint_id_token  # type: ignore[method-assign]
+    FakeOAuth.github_actions = github_actions  # type: ignore[method-assign]
+
+    def restore() -> None:
+        FakeOAuth.mint_id_token = mint  # type: ignore[method-assign]
+        FakeOAuth.github_actions = github  # type: ignore[method-assign]
+
+    config.add_cleanup(restore)
+
+
+def _patch_device_codes(config: pytest.Config) -> None:
+    """Make every device code FakeHub issues (``FakeOAuth._new_device_code``) a secret the
+    guard searches for too."""
+    try:
+        from hub_auth._fakehub_oauth import FakeOAuth
+    except ImportError:  # pragma: no cover - hub_auth is always importable in this repo
+        return
+    original: Callable[..., str] = FakeOAuth._new_device_code
+    if getattr(original, "_secret_guard", False):
+        return
+
+    def new_device_code(self: FakeOAuth) -> str:
+        code = original(self)
+        register_token(code)
+        return code
+
+    new_device_code._secret_guard = True  # type: ignore[attr-defined]
+    new_device_code.__doc__ = original.__doc__
+    FakeOAuth._new_device_code = new_device_code  # type: ignore[method-assign]
+
+    def restore() -> None:
+        FakeOAuth._new_device_code = original  # type: ignore[method-assign]
 
     config.add_cleanup(restore)
 

@@ -304,7 +304,7 @@ def test_whoami_uses_hf_token(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> 
 def test_whoami_not_logged_in(hub: FakeHub) -> None:
     result = run("whoami")
     assert result.exit_code == 1
-    assert "no Hugging Face token found" in result.stderr
+    assert "not logged in: run `hub-auth login`" in result.stderr
     assert "hub-auth login" in result.stderr
     assert hub.request_count == 0
 

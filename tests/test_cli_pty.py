@@ -27,6 +27,7 @@ OTHER = make_token("pty-charles")
 UNKNOWN = make_token("pty-nobody")
 TOKEN_PROMPT = r"Enter your Hugging Face token \(input is hidden\): "
 GIT_PROMPT = r"Add token as git credential\? \[y/N\]: "
+METHOD_PROMPT = r"Choice \[1\]: "
 
 
 @pytest.fixture
@@ -55,6 +56,13 @@ class Terminal:
     def hub_auth(cls, *args: str) -> Terminal:
         return cls("-m", "hub_auth.cli", *args)
 
+    def paste_token_login(self) -> None:
+        """Answer "Paste an access token" in the login menu and wait for the token prompt."""
+        self.child.expect("2. Paste an access token")
+        self.child.expect(METHOD_PROMPT)
+        self.child.sendline("2")
+        self.child.expect(TOKEN_PROMPT)
+
     def finish(self) -> int:
         self.child.expect(pexpect.EOF)
         self.child.close()
@@ -68,7 +76,7 @@ class Terminal:
 
 def test_login_prompt_hides_the_token(hub: FakeHub, store: TokenStore) -> None:
     term = Terminal.hub_auth("login", "--endpoint", hub.url)
-    term.child.expect(TOKEN_PROMPT)
+    term.paste_token_login()
     assert term.child.waitnoecho(timeout=5), "echo is still on at the token prompt"
     term.child.sendline(TOKEN)
     term.child.expect(GIT_PROMPT)
@@ -82,7 +90,7 @@ def test_login_prompt_hides_the_token(hub: FakeHub, store: TokenStore) -> None:
 
 def test_login_prompt_rejected_token(hub: FakeHub, store: TokenStore) -> None:
     term = Terminal.hub_auth("login", "--endpoint", hub.url)
-    term.child.expect(TOKEN_PROMPT)
+    term.paste_token_login()
     term.child.sendline(UNKNOWN)
     term.child.expect(GIT_PROMPT)
     term.child.sendline("n")
@@ -103,7 +111,7 @@ def test_login_keeps_a_valid_active_token_unless_forced(hub: FakeHub, store: Tok
     assert store.read_active().unwrap() == TOKEN
 
     term = Terminal.hub_auth("login", "--force", "--endpoint", hub.url)
-    term.child.expect(TOKEN_PROMPT)
+    term.paste_token_login()
     term.child.sendline(OTHER)
     term.child.expect(GIT_PROMPT)
     term.child.sendline("n")
@@ -120,7 +128,7 @@ def test_login_prompts_again_when_the_active_token_is_revoked(
     store.save("ada-workstation", TOKEN)
     hub.revoke(TOKEN)
     term = Terminal.hub_auth("login", "--endpoint", hub.url)
-    term.child.expect(TOKEN_PROMPT)
+    term.paste_token_login()
     term.child.sendline(OTHER)
     term.child.expect(GIT_PROMPT)
     term.child.sendline("n")
@@ -136,7 +144,7 @@ def test_login_answer_yes_stores_a_git_credential(
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     subprocess.run(["git", "config", "--global", "credential.helper", "store"], check=True)
     term = Terminal.hub_auth("login", "--endpoint", hub.url)
-    term.child.expect(TOKEN_PROMPT)
+    term.paste_token_login()
     term.child.sendline(TOKEN)
     term.child.expect(GIT_PROMPT)
     term.child.sendline("y")
@@ -153,7 +161,7 @@ def test_ctrl_c_at_the_prompt_restores_the_terminal(hub: FakeHub, store: TokenSt
     # not inherited, so Python still gets KeyboardInterrupt.)
     script = f'trap : INT; "{sys.executable}" -m hub_auth.cli login --endpoint {hub.url}; stty -a'
     term = Terminal("-c", script, program="/bin/sh")
-    term.child.expect(TOKEN_PROMPT)
+    term.paste_token_login()
     assert term.child.waitnoecho(timeout=5)
     term.child.sendintr()
     assert term.finish() == 0, term.text  # the status of stty

@@ -79,7 +79,7 @@ async def exchange(
 @pytest.fixture
 async def hub():
     async with FakeHub() as hub:
-        hub.oauth.sign_in_browser(ADA)
+        hub.oauth.browser_user = ADA
         yield hub
 
 

@@ -38,7 +38,7 @@ def no_space_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 async def hub():
     async with FakeHub() as hub:
-        hub.oauth.sign_in_browser(ADA)
+        hub.oauth.browser_user = ADA
         yield hub
 
 

@@ -27,8 +27,13 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 def _need_browser() -> None:
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
+    if importlib.util.find_spec("selenium") is None:
+        missing.append("selenium")
     if missing:
-        message = f"no headless browser: {missing} missing (apt install chromium chromium-driver)"
+        message = (
+            f"no headless browser: {missing} missing "
+            "(apt install chromium chromium-driver; pip install selenium)"
+        )
         if os.environ.get("HUB_AUTH_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from fastapi import FastAPI, Header
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from hub_auth import ErrorKind, HubAuth, HubAuthError, MemoryCache, Ok, TokenStore
+from hub_auth import DeviceCode, ErrorKind, HubAuth, HubAuthError, MemoryCache, Ok, TokenStore
 from hub_auth import sync as hf_auth
 from hub_auth._sync import HubAuthSync
 from hub_auth._sync_support import LoopRunningError
@@ -289,6 +290,18 @@ GUARDED_CALLS: dict[str, Callable[[HubAuthSync, str], object]] = {
     "logout": lambda auth, token: auth.logout(),
     "list_tokens": lambda auth, token: auth.list_tokens(),
     "switch_token": lambda auth, token: auth.switch_token("stored"),
+    "exchange_oidc_token": lambda auth, token: auth.exchange_oidc_token("ada/model"),
+    "start_device_login": lambda auth, token: auth.start_device_login(),
+    "complete_device_login": lambda auth, token: auth.complete_device_login(
+        DeviceCode(
+            user_code="ABCD-EFGH",
+            verification_uri="http://127.0.0.1:9/oauth/device",
+            verification_uri_complete="http://127.0.0.1:9/oauth/device?user_code=ABCD-EFGH",
+            expires_at=datetime.now(UTC),
+            interval=5,
+            device_code=SecretStr("device-code-never-sent"),
+        )
+    ),
 }
 
 

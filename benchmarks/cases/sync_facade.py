@@ -1,29 +1,45 @@
 """Case 3: what one ``HubAuthSync`` call costs next to the same call awaited on ``HubAuth``.
 
-Each facade call runs the coroutine in a new event loop (``anyio.run``) on a fork of the
-client with a session of its own, closed before the call returns: a new loop, a new aiohttp
-session and a new TCP connection every time. The async side is one long-lived ``HubAuth``
-reusing a keep-alive connection. huggingface_hub's blocking ``HfApi.whoami`` (one shared
-keep-alive client) is shown too: it is what a sync script would use otherwise.
+``HubAuthSync`` runs every call on one event loop of its own (an anyio blocking portal in a
+daemon thread) and one long-lived ``HubAuth``, so its connection is kept alive between calls
+like the awaited side's: one long-lived ``HubAuth`` awaited in this thread's loop. Each facade
+call adds the hop to the loop thread and back. huggingface_hub's blocking ``HfApi.whoami``
+(one shared keep-alive client) is what a sync script would use otherwise. For comparison,
+the facade as it was before (a new event loop, ``HubAuth``, session and connection for each
+call) is emulated here: ``anyio.run`` of ``async with HubAuth(...)`` and one ``whoami``.
+Targets (issue 10): the facade at most 1.5 times the awaited call and 0.8 times
+huggingface_hub. The TLS rows repeat the case against FakeHub serving https on loopback (see
+``benchmarks/_tls.py``): kept alive, a connection pays the TLS handshake once; the old facade
+paid it on every call. Client CPU is this process's, all its threads (the facade's loop
+thread included); FakeHub runs in another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import sys
+
+import anyio
 
 from benchmarks._common import (
     BenchContext,
     Row,
+    Sample,
+    Stopwatch,
+    cpus,
     interleaved,
     pairwise_ratio,
     ratio_row,
     skipped,
     timing_row,
+    walls,
 )
 
 CASE = "3 sync facade"
 _WARMUP = 5
+# The targets of issue 10, checked on the plain-http rows.
+FACADE_VS_AWAIT = 1.5
+FACADE_VS_HF = 0.8
 
 
 def run(ctx: BenchContext) -> list[Row]:
@@ -41,19 +57,31 @@ def run(ctx: BenchContext) -> list[Row]:
     api = HfApi(endpoint=ctx.hub_url)
     facade = HubAuthSync(endpoint=ctx.hub_url)
 
-    def sync_batch(n: int) -> float:
-        start = time.perf_counter()
+    def sync_batch(n: int) -> Sample:
+        watch = Stopwatch()
         for _ in range(n):
             result = facade.whoami(token)
             if not isinstance(result, Ok):
                 raise RuntimeError(f"HubAuthSync whoami failed: {result}")
-        return time.perf_counter() - start
+        return watch.stop()
 
-    def hf_batch(n: int) -> float:
-        start = time.perf_counter()
+    def hf_batch(n: int) -> Sample:
+        watch = Stopwatch()
         for _ in range(n):
             api.whoami(token=token)
-        return time.perf_counter() - start
+        return watch.stop()
+
+    async def old_facade_call() -> None:
+        async with HubAuth(endpoint=ctx.hub_url) as fresh:
+            result = await fresh.whoami(token)
+        if not isinstance(result, Ok):
+            raise RuntimeError(f"old-facade whoami failed: {result}")
+
+    def old_batch(n: int) -> Sample:
+        watch = Stopwatch()
+        for _ in range(n):
+            anyio.run(old_facade_call)
+        return watch.stop()
 
     with asyncio.Runner() as runner:
 
@@ -62,24 +90,26 @@ def run(ctx: BenchContext) -> list[Row]:
 
         auth = runner.run(make())
 
-        async def async_batch(n: int) -> float:
-            start = time.perf_counter()
+        async def async_batch(n: int) -> Sample:
+            watch = Stopwatch()
             for _ in range(n):
                 result = await auth.whoami(token)
                 if not isinstance(result, Ok):
                     raise RuntimeError(f"hub_auth whoami failed: {result}")
-            return time.perf_counter() - start
+            return watch.stop()
 
         try:
             runner.run(async_batch(_WARMUP))
             sync_batch(_WARMUP)
             hf_batch(_WARMUP)
-            timings = interleaved(
+            old_batch(_WARMUP)
+            samples = interleaved(
                 ctx.sizes.reps,
                 {
                     "async": lambda: runner.run(async_batch(calls)),
                     "sync": lambda: sync_batch(calls),
                     "hf": lambda: hf_batch(calls),
+                    "old": lambda: old_batch(calls),
                 },
             )
         finally:
@@ -87,13 +117,18 @@ def run(ctx: BenchContext) -> list[Row]:
             facade.close()
 
     per_call = 1e6 / calls
+    timings = {name: walls(values) for name, values in samples.items()}
+    cpu = {name: cpus(values) for name, values in samples.items()}
+    # The targets are issue 10's, stated for plain http; the TLS rows are shown beside them.
+    vs_await = None if ctx.tls else FACADE_VS_AWAIT
+    vs_hf = None if ctx.tls else FACADE_VS_HF
     return [
         timing_row(
             CASE, "await HubAuth.whoami (long-lived client)", timings["async"], per_call, "µs/call"
         ),
         timing_row(
             CASE,
-            "HubAuthSync.whoami (new loop + connection per call)",
+            "HubAuthSync.whoami (one loop thread, keep-alive)",
             timings["sync"],
             per_call,
             "µs/call",
@@ -105,10 +140,51 @@ def run(ctx: BenchContext) -> list[Row]:
             per_call,
             "µs/call",
         ),
-        ratio_row(
-            CASE, "HubAuthSync ÷ await HubAuth", pairwise_ratio(timings["sync"], timings["async"])
+        timing_row(
+            CASE,
+            "old facade, emulated: anyio.run + new HubAuth (connection) per call",
+            timings["old"],
+            per_call,
+            "µs/call",
         ),
         ratio_row(
-            CASE, "HubAuthSync ÷ huggingface_hub", pairwise_ratio(timings["sync"], timings["hf"])
+            CASE,
+            "HubAuthSync ÷ await HubAuth",
+            pairwise_ratio(timings["sync"], timings["async"]),
+            at_most=vs_await,
         ),
+        ratio_row(
+            CASE,
+            "HubAuthSync ÷ huggingface_hub",
+            pairwise_ratio(timings["sync"], timings["hf"]),
+            at_most=vs_hf,
+        ),
+        ratio_row(
+            CASE,
+            "old facade ÷ HubAuthSync (what keep-alive saves)",
+            pairwise_ratio(timings["old"], timings["sync"]),
+        ),
+        timing_row(CASE, "client CPU: await HubAuth", cpu["async"], per_call, "µs/call"),
+        timing_row(CASE, "client CPU: HubAuthSync", cpu["sync"], per_call, "µs/call"),
+        timing_row(CASE, "client CPU: huggingface_hub", cpu["hf"], per_call, "µs/call"),
+        ratio_row(
+            CASE,
+            "client CPU: HubAuthSync ÷ await HubAuth",
+            pairwise_ratio(cpu["sync"], cpu["async"]),
+        ),
+        ratio_row(
+            CASE,
+            "client CPU: HubAuthSync ÷ huggingface_hub",
+            pairwise_ratio(cpu["sync"], cpu["hf"]),
+        ),
+        *_tls_rows(ctx),
     ]
+
+
+def _tls_rows(ctx: BenchContext) -> list[Row]:
+    """The same rows over https, measured in a child process (none in that child itself)."""
+    if ctx.tls:
+        return []
+    from benchmarks._tls import tls_variant
+
+    return tls_variant(sys.modules[__name__], ctx)

@@ -1,0 +1,71 @@
+"""`hub-auth whoami` tells a person at the terminal what to do, for the situation they are in.
+
+A rejected HF_TOKEN cannot be fixed by `hub-auth login` (the variable overrides the file); a
+rejected stored login can; with no token at all the advice is CLI advice, not library advice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from hub_auth._store import TokenStore
+from hub_auth.cli import main
+from hub_auth.testing import FakeHub, make_token
+
+
+@pytest.fixture
+def hub(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
+    return fake_hub
+
+
+def whoami() -> Result:
+    result = CliRunner().invoke(main, ["whoami"])
+    assert "Traceback" not in result.output
+    assert result.exit_code == 1
+    return result
+
+
+def test_a_rejected_hf_token_says_to_fix_or_unset_it(
+    hub: FakeHub, hf_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A valid stored login exists: HF_TOKEN is what breaks it, and login would not help.
+    TokenStore(hf_home / "token").save("laptop", hub.add_token(name="ada")).unwrap()
+    monkeypatch.setenv("HF_TOKEN", make_token())
+
+    output = whoami().output
+
+    assert "The token in HF_TOKEN was rejected: fix it, or unset HF_TOKEN" in output
+    assert "hub-auth login" not in output
+
+
+def test_a_rejected_stored_token_says_to_log_in_again(hub: FakeHub, hf_home: Path) -> None:
+    stale = hub.add_token(name="ada")
+    TokenStore(hf_home / "token").save("laptop", stale).unwrap()
+    hub.revoke(stale)
+
+    output = whoami().output
+
+    assert "was rejected: run `hub-auth login`" in output
+    assert str(hf_home / "token") in output
+
+
+def test_no_token_gets_cli_advice_not_library_advice(hub: FakeHub) -> None:
+    output = whoami().output
+
+    assert "not logged in: run `hub-auth login`, or set HF_TOKEN" in output
+    assert "set_token" not in output and "token=" not in output
+    assert hub.request_count == 0
+
+
+def test_other_failures_are_reported_as_they_are(hub: FakeHub, hf_home: Path) -> None:
+    TokenStore(hf_home / "token").save("laptop", hub.add_token(name="ada")).unwrap()
+    hub.fail_next(503, count=10)
+
+    output = whoami().output
+
+    assert "503" in output or "server" in output.lower()
+    assert "hub-auth login" not in output
