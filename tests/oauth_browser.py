@@ -8,7 +8,7 @@ import re
 from typing import Annotated, Any
 
 import httpx
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 
 from hub_auth.fastapi import HubOAuth, OAuthInfo
 from hub_auth.testing import FakeHub
@@ -41,6 +41,12 @@ def make_app(oauth: HubOAuth, seen: list[OAuthInfo] | None = None) -> FastAPI:
             "expires_at": info.expires_at.timestamp(),
             "token": info.access_token.get_secret_value(),  # the test checks it works
         }
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket, info: Annotated[OAuthInfo, Depends(oauth.user)]) -> None:
+        await websocket.accept()
+        await websocket.send_text(info.user.username)
+        await websocket.close()
 
     return app
 

@@ -7,7 +7,9 @@ import socket
 import httpx
 import pytest
 from aiohttp import web
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from starlette.websockets import WebSocketDisconnect
 
 from hub_auth.fastapi import HubBearer, HubOAuth, MemorySessionStore, OAuthInfo
 from hub_auth.fastapi._oauth import safe_next
@@ -338,3 +340,18 @@ async def test_endpoints_off_the_providers_origin_are_refused() -> None:
         assert "not on its own origin" in response.text
     finally:
         await runner.cleanup()
+
+
+async def test_websocket_routes_take_the_same_dependency(hub: FakeHub) -> None:
+    app = make_app(make_oauth(hub))  # its /ws route depends on oauth.user
+    async with Browser(app, hub) as browser:
+        await browser.sign_in()
+        cookie = browser.cookie()
+    assert cookie is not None
+    with TestClient(app, base_url=APP) as client:
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws"):
+            pass
+        assert refused.value.code == 1008
+        client.cookies.set("hub_oauth_session", cookie)
+        with client.websocket_connect("/ws") as websocket:
+            assert websocket.receive_text() == "ada-lovelace"

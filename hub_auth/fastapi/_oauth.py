@@ -32,11 +32,11 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, WebSocketException
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -146,6 +146,15 @@ class _Refused(Exception):
 
 class _Unavailable(Exception):
     """The provider could not be reached or answered nonsense (try again later)."""
+
+
+def _deny(connection: HTTPConnection, status: int, detail: str) -> NoReturn:
+    """Refuse a request (an HTTP status) or a WebSocket handshake (a close code, as
+    ``HubBearer``: 1008 for 401/403, 1013 for 503)."""
+    if connection.scope["type"] == "websocket":
+        raise WebSocketException(code=1013 if status == 503 else 1008, reason=detail)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    raise HTTPException(status, detail, headers)
 
 
 def safe_next(value: str | None, default: str = "/") -> str:
@@ -438,7 +447,7 @@ class HubOAuth:
         """The signed-in user; 401 when nobody is (``Depends(oauth.user)``)."""
         info = await self.optional_user(connection)
         if info is None:
-            raise HTTPException(401, "Sign in with Hugging Face first")
+            _deny(connection, 401, "Sign in with Hugging Face first")
         return info
 
     async def optional_user(self, connection: HTTPConnection) -> OAuthInfo | None:
@@ -451,7 +460,10 @@ class HubOAuth:
         if session is None:
             return None
         if session.expires_at - self.refresh_margin <= time.time():
-            session = await self._refreshed(key)
+            try:
+                session = await self._refreshed(key)
+            except _Unavailable:
+                _deny(connection, 503, "Hugging Face could not be reached; try again soon")
             if session is None:
                 return None
         info = OAuthInfo(
@@ -461,7 +473,7 @@ class HubOAuth:
             scopes=session.scopes,
         )
         if self.require_orgs and not self.require_orgs & {org.username for org in info.user.orgs}:
-            raise HTTPException(403, "You are not a member of an organisation this app requires")
+            _deny(connection, 403, "You are not a member of an organisation this app requires")
         return info
 
     def login_error(self, connection: HTTPConnection) -> str | None:
@@ -518,9 +530,7 @@ class HubOAuth:
                 logger.warning("Sign in with Hugging Face: could not refresh (%s)", exc)
                 if session.expires_at > time.time():
                     return session
-                raise HTTPException(
-                    503, "Hugging Face could not be reached; try again soon", {"Retry-After": "5"}
-                ) from None
+                raise  # never an expired token: the caller answers 503
             session = session.model_copy(
                 update={
                     "access_token": SecretStr(str(tokens["access_token"])),
