@@ -55,7 +55,10 @@ def create_app(oauth: HubOAuth) -> FastAPI:
         if info is None:
             error = oauth.login_error(request)
             body = (f'<p class="error" id="error">{escape(error)}</p>' if error else "") + (
-                '<p><a class="button" id="signin" href="/oauth/huggingface/login?next=/">'
+                # target=_top: on a Space the page is in an iframe, and the Hub's consent
+                # page cannot be shown inside one.
+                '<p><a class="button" id="signin" target="_top"'
+                ' href="/oauth/huggingface/login?next=/">'
                 "Sign in with Hugging Face</a></p>"
             )
         else:

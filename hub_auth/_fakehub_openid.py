@@ -537,5 +537,10 @@ button{{font-size:1rem;padding:.5rem 1.5rem;margin-right:1rem}}</style></head>
         text=body,
         content_type="text/html",
         charset="utf-8",
-        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
+        headers={
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",  # as the Hub: no consent inside someone's iframe
+            # No form-action: browsers apply it to the redirect back to the app too.
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
     )

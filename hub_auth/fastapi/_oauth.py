@@ -189,7 +189,8 @@ def _failure(status: int, message: str) -> HTMLResponse:
     body = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Sign-in failed</title></head>"
         f"<body><h1>Sign-in failed</h1><p>{escape(message)}</p>"
-        f"<p><a href='{LOGIN_PATH}'>Sign in again</a></p></body></html>"
+        # target=_top: inside a Space's iframe the sign-in must run in the top window.
+        f"<p><a href='{LOGIN_PATH}' target='_top'>Sign in again</a></p></body></html>"
     )
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
