@@ -24,11 +24,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from hub_auth._fakehub_openid import FakeOpenIDProvider, OAuthApp
     from hub_auth.testing import FakeHub, FakeUser
 
 __all__ = [
@@ -47,6 +49,7 @@ ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 GITHUB_ID_TOKEN_PATH = "/_fakehub/github/id-token"
 """FakeHub's stand-in for GitHub Actions' ``ACTIONS_ID_TOKEN_REQUEST_URL``."""
+AUTHORIZATION_CODE_GRANT = "authorization_code"  # "Sign in with HF": _fakehub_openid.py
 
 _JSON_TYPE = "application/json; charset=utf-8"
 _ALPHABET = string.ascii_letters + string.digits
@@ -112,6 +115,7 @@ class FakeOAuth:
         self._user_codes: dict[str, str] = {}
         self._slow_downs = 0
         self._poll_failures: list[list[int]] = []  # [status, remaining count]
+        self._openid: FakeOpenIDProvider | None = None  # "Sign in with HF", made on first use
 
     # -- routes --------------------------------------------------------------------------
 
@@ -122,6 +126,9 @@ class FakeOAuth:
         router.add_post("/oauth/device", self._device_authorization)
         router.add_get("/oauth/device", self._device_page)
         router.add_post("/oauth/device/confirm", self._device_confirm)
+        from hub_auth._fakehub_openid import add_openid_routes
+
+        add_openid_routes(router, lambda: self.openid)
 
     # -- what tests read -----------------------------------------------------------------
 
@@ -303,6 +310,11 @@ class FakeOAuth:
             REFRESH_TOKEN_GRANT: self._refresh_token_grant,
             TOKEN_EXCHANGE_GRANT: self._token_exchange_grant,
         }
+        if grant_type == AUTHORIZATION_CODE_GRANT:
+            grants[grant_type] = partial(
+                self.openid.authorization_code_grant,
+                authorization=request.headers.get("Authorization"),
+            )
         grant = grants.get(grant_type)
         if grant is None:
             return oauth_error(400, "unsupported_grant_type", f"unknown grant {grant_type!r}")
@@ -591,6 +603,22 @@ class FakeOAuth:
                 "issued_token_type": ACCESS_TOKEN_TYPE,
             }
         )
+
+    # -- "Sign in with Hugging Face" (web apps): hub_auth/_fakehub_openid.py ---------------
+
+    @property
+    def openid(self) -> FakeOpenIDProvider:
+        """The OpenID provider side (discovery, consent page, code grant, userinfo, JWKS)."""
+        from hub_auth._fakehub_openid import FakeOpenIDProvider  # joserfc: imported on use
+
+        with self._lock:
+            if self._openid is None:
+                self._openid = FakeOpenIDProvider(self, self._hub)
+            return self._openid
+
+    def register_app(self, client_id: str | None = None, **fields: Any) -> OAuthApp:
+        """Register an OAuth app (``FakeOpenIDProvider.register_app``)."""
+        return self.openid.register_app(client_id, **fields)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """FastAPI dependencies: who is calling, from their Hugging Face token (``hub_auth[fastapi]``).
 
+Two ways in: ``HubBearer`` for API clients that send a token (below), and ``HubOAuth`` for
+people in a browser ("Sign in with Hugging Face": ``hub_auth/fastapi/_oauth.py``, with its
+session stores in ``hub_auth/fastapi/_sessions.py``).
+
 ``HubBearer`` reads ``Authorization: Bearer <token>``, asks the Hub who the token belongs to
 through a shared ``HubAuth`` (with a cache: the Hub rate-limits whoami per IP) and returns the
 caller's ``UserInfo``. Create the ``HubAuth`` in the app's lifespan, so its aiohttp session lives
@@ -81,8 +85,21 @@ from hub_auth._client import HubAuth
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._models import UserInfo
 from hub_auth._result import Err, Ok
+from hub_auth.fastapi._oauth import HubOAuth, OAuthInfo, OAuthOrgInfo, OAuthUserInfo
+from hub_auth.fastapi._sessions import MemorySessionStore, RedisSessionStore, SessionStore
 
-__all__ = ["DEFAULT_RETRY_AFTER", "ROLE_ORDER", "HubBearer"]
+__all__ = [
+    "DEFAULT_RETRY_AFTER",
+    "ROLE_ORDER",
+    "HubBearer",
+    "HubOAuth",
+    "MemorySessionStore",
+    "OAuthInfo",
+    "OAuthOrgInfo",
+    "OAuthUserInfo",
+    "RedisSessionStore",
+    "SessionStore",
+]
 
 logger = logging.getLogger("hub_auth")
 

@@ -1,0 +1,695 @@
+"""``HubOAuth``: "Sign in with Hugging Face" for FastAPI apps, on Spaces and elsewhere.
+
+The flow is OpenID Connect's authorization code flow with PKCE (S256), ``state`` and ``nonce``:
+
+1. ``GET /oauth/huggingface/login?next=/page`` keeps a pending login server-side (state,
+   nonce, PKCE verifier, where to go next) under a random id the browser gets in a cookie,
+   and redirects to the provider's consent page;
+2. ``GET /oauth/huggingface/callback`` takes that pending login (single use), checks
+   ``state``, exchanges the code (HTTP Basic for confidential apps, PKCE always), verifies the
+   id_token with joserfc against the provider's JWKS (RS256; ``iss``, ``aud``, ``exp``,
+   ``nonce``), reads ``/oauth/userinfo`` and starts a session under a new random id;
+3. ``Depends(oauth.user)`` loads the session, refreshes the access token shortly before it
+   expires (once per session, however many requests arrive together) and returns
+   ``OAuthInfo``; a refresh the provider refuses ends the session;
+4. ``GET /oauth/huggingface/logout?next=/`` deletes the session.
+
+The browser only ever holds random session ids (HttpOnly cookies); tokens stay in the
+``SessionStore``, under the SHA-256 of the id. Facts: ``shared/reference/OAUTH_FACTS.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, NoReturn
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+from fastapi import APIRouter, HTTPException, WebSocketException
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from hub_auth._settings import normalize_endpoint
+from hub_auth.fastapi._sessions import MemorySessionStore, SessionStore
+
+__all__ = [
+    "CALLBACK_PATH",
+    "LOGIN_PATH",
+    "LOGOUT_PATH",
+    "HubOAuth",
+    "OAuthInfo",
+    "OAuthOrgInfo",
+    "OAuthUserInfo",
+]
+
+logger = logging.getLogger("hub_auth")
+
+LOGIN_PATH = "/oauth/huggingface/login"
+CALLBACK_PATH = "/oauth/huggingface/callback"
+LOGOUT_PATH = "/oauth/huggingface/logout"
+ERROR_PARAMETER = "hub_oauth_error"
+"""Query parameter added to ``next`` when a sign-in did not complete (see ``login_error``)."""
+
+_DEFAULT_PROVIDER = "https://huggingface.co"
+_LOGIN_LIFETIME = 600.0
+_METADATA_LIFETIME = 3600.0
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
+_ERROR_MESSAGES = {
+    "access_denied": "Sign-in with Hugging Face was cancelled: access was not granted.",
+    "failed": "Sign-in with Hugging Face did not complete. Please try again.",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+
+class OAuthOrgInfo(_Model):
+    """An organisation the signed-in user belongs to (scope ``read-memberships``)."""
+
+    sub: str
+    """The organisation's id (what ``orgIds`` takes)."""
+    username: str = Field(alias="preferred_username")
+    name: str | None = None
+    picture: str | None = None
+    can_pay: bool | None = Field(default=None, alias="canPay")
+    role_in_org: str | None = Field(default=None, alias="roleInOrg")
+    plan: str | None = None
+    security_restrictions: tuple[str, ...] = Field(default=(), alias="securityRestrictions")
+
+
+class OAuthUserInfo(_Model):
+    """Who signed in, from the provider's ``/oauth/userinfo``."""
+
+    sub: str
+    username: str = Field(alias="preferred_username")
+    name: str | None = None
+    picture: str | None = None
+    profile: str | None = None
+    website: str | None = None
+    email: str | None = None
+    email_verified: bool | None = None
+    is_pro: bool = Field(default=False, alias="isPro")
+    can_pay: bool | None = Field(default=None, alias="canPay")
+    orgs: tuple[OAuthOrgInfo, ...] = ()
+
+
+class OAuthInfo(_Model):
+    """The signed-in user and an access token to call the Hub as them (``HubAuth(token=...)``)."""
+
+    user: OAuthUserInfo
+    access_token: SecretStr
+    expires_at: datetime
+    scopes: tuple[str, ...]
+
+
+class _Stored(BaseModel):
+    """What the session store holds: secrets are SecretStr in memory, plain in the JSON."""
+
+    @field_serializer("*", when_used="json")
+    def _reveal(self, value: Any) -> Any:
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+class _Pending(_Stored):
+    state: str
+    nonce: str
+    verifier: SecretStr
+    next: str
+
+
+class _Session(_Stored):
+    userinfo: dict[str, Any]
+    access_token: SecretStr
+    refresh_token: SecretStr | None
+    expires_at: float
+    scopes: tuple[str, ...]
+    ends_at: float
+    """When the session ends, whatever the refreshes (``session_lifetime`` after sign-in)."""
+
+
+class _Refused(Exception):
+    """The provider refused (4xx): the session or the code is no good."""
+
+
+class _Unavailable(Exception):
+    """The provider could not be reached or answered nonsense (try again later)."""
+
+
+def _deny(connection: HTTPConnection, status: int, detail: str) -> NoReturn:
+    """Refuse a request (an HTTP status) or a WebSocket handshake (a close code, as
+    ``HubBearer``: 1008 for 401/403, 1013 for 503)."""
+    if connection.scope["type"] == "websocket":
+        raise WebSocketException(code=1013 if status == 503 else 1008, reason=detail)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    raise HTTPException(status, detail, headers)
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """``value`` if it is a same-origin relative path (``/...``), else ``default``."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return default
+    if any(ord(char) < 0x20 or char == "\\" for char in value):
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return default
+    return value
+
+
+def _key(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _pkce_challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _with_query(path: str, **params: str) -> str:
+    separator = "&" if urlsplit(path).query else "?"
+    return f"{path}{separator}{urlencode(params)}"
+
+
+def _failure(status: int, message: str) -> HTMLResponse:
+    from html import escape
+
+    body = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sign-in failed</title></head>"
+        f"<body><h1>Sign-in failed</h1><p>{escape(message)}</p>"
+        # target=_top: inside a Space's iframe the sign-in must run in the top window.
+        f"<p><a href='{LOGIN_PATH}' target='_top'>Sign in again</a></p></body></html>"
+    )
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+class HubOAuth:
+    """Sign in with Hugging Face: routes, dependencies and server-side sessions.
+
+    On a Space with ``hf_oauth: true`` in its README, every argument has a default from the
+    variables the Space injects::
+
+        from typing import Annotated
+        from fastapi import Depends, FastAPI
+        from hub_auth.fastapi import HubOAuth, OAuthInfo
+
+        oauth = HubOAuth()  # OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SCOPES, ...
+        app = FastAPI()
+        app.include_router(oauth.router)  # /oauth/huggingface/login, /callback, /logout
+
+        @app.get("/me")
+        async def me(info: Annotated[OAuthInfo, Depends(oauth.user)]) -> dict[str, str]:
+            return {"username": info.user.username}
+
+    Elsewhere, register an OAuth app on the Hub (settings → Connected apps) with the redirect
+    URI ``https://YOUR-HOST/oauth/huggingface/callback`` and pass ``client_id`` (and
+    ``client_secret`` for a confidential app; without one, PKCE alone protects the code).
+
+    Args:
+        client_id: The OAuth app's client id (default ``OAUTH_CLIENT_ID``). Required.
+        client_secret: Its secret (default ``OAUTH_CLIENT_SECRET``); ``None``: a public app.
+        scopes: Scopes to ask for (default ``OAUTH_SCOPES``, else ``openid profile``);
+            ``openid`` is always asked for.
+        provider_url: The OpenID provider (default ``OPENID_PROVIDER_URL``, else
+            ``HF_ENDPOINT``, else ``https://huggingface.co``).
+        redirect_url: The callback URL the provider redirects to (default
+            ``https://SPACE_HOST/oauth/huggingface/callback`` on a Space, else the callback
+            route on the URL the request came to).
+        session_store: Where sessions live (default: a ``MemorySessionStore``; use a
+            ``RedisSessionStore`` when several replicas serve the app).
+        session_lifetime: Seconds a session lives after sign-in (default 7 days); the
+            access token is refreshed meanwhile.
+        refresh_margin: Refresh the access token when it has less than this many seconds
+            left (default 300).
+        require_orgs: Organisation names; ``oauth.user`` answers 403 unless the user is in
+            at least one of them (ask for the ``read-memberships`` scope).
+        org_id: An organisation id passed to the provider as ``orgIds`` (the user must be in
+            it to sign in at all).
+        same_site: ``"lax"``, or ``"none"`` (with Secure) for an app shown in an iframe;
+            default ``"none"`` on a Space (its page embeds the app), else ``"lax"``.
+        cookie_name: Name of the session cookie.
+        timeout: Seconds one request to the provider may take.
+    """
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scopes: str | Sequence[str] | None = None,
+        provider_url: str | None = None,
+        *,
+        redirect_url: str | None = None,
+        session_store: SessionStore | None = None,
+        session_lifetime: float = 7 * 86400.0,
+        refresh_margin: float = 300.0,
+        require_orgs: Sequence[str] | None = None,
+        org_id: str | None = None,
+        same_site: Literal["lax", "none"] | None = None,
+        cookie_name: str = "hub_oauth_session",
+        timeout: float = 10.0,
+    ) -> None:
+        client_id = client_id or os.environ.get("OAUTH_CLIENT_ID") or None
+        if not client_id:
+            raise ValueError(
+                "HubOAuth needs an OAuth client id: pass client_id=... (register an app in "
+                "your Hugging Face settings, Connected apps) or, on a Space, add "
+                "'hf_oauth: true' to its README so that OAUTH_CLIENT_ID is set"
+            )
+        if session_lifetime <= 0 or refresh_margin < 0 or timeout <= 0:
+            raise ValueError("session_lifetime and timeout must be > 0, refresh_margin >= 0")
+        secret = (
+            client_secret if client_secret is not None else os.environ.get("OAUTH_CLIENT_SECRET")
+        )
+        if scopes is None:
+            scopes = os.environ.get("OAUTH_SCOPES") or "openid profile"
+        scope_list = scopes.split() if isinstance(scopes, str) else list(scopes)
+        space_host = (os.environ.get("SPACE_HOST") or "").split(",")[0].strip()
+        provider = (
+            provider_url
+            or os.environ.get("OPENID_PROVIDER_URL")
+            or os.environ.get("HF_ENDPOINT")
+            or _DEFAULT_PROVIDER
+        )
+        self.client_id = client_id
+        self._client_secret = SecretStr(secret) if secret else None
+        self.scopes: tuple[str, ...] = tuple(dict.fromkeys(["openid", *scope_list]))
+        self.provider_url = normalize_endpoint(provider, "provider_url")
+        if redirect_url is None and space_host:
+            redirect_url = f"https://{space_host}{CALLBACK_PATH}"
+        self.redirect_url = redirect_url
+        self.session_store: SessionStore = (
+            session_store if session_store is not None else MemorySessionStore()
+        )
+        self.session_lifetime = session_lifetime
+        self.refresh_margin = refresh_margin
+        self.require_orgs = frozenset(require_orgs or ())
+        self.org_id = org_id
+        self._in_space = bool(space_host)
+        self.same_site: Literal["lax", "none"] = same_site or ("none" if space_host else "lax")
+        self.cookie_name = cookie_name
+        self._login_cookie = f"{cookie_name}_login"
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._metadata: tuple[float, dict[str, Any]] | None = None
+        self._jwks: dict[str, Any] | None = None
+        self._refresh_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        self.router = APIRouter()
+        self.router.add_api_route(LOGIN_PATH, self.login, methods=["GET"], include_in_schema=False)
+        self.router.add_api_route(
+            CALLBACK_PATH, self.callback, methods=["GET"], include_in_schema=False
+        )
+        self.router.add_api_route(
+            LOGOUT_PATH, self.logout, methods=["GET"], include_in_schema=False
+        )
+
+    def __repr__(self) -> str:
+        kind = "confidential" if self._client_secret else "public"
+        return f"<HubOAuth client_id={self.client_id!r} {kind} provider={self.provider_url!r}>"
+
+    # -- routes ------------------------------------------------------------------------------
+
+    async def login(self, request: Request, next: str | None = None) -> Response:
+        """Start a sign-in: remember it server-side and send the browser to the consent page."""
+        try:
+            metadata = await self._provider_metadata()
+        except _Unavailable as exc:
+            return _failure(503, f"Hugging Face could not be reached ({exc}). Try again soon.")
+        pending = _Pending(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            verifier=SecretStr(secrets.token_urlsafe(48)),
+            next=safe_next(next),
+        )
+        login_id = secrets.token_urlsafe(32)
+        await self.session_store.save(_key(login_id), pending.model_dump_json(), _LOGIN_LIFETIME)
+        params = {
+            "client_id": self.client_id,
+            "redirect_uri": self._redirect_uri(request),
+            "response_type": "code",
+            "scope": " ".join(self.scopes),
+            "state": pending.state,
+            "nonce": pending.nonce,
+            "code_challenge": _pkce_challenge(pending.verifier.get_secret_value()),
+            "code_challenge_method": "S256",
+        }
+        if self.org_id is not None:
+            params["orgIds"] = self.org_id
+        response = RedirectResponse(
+            f"{metadata['authorization_endpoint']}?{urlencode(params)}", status_code=302
+        )
+        self._set_cookie(request, response, self._login_cookie, login_id, _LOGIN_LIFETIME)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def callback(self, request: Request) -> Response:
+        """The provider's answer: finish the sign-in, or go back to the app with a message."""
+        login_id = request.cookies.get(self._login_cookie)
+        pending = None
+        if login_id:
+            raw = await self.session_store.load(_key(login_id))
+            await self.session_store.delete(_key(login_id))  # single use, whatever happens
+            if raw is not None:
+                try:
+                    pending = _Pending.model_validate_json(raw)
+                except ValidationError:
+                    pending = None
+        response = self._callback_failure(request, pending)
+        if response is None:
+            assert pending is not None
+            response = await self._finish(request, pending)
+        response.delete_cookie(self._login_cookie, path="/")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _callback_failure(self, request: Request, pending: _Pending | None) -> Response | None:
+        query = request.query_params
+        if pending is None:
+            return _failure(400, "This sign-in link has expired or was already used.")
+        if not hmac.compare_digest(query.get("state", "").encode(), pending.state.encode()):
+            return _failure(
+                400, "The sign-in answer does not match the sign-in this browser began."
+            )
+        error = query.get("error")
+        if error is not None:
+            code = "access_denied" if error == "access_denied" else "failed"
+            logger.info("Sign in with Hugging Face: the provider answered %s", code)
+            return RedirectResponse(
+                _with_query(pending.next, **{ERROR_PARAMETER: code}), status_code=302
+            )
+        if not query.get("code"):
+            return _failure(400, "The sign-in answer has no authorization code.")
+        return None
+
+    async def _finish(self, request: Request, pending: _Pending) -> Response:
+        try:
+            metadata = await self._provider_metadata()
+            tokens = await self._token_request(
+                metadata,
+                {
+                    "grant_type": "authorization_code",
+                    "code": request.query_params["code"],
+                    "redirect_uri": self._redirect_uri(request),
+                    "code_verifier": pending.verifier.get_secret_value(),
+                },
+            )
+            await self._verify_id_token(metadata, tokens.get("id_token"), pending.nonce)
+            userinfo = await self._userinfo(metadata, str(tokens["access_token"]))
+        except _Refused as exc:
+            logger.warning("Sign in with Hugging Face refused: %s", exc)
+            return _failure(400, f"Hugging Face refused the sign-in: {exc}.")
+        except _Unavailable as exc:
+            logger.warning("Sign in with Hugging Face failed: %s", exc)
+            return _failure(503, f"Hugging Face could not be reached ({exc}). Try again soon.")
+        session = _Session(
+            userinfo=userinfo,
+            access_token=SecretStr(str(tokens["access_token"])),
+            refresh_token=_optional_secret(tokens.get("refresh_token")),
+            expires_at=time.time() + _expires_in(tokens),
+            scopes=tuple(str(tokens.get("scope") or " ".join(self.scopes)).split()),
+            ends_at=time.time() + self.session_lifetime,
+        )
+        previous = request.cookies.get(self.cookie_name)
+        if previous:  # signing in again replaces the old session, server-side too
+            await self.session_store.delete(_key(previous))
+        session_id = secrets.token_urlsafe(32)  # a new id: no session fixation
+        await self.session_store.save(
+            _key(session_id), session.model_dump_json(), self.session_lifetime
+        )
+        response = RedirectResponse(pending.next, status_code=302)
+        self._set_cookie(request, response, self.cookie_name, session_id, self.session_lifetime)
+        return response
+
+    async def logout(self, request: Request, next: str | None = None) -> Response:
+        """End the session (server-side too) and go to ``next``."""
+        session_id = request.cookies.get(self.cookie_name)
+        if session_id:
+            await self.session_store.delete(_key(session_id))
+        response = RedirectResponse(safe_next(next), status_code=302)
+        response.delete_cookie(self.cookie_name, path="/")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    # -- dependencies --------------------------------------------------------------------------
+
+    async def user(self, connection: HTTPConnection) -> OAuthInfo:
+        """The signed-in user; 401 when nobody is (``Depends(oauth.user)``)."""
+        info = await self.optional_user(connection)
+        if info is None:
+            _deny(connection, 401, "Sign in with Hugging Face first")
+        return info
+
+    async def optional_user(self, connection: HTTPConnection) -> OAuthInfo | None:
+        """The signed-in user, or ``None`` (``Depends(oauth.optional_user)``)."""
+        session_id = connection.cookies.get(self.cookie_name)
+        if not session_id:
+            return None
+        key = _key(session_id)
+        session = await self._load(key)
+        if session is None:
+            return None
+        if session.expires_at - self.refresh_margin <= time.time():
+            try:
+                session = await self._refreshed(key)
+            except _Unavailable:
+                _deny(connection, 503, "Hugging Face could not be reached; try again soon")
+            if session is None:
+                return None
+        info = OAuthInfo(
+            user=OAuthUserInfo.model_validate(session.userinfo),
+            access_token=session.access_token,
+            expires_at=datetime.fromtimestamp(session.expires_at, UTC),
+            scopes=session.scopes,
+        )
+        if self.require_orgs and not self.require_orgs & {org.username for org in info.user.orgs}:
+            _deny(connection, 403, "You are not a member of an organisation this app requires")
+        return info
+
+    def login_error(self, connection: HTTPConnection) -> str | None:
+        """A message for the user when the last sign-in did not complete (else ``None``).
+
+        The callback sends the browser back to ``next`` with ``?hub_oauth_error=...``; the
+        message is fixed text chosen by that code, never text from the URL.
+        """
+        code = connection.query_params.get(ERROR_PARAMETER)
+        if code is None:
+            return None
+        return _ERROR_MESSAGES.get(code, _ERROR_MESSAGES["failed"])
+
+    # -- sessions --------------------------------------------------------------------------
+
+    async def _load(self, key: str) -> _Session | None:
+        raw = await self.session_store.load(key)
+        if raw is None:
+            return None
+        try:
+            session = _Session.model_validate_json(raw)
+        except ValidationError:
+            session = None
+        if session is None or session.ends_at <= time.time():
+            await self.session_store.delete(key)
+            return None
+        return session
+
+    async def _refreshed(self, key: str) -> _Session | None:
+        """The session with a fresh access token; ``None`` when it ended."""
+        lock = self._refresh_locks.get(key)
+        if lock is None:
+            lock = self._refresh_locks[key] = asyncio.Lock()
+        async with lock, self.session_store.lock(key, self._timeout.total or 10.0):
+            session = await self._load(key)  # another request may have refreshed meanwhile
+            if session is None or session.expires_at - self.refresh_margin > time.time():
+                return session
+            if session.refresh_token is None:
+                return await self._end_if_expired(key, session)
+            try:
+                metadata = await self._provider_metadata()
+                tokens = await self._token_request(
+                    metadata,
+                    {
+                        "grant_type": "refresh_token",
+                        "refresh_token": session.refresh_token.get_secret_value(),
+                    },
+                )
+            except _Refused as exc:
+                logger.info("Sign in with Hugging Face: refresh refused (%s); session ended", exc)
+                await self.session_store.delete(key)
+                return None
+            except _Unavailable as exc:
+                logger.warning("Sign in with Hugging Face: could not refresh (%s)", exc)
+                if session.expires_at > time.time():
+                    return session
+                raise  # never an expired token: the caller answers 503
+            session = session.model_copy(
+                update={
+                    "access_token": SecretStr(str(tokens["access_token"])),
+                    "refresh_token": _optional_secret(tokens.get("refresh_token"))
+                    or session.refresh_token,
+                    "expires_at": time.time() + _expires_in(tokens),
+                }
+            )
+            await self.session_store.save(
+                key, session.model_dump_json(), max(1.0, session.ends_at - time.time())
+            )
+            return session
+
+    async def _end_if_expired(self, key: str, session: _Session) -> _Session | None:
+        if session.expires_at > time.time():
+            return session
+        await self.session_store.delete(key)
+        return None
+
+    # -- cookies and URLs ------------------------------------------------------------------
+
+    def _redirect_uri(self, request: Request) -> str:
+        if self.redirect_url is not None:
+            return self.redirect_url
+        return str(request.url.replace(path=CALLBACK_PATH, query=None, fragment=None))
+
+    def _set_cookie(
+        self, request: Request, response: Response, name: str, value: str, max_age: float
+    ) -> None:
+        loopback_http = request.url.scheme == "http" and request.url.hostname in _LOOPBACK
+        same_site = self.same_site
+        secure = same_site == "none" or self._in_space or not loopback_http
+        response.set_cookie(
+            name,
+            value,
+            max_age=int(max_age),
+            path="/",
+            httponly=True,
+            secure=secure,
+            samesite=same_site,
+        )
+
+    # -- the provider ----------------------------------------------------------------------
+
+    async def _get_json(self, url: str, headers: Mapping[str, str] | None = None) -> Any:
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self._timeout) as http,
+                http.get(url, headers=headers, allow_redirects=False) as response,
+            ):
+                if 400 <= response.status < 500:
+                    raise _Refused(f"HTTP {response.status} from {urlsplit(url).path}")
+                if response.status != 200:
+                    raise _Unavailable(f"HTTP {response.status} from {urlsplit(url).path}")
+                return json.loads(await response.content.read(1 << 20))
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise _Unavailable(f"{type(exc).__name__} from {urlsplit(url).path}") from None
+
+    async def _provider_metadata(self) -> dict[str, Any]:
+        cached = self._metadata
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        url = f"{self.provider_url}/.well-known/openid-configuration"
+        try:
+            metadata = await self._get_json(url)
+        except _Refused as exc:
+            raise _Unavailable(str(exc)) from None
+        names = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
+        if not isinstance(metadata, dict) or not all(
+            isinstance(metadata.get(name), str) for name in names
+        ):
+            raise _Unavailable("the provider's openid-configuration is incomplete")
+        origin = urlsplit(self.provider_url)[:2]
+        endpoints = [*names[1:], "userinfo_endpoint"]
+        if any(urlsplit(str(metadata.get(name, url)))[:2] != origin for name in endpoints):
+            raise _Unavailable("the provider's endpoints are not on its own origin")
+        self._metadata = (time.monotonic() + _METADATA_LIFETIME, metadata)
+        return metadata
+
+    async def _token_request(
+        self, metadata: Mapping[str, Any], form: dict[str, str]
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        form = {**form, "client_id": self.client_id}
+        if self._client_secret is not None:
+            pair = f"{self.client_id}:{self._client_secret.get_secret_value()}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        url = str(metadata["token_endpoint"])
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self._timeout) as http,
+                http.post(url, data=form, headers=headers, allow_redirects=False) as response,
+            ):
+                body = json.loads(await response.content.read(1 << 20))
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise _Unavailable(f"{type(exc).__name__} from the token endpoint") from None
+        if not isinstance(body, dict):
+            raise _Unavailable("the token endpoint answered something else than JSON")
+        if 400 <= status < 500:
+            error = body.get("error")
+            raise _Refused(error if isinstance(error, str) else f"HTTP {status}")
+        if status != 200 or not isinstance(body.get("access_token"), str):
+            raise _Unavailable(f"HTTP {status} from the token endpoint")
+        return body
+
+    async def _verify_id_token(
+        self, metadata: Mapping[str, Any], id_token: object, nonce: str
+    ) -> None:
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
+        if not isinstance(id_token, str):
+            raise _Refused("no id_token in the answer")
+        for attempt in range(2):  # once more with fresh keys: the provider may have rotated
+            if self._jwks is None or attempt == 1:
+                self._jwks = await self._get_json(str(metadata["jwks_uri"]))
+            try:
+                keys = KeySet.import_key_set(self._jwks)  # type: ignore[arg-type]
+                token = jwt.decode(id_token, keys, algorithms=["RS256"])
+                break
+            except JoseError as exc:
+                if attempt == 1:
+                    raise _Refused(f"the id_token is not valid ({exc.error})") from None
+            except (ValueError, TypeError, KeyError):
+                if attempt == 1:
+                    raise _Refused("the id_token or the provider's keys are malformed") from None
+        registry = jwt.JWTClaimsRegistry(
+            leeway=30,
+            iss={"essential": True, "value": metadata["issuer"]},
+            aud={"essential": True, "value": self.client_id},
+            exp={"essential": True},
+            nonce={"essential": True, "value": nonce},
+        )
+        try:
+            registry.validate(token.claims)
+        except JoseError as exc:
+            raise _Refused(f"the id_token is not valid ({exc.error})") from None
+
+    async def _userinfo(self, metadata: Mapping[str, Any], access_token: str) -> dict[str, Any]:
+        url = metadata.get("userinfo_endpoint")
+        if not isinstance(url, str):
+            raise _Unavailable("the provider has no userinfo endpoint")
+        body = await self._get_json(url, {"Authorization": f"Bearer {access_token}"})
+        try:
+            OAuthUserInfo.model_validate(body)
+        except ValidationError:
+            raise _Unavailable("the provider's userinfo answer is malformed") from None
+        return dict(body)
+
+
+def _optional_secret(value: object) -> SecretStr | None:
+    return SecretStr(value) if isinstance(value, str) and value else None
+
+
+def _expires_in(tokens: Mapping[str, Any]) -> float:
+    value = tokens.get("expires_in")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return 3600.0
