@@ -39,9 +39,9 @@ __all__ = [
 _SHARED_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 # Keyed by the field values (a tuple hashes and compares in C; a pydantic model's __hash__
 # and __eq__ are Python code, about 4 µs a whoami between them). Equal values, equal models.
-_SHARED_ORGS: weakref.WeakValueDictionary[tuple[object, ...], OrgInfo] = (
-    weakref.WeakValueDictionary()
-)
+# Weak references, removed with their organisation: a plain dict of ``weakref.ref`` rather
+# than a WeakValueDictionary, whose Python-level methods cost more than the lookup itself.
+_SHARED_ORGS: dict[tuple[object, ...], weakref.ref[OrgInfo]] = {}
 _MAX_SHARED_FIELDS_SETS = 4096
 
 
@@ -71,6 +71,22 @@ def _share_fields_set(model: BaseModel) -> None:
     object.__setattr__(
         model, "__pydantic_fields_set__", _shared_fields_set(model.__pydantic_fields_set__)
     )
+
+
+def _shared_org(org: OrgInfo) -> OrgInfo:
+    """The OrgInfo equal to ``org`` that some UserInfo already holds, else ``org`` itself."""
+    key = tuple(org.__dict__.values())
+    ref = _SHARED_ORGS.get(key)
+    if ref is not None and (shared := ref()) is not None:
+        return shared
+    _share_fields_set(org)
+
+    def forget(dead: weakref.ref[OrgInfo], key: tuple[object, ...] = key) -> None:
+        if _SHARED_ORGS.get(key) is dead:
+            del _SHARED_ORGS[key]
+
+    _SHARED_ORGS[key] = weakref.ref(org, forget)
+    return org
 
 
 class OrgInfo(_HubModel):
@@ -190,11 +206,7 @@ class UserInfo(_HubModel):
             # Callers of one service mostly share a few organisations: equal (frozen) OrgInfo
             # objects are shared while any UserInfo holds them, which keeps a large whoami
             # cache small. Weak references: nothing is kept alive for the sake of sharing.
-            shared = []
-            for org in orgs:
-                _share_fields_set(org)
-                shared.append(_SHARED_ORGS.setdefault(tuple(org.__dict__.values()), org))
-            object.__setattr__(self, "orgs", tuple(shared))
+            object.__setattr__(self, "orgs", tuple([_shared_org(org) for org in orgs]))
         if (token := self.token) is not None:
             _share_fields_set(token)
             for scope in token.scoped:
