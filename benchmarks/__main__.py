@@ -35,6 +35,7 @@ from types import ModuleType
 
 from benchmarks._common import DASH, FAILED, RATIO, TIMES, TLS_SUFFIX, BenchContext, Row, Sizes
 from benchmarks._fakehub import FakeHubProcess
+from benchmarks._responder import ResponderProcess
 from benchmarks.cases import (
     cache_fastapi,
     cli_startup,
@@ -274,8 +275,13 @@ def markdown(
         summary.append(f"- {row.case}, {row.name}: {outcome} ({figure}; target {row.target})")
     intro = (
         "hub_auth side by side with raw aiohttp (the floor: the same request with no SDK) and "
-        "huggingface_hub, against FakeHub on 127.0.0.1 in a process of its own (over https, "
-        "with a throw-away CA, in the rows marked TLS). Every figure "
+        "huggingface_hub. Client-versus-client cases (1-3) run against a lean loopback responder "
+        "(`benchmarks/_responder.py`: a plain asyncio protocol in a process of its own that "
+        "answers each token with canned HTTP/1.1 keep-alive bytes, FakeHub's whoami body), so "
+        "the figures show the clients and not the server; the behaviour cases run against "
+        "FakeHub. The rows marked TLS repeat a case over https, with a throw-away CA. Each "
+        "case reports wall time and this process's CPU time (`time.process_time`) per call. "
+        "Every figure "
         f"below was measured in the same run: each is the median of {sizes.reps} repetitions "
         f"({sizes.cli_runs} runs of each command in the CLI case, {sizes.http_reps} batches in "
         "the FastAPI case), with the fastest and slowest "
@@ -424,8 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     needed = max(sizes.concurrent_tokens, sizes.memory_entries, 100)
     rows: list[Row] = []
     errors: list[str] = []
-    with FakeHubProcess(needed) as hub:
-        ctx = BenchContext(sizes=sizes, hub_url=hub.url, tokens=hub.tokens, smoke=args.smoke)
+    with FakeHubProcess(needed) as hub, ResponderProcess(needed) as lean:
+        ctx = BenchContext(
+            sizes=sizes, hub_url=hub.url, tokens=hub.tokens, smoke=args.smoke, lean_url=lean.url
+        )
         for number in numbers:
             case_rows, error = _run_case(number, CASES[number].run, ctx)
             rows += case_rows

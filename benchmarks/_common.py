@@ -123,10 +123,13 @@ class Sizes:
 
 @dataclass
 class BenchContext:
-    """What a case gets: the sizes, the running FakeHub and its tokens.
+    """What a case gets: the sizes, the running servers and their tokens.
 
-    ``tls`` is true in the child process that measures a case's TLS variant
-    (``benchmarks._tls``): ``hub_url`` is then https, and the case must not start another.
+    ``hub_url`` is FakeHub (behaviour cases: the cache, FastAPI, memory); ``lean_url`` is the
+    lean responder (``benchmarks._responder``) with the same tokens, the server of every
+    client-versus-client case. ``tls`` is true in the child process that measures a case's
+    TLS variant (``benchmarks._tls``): both URLs are then the https responder, and the case
+    must not start another.
     """
 
     sizes: Sizes
@@ -135,6 +138,12 @@ class BenchContext:
     smoke: bool
     notes: list[str] = field(default_factory=list)
     tls: bool = False
+    lean_url: str = ""
+
+    @property
+    def client_url(self) -> str:
+        """Where client-versus-client cases send their requests (the lean responder)."""
+        return self.lean_url or self.hub_url
 
 
 def bench_env(**extra: str) -> dict[str, str]:

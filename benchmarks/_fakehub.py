@@ -11,11 +11,12 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from benchmarks._common import bench_env
 from hub_auth.testing import make_token
 
-__all__ = ["FakeHubProcess", "bench_tokens"]
+__all__ = ["FakeHubProcess", "ServerProcess", "bench_tokens"]
 
 _ORGS = [f"lab-{index:02d}" for index in range(40)]
 _START_TIMEOUT = 30.0
@@ -40,11 +41,18 @@ def _users(tokens: list[str]) -> dict[str, dict[str, object]]:
     return table
 
 
-class FakeHubProcess:
-    """``python -m hub_auth.testing`` with ``count`` users, on 127.0.0.1 and a free port.
+class ServerProcess:
+    """A whoami server in a process of its own, with ``count`` users, on 127.0.0.1.
 
     With ``certfile`` and ``keyfile`` (PEM files) it serves https, and ``url`` says so.
+    Subclasses give the ``command`` and the ``banner`` its first line starts with.
     """
+
+    banner = ""
+    what = "the server"
+
+    def command(self, tokens_file: Path) -> list[str]:
+        raise NotImplementedError
 
     def __init__(
         self, count: int, *, certfile: Path | None = None, keyfile: Path | None = None
@@ -57,25 +65,14 @@ class FakeHubProcess:
         self._dir = tempfile.TemporaryDirectory(prefix="hub-auth-bench-")
         self._process: subprocess.Popen[str] | None = None
 
-    def start(self) -> FakeHubProcess:
+    def start(self) -> Self:
         tokens_file = Path(self._dir.name) / "tokens.json"
         tokens_file.write_text(json.dumps(_users(self.tokens)), encoding="utf-8")
         # A file, not a pipe: a pipe nobody reads would block the server once full.
         self._stderr_path = Path(self._dir.name) / "stderr.log"
         stderr = self._stderr_path.open("w", encoding="utf-8")
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hub_auth.testing",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--tokens-file",
-                str(tokens_file),
-                *self._tls_args,
-            ],
+            self.command(tokens_file),
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -94,13 +91,13 @@ class FakeHubProcess:
             line = lines.get(timeout=_START_TIMEOUT)
         except queue.Empty:
             self.stop()
-            raise RuntimeError("FakeHub did not start within 30 s") from None
-        prefix = "FakeHub listening on "
+            raise RuntimeError(f"{self.what} did not start within 30 s") from None
+        prefix = self.banner
         if not line.startswith(prefix):
             process.wait(timeout=10)
             log = self._stderr_path.read_text(encoding="utf-8")
             self.stop()
-            raise RuntimeError(f"FakeHub failed to start: {line!r} {log[-2000:]}")
+            raise RuntimeError(f"{self.what} failed to start: {line!r} {log[-2000:]}")
         self.url = line[len(prefix) :].strip()
         return self
 
@@ -117,7 +114,7 @@ class FakeHubProcess:
             process.stdout.close()
         self._dir.cleanup()
 
-    def __enter__(self) -> FakeHubProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -127,3 +124,24 @@ class FakeHubProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class FakeHubProcess(ServerProcess):
+    """``python -m hub_auth.testing`` with ``count`` users, on 127.0.0.1 and a free port."""
+
+    banner = "FakeHub listening on "
+    what = "FakeHub"
+
+    def command(self, tokens_file: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "hub_auth.testing",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--tokens-file",
+            str(tokens_file),
+            *self._tls_args,
+        ]

@@ -1,14 +1,14 @@
-"""The TLS variant of a case: the same measurements against FakeHub serving https on loopback.
+"""The TLS variant of a case: the same measurements against the lean responder over https.
 
 ``tls_variant(case_module, ctx)`` makes a throw-away ``trustme`` CA, issues a certificate for
-127.0.0.1, starts FakeHub with it in a process of its own (``python -m hub_auth.testing
---certfile ... --keyfile ...``) and runs the case's ``run`` in a child process
-(``python -m benchmarks._tls``) whose ``SSL_CERT_FILE`` names the CA. Every client measured
-trusts the CA that way, through its own default TLS set-up, with no code of its own changed:
-aiohttp's default context (so ``HubAuth``, ``HubAuthSync`` and raw aiohttp) reads
+127.0.0.1, starts the lean responder with it in a process of its own (``python -m
+benchmarks._responder TOKENS --certfile ... --keyfile ...``) and runs the case's ``run`` in a
+child process (``python -m benchmarks._tls``) whose ``SSL_CERT_FILE`` names the CA. Every client
+measured trusts the CA that way, through its own default TLS set-up, with no code of its own
+changed: aiohttp's default context (so ``HubAuth``, ``HubAuthSync`` and raw aiohttp) reads
 ``SSL_CERT_FILE`` when aiohttp is imported, and huggingface_hub's ``httpx2`` client when the
-client is made; so the variable must be set before the process starts, hence the child. The
-rows come back as JSON, their case named ``<case>, TLS``.
+client is made; so the variable must be set before the process starts, hence the child. The rows
+come back as JSON, their case named ``<case>, TLS``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 from benchmarks._common import TLS_SUFFIX, BenchContext, Row, Sizes, bench_env, skipped
-from benchmarks._fakehub import FakeHubProcess
+from benchmarks._responder import ResponderProcess
 
 __all__ = ["tls_variant"]
 
@@ -45,7 +45,7 @@ def tls_variant(case: ModuleType, ctx: BenchContext) -> list[Row]:
         leaf.cert_chain_pems[0].write_to_path(str(cert))
         leaf.private_key_pem.write_to_path(str(key))
         ca.cert_pem.write_to_path(str(ca_file))
-        with FakeHubProcess(1, certfile=cert, keyfile=key) as hub:
+        with ResponderProcess(1, certfile=cert, keyfile=key) as hub:
             job = {
                 "module": case.__name__,
                 "sizes": dataclasses.asdict(ctx.sizes),
@@ -77,9 +77,10 @@ def _child() -> int:
         tokens=job["tokens"],
         smoke=job["smoke"],
         tls=True,
+        lean_url=job["hub_url"],
     )
     if not ctx.hub_url.startswith("https://"):
-        raise RuntimeError(f"the TLS FakeHub is not https: {ctx.hub_url}")
+        raise RuntimeError(f"the TLS responder is not https: {ctx.hub_url}")
     rows = case.run(ctx)
     print(json.dumps([dataclasses.asdict(row) for row in rows]))
     return 0

@@ -249,6 +249,8 @@ class MemoryCache:
         )
         secret = secrets.token_bytes(32) if key is None else check_secret(key, "key")
         self._inner, self._outer = _hmac_pads(secret)
+        # (endpoint, inner state after the endpoint's scope): one endpoint per HubAuth.
+        self._scoped_inner: tuple[str, hashlib._Hash] | None = None
         self._clock = clock
         self._lock = threading.Lock()
         # Successful answers and 401s in two LRU tables with their own bounds.
@@ -279,9 +281,15 @@ class MemoryCache:
 
     def _key(self, token: str, endpoint: str) -> bytes:
         # HMAC-SHA256 (RFC 2104) from precomputed pad states: twice as fast as copying an
-        # hmac.HMAC, and the hit path is measured in microseconds.
-        inner = self._inner.copy()
-        inner.update(_scoped(endpoint, token))
+        # hmac.HMAC, and the hit path is measured in microseconds. The inner state is kept
+        # after the endpoint's scope too (the same bytes as ``_scoped``, hashed in two parts).
+        scoped = self._scoped_inner
+        if scoped is None or scoped[0] != endpoint:
+            state = self._inner.copy()
+            state.update(_scoped(endpoint, ""))
+            self._scoped_inner = scoped = (endpoint, state)
+        inner = scoped[1].copy()
+        inner.update(token.encode())
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()

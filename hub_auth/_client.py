@@ -318,7 +318,8 @@ class HubAuth:
 
     async def _resolve_checked(self, token: str | SecretStr | None) -> Result[str]:
         """Resolve a token and refuse one that must not go into a header."""
-        resolved = await self._resolve(token)
+        # A token given is the hot path (a service's callers): no coroutine for _resolve.
+        resolved = Ok(_plain(token)) if token is not None else await self._resolve(token)
         if isinstance(resolved, Ok) and (reason := check_format(resolved.value)) is not None:
             return _invalid(reason)
         return resolved

@@ -238,7 +238,8 @@ class HubClient:
         self._closed = False
         self._retry = retry or RetryPolicy()
         self._pool_limit = pool_limit
-        self._whoami_url = settings.endpoint + WHOAMI_PATH
+        # A URL object, parsed once: aiohttp would parse a str again on every request.
+        self._whoami_url = URL(settings.endpoint + WHOAMI_PATH)
         self._timeout = aiohttp.ClientTimeout(
             total=settings.timeout, sock_connect=settings.connect_timeout
         )
@@ -293,11 +294,12 @@ class HubClient:
 
     async def whoami(self, token: str) -> Result[UserInfo]:
         """``GET /api/whoami-v2`` with retries; the body parsed into ``UserInfo``."""
-        if (limited := self._still_rate_limited()) is not None:
+        now = time.monotonic()
+        if self._rate_limited_until > now and (limited := self._still_rate_limited()):
             return Err(limited)
         policy = self._retry
-        deadline = time.monotonic() + policy.budget
-        waits = policy.backoff()
+        deadline = now + policy.budget
+        waits: Iterator[float] | None = None  # made on the first retry: most calls have none
         attempt = 1
         while True:
             outcome = await self._attempt(token, deadline)
@@ -306,6 +308,8 @@ class HubClient:
             error = outcome.error
             if attempt >= policy.max_attempts:
                 return Err(error)
+            if waits is None:
+                waits = policy.backoff()
             # The Hub's own wait when it gave one (Retry-After, RateLimit t=), else backoff.
             wait = error.retry_after if error.retry_after is not None else next(waits)
             if wait >= deadline - time.monotonic():
@@ -351,7 +355,7 @@ class HubClient:
     async def _attempt(self, token: str, deadline: float) -> Result[UserInfo] | _Retryable:
         """One request (following same-host redirects); retryable failures are returned."""
         session = self._get_session()
-        url = self._whoami_url
+        url: URL | str = self._whoami_url
         # MaskedStr: a locals-capturing error reporter sees "Bearer hf_****abcd" here and in
         # aiohttp's frames below, which keep the value object as it is.
         headers = {"authorization": MaskedStr(f"Bearer {token}")}

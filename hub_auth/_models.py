@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import weakref
 from datetime import datetime
-from typing import Any
+from typing import Self
 
 from pydantic import (
     AliasChoices,
@@ -20,7 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    field_validator,
+    model_validator,
 )
 
 __all__ = [
@@ -37,7 +37,11 @@ __all__ = [
 
 
 _SHARED_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
-_SHARED_ORGS: weakref.WeakValueDictionary[OrgInfo, OrgInfo] = weakref.WeakValueDictionary()
+# Keyed by the field values (a tuple hashes and compares in C; a pydantic model's __hash__
+# and __eq__ are Python code, about 4 µs a whoami between them). Equal values, equal models.
+# Weak references, removed with their organisation: a plain dict of ``weakref.ref`` rather
+# than a WeakValueDictionary, whose Python-level methods cost more than the lookup itself.
+_SHARED_ORGS: dict[tuple[object, ...], weakref.ref[OrgInfo]] = {}
 _MAX_SHARED_FIELDS_SETS = 4096
 
 
@@ -46,18 +50,43 @@ class _HubModel(BaseModel):
         extra="ignore", populate_by_name=True, frozen=True, serialize_by_alias=False
     )
 
-    def model_post_init(self, context: Any, /) -> None:
-        # Frozen models never add to their set of explicitly set fields, so instances with
-        # the same set can share one: about 1.7 KB less per cached UserInfo (a cache of
-        # 10,000 validations is mostly these sets). ``model_copy`` copies the set first.
-        fields_set = self.__pydantic_fields_set__
-        key = frozenset(fields_set)
-        shared = _SHARED_FIELDS_SETS.get(key)
-        if shared is None:
-            if len(_SHARED_FIELDS_SETS) >= _MAX_SHARED_FIELDS_SETS:
-                return
-            shared = _SHARED_FIELDS_SETS.setdefault(key, fields_set)
-        object.__setattr__(self, "__pydantic_fields_set__", shared)
+
+def _shared_fields_set(fields_set: set[str]) -> set[str]:
+    """One set object for every frozen model explicitly given the same fields.
+
+    Frozen models never add to their set of explicitly set fields, so instances with the same
+    set can share one: about 1.7 KB less per cached UserInfo (a cache of 10,000 validations is
+    mostly these sets). ``model_copy`` copies the set before changing it.
+    """
+    key = frozenset(fields_set)
+    shared = _SHARED_FIELDS_SETS.get(key)
+    if shared is None:
+        if len(_SHARED_FIELDS_SETS) >= _MAX_SHARED_FIELDS_SETS:
+            return fields_set
+        shared = _SHARED_FIELDS_SETS.setdefault(key, fields_set)
+    return shared
+
+
+def _share_fields_set(model: BaseModel) -> None:
+    object.__setattr__(
+        model, "__pydantic_fields_set__", _shared_fields_set(model.__pydantic_fields_set__)
+    )
+
+
+def _shared_org(org: OrgInfo) -> OrgInfo:
+    """The OrgInfo equal to ``org`` that some UserInfo already holds, else ``org`` itself."""
+    key = tuple(org.__dict__.values())
+    ref = _SHARED_ORGS.get(key)
+    if ref is not None and (shared := ref()) is not None:
+        return shared
+    _share_fields_set(org)
+
+    def forget(dead: weakref.ref[OrgInfo], key: tuple[object, ...] = key) -> None:
+        if _SHARED_ORGS.get(key) is dead:
+            del _SHARED_ORGS[key]
+
+    _SHARED_ORGS[key] = weakref.ref(org, forget)
+    return org
 
 
 class OrgInfo(_HubModel):
@@ -167,13 +196,22 @@ class UserInfo(_HubModel):
     orgs: tuple[OrgInfo, ...] = ()
     token: TokenInfo | None = Field(default=None, validation_alias=AliasChoices("auth", "token"))
 
-    @field_validator("orgs", mode="after")
-    @classmethod
-    def _share_orgs(cls, orgs: tuple[OrgInfo, ...]) -> tuple[OrgInfo, ...]:
-        # Callers of one service mostly share a few organisations: equal (frozen) OrgInfo
-        # objects are shared while any UserInfo holds them, which keeps a large whoami cache
-        # small. Weak references: nothing is kept alive for the sake of sharing.
-        return tuple(_SHARED_ORGS.setdefault(org, org) for org in orgs)
+    @model_validator(mode="after")
+    def _share(self) -> Self:
+        # One Python-level hook for the whole tree (the user, its orgs, its token), not one
+        # per model plus a field validator: validation is most of what hub_auth adds to a
+        # whoami call, and each hook costs about a microsecond.
+        _share_fields_set(self)
+        if orgs := self.orgs:
+            # Callers of one service mostly share a few organisations: equal (frozen) OrgInfo
+            # objects are shared while any UserInfo holds them, which keeps a large whoami
+            # cache small. Weak references: nothing is kept alive for the sake of sharing.
+            object.__setattr__(self, "orgs", tuple([_shared_org(org) for org in orgs]))
+        if (token := self.token) is not None:
+            _share_fields_set(token)
+            for scope in token.scoped:
+                _share_fields_set(scope)
+        return self
 
     @property
     def organizations(self) -> tuple[str, ...]:

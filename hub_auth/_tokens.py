@@ -23,6 +23,11 @@ so every token that may go into a header is also masked by ``scrub``."""
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 _TOKEN_CHARS = r"[A-Za-z0-9_\-.]"
 _TOKEN_BODY = re.compile(_TOKEN_CHARS + "+")
+# Every check of ``check_format`` at once, for the common case (a well-formed token): one
+# regex instead of two and four tests; a token it refuses goes through them to learn why.
+_WELL_FORMED = re.compile(
+    "hf_" + _TOKEN_CHARS + f"{{{_MIN_TOKEN_LENGTH - 3},{MAX_TOKEN_LENGTH - 3}}}"
+)
 # Anything that looks like a Hub token, for scrubbing text before it is logged.
 # At least 16 characters after the prefix, so words like ``hf_home`` are left alone.
 TOKEN_PATTERN = re.compile(r"(?:hf_|api_org_)" + _TOKEN_CHARS + "{16,}")
@@ -65,6 +70,8 @@ def check_format(token: str) -> str | None:
     """
     if not isinstance(token, str):
         return f"a token must be a str, not {type(token).__name__}"
+    if _WELL_FORMED.fullmatch(token) is not None:
+        return None
     if len(token) > MAX_TOKEN_LENGTH:
         return f"the token is too long ({len(token)} characters, at most {MAX_TOKEN_LENGTH})"
     if _PRINTABLE.fullmatch(token) is None:

@@ -114,6 +114,15 @@ def test_key_matches_hmac_for_long_secrets() -> None:
     assert MemoryCache(key=long_key)._key(TOKEN, HUB).hex() == token_key(long_key, TOKEN, HUB)
 
 
+def test_keys_stay_right_when_one_cache_serves_two_endpoints_in_turn() -> None:
+    """The inner HMAC state is kept per endpoint: switching endpoints must not reuse it."""
+    cache = MemoryCache(key=KEY)
+    other = "https://hub.example.org"
+    for endpoint in (HUB, other, HUB, other):
+        assert cache._key(TOKEN, endpoint).hex() == token_key(KEY, TOKEN, endpoint)
+    assert cache._key(TOKEN, HUB) != cache._key(TOKEN, other)
+
+
 async def test_random_key_per_cache() -> None:
     first, second = MemoryCache(), MemoryCache()
     assert first._key(TOKEN, HUB) != second._key(TOKEN, HUB)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 import typing
 from pathlib import Path
@@ -99,6 +100,22 @@ def test_equal_organisations_are_shared_between_users() -> None:
     assert first.orgs[0] is second.orgs[0]
     other = dict(SAMPLE_BODIES["write"], orgs=[{"name": "analytical-engines", "roleInOrg": "read"}])
     assert UserInfo.model_validate(other).orgs[0] is not first.orgs[0]
+
+
+def test_shared_organisations_are_not_kept_alive() -> None:
+    """The sharing table holds organisations weakly: it empties when no user holds them."""
+    body = dict(SAMPLE_BODIES["write"], orgs=[{"name": "only-here-once", "roleInOrg": "read"}])
+    user = UserInfo.model_validate(body)
+    again = UserInfo.model_validate(body)
+    assert again.orgs[0] is user.orgs[0]
+    key = tuple(user.orgs[0].__dict__.values())
+    assert key in _models._SHARED_ORGS
+    del user, again
+    gc.collect()
+    assert key not in _models._SHARED_ORGS
+    # A new user with that organisation gets a fresh one, and it is shared again.
+    fresh = UserInfo.model_validate(body)
+    assert UserInfo.model_validate(body).orgs[0] is fresh.orgs[0]
 
 
 def _mutable_parts(annotation: object) -> list[object]:

@@ -39,6 +39,23 @@ def test_bad_formats(token: str, reason: str) -> None:
         assert token not in message
 
 
+@pytest.mark.parametrize(
+    ("token", "good"),
+    [
+        ("hf_" + "a" * 15, False),  # 18 characters: one short of the minimum
+        ("hf_" + "a" * 16, True),
+        ("hf_" + "a" * (MAX_TOKEN_LENGTH - 3), True),
+        ("hf_" + "a" * (MAX_TOKEN_LENGTH - 2), False),
+        ("hf_" + "a" * 16 + "\n", False),  # a trailing newline is not an end of string
+        ("hf_" + "a" * 16 + "/", False),
+        ("HF_" + "a" * 16, False),
+    ],
+)
+def test_well_formed_fast_path_keeps_the_limits(token: str, good: bool) -> None:
+    """The one-regex fast path accepts exactly what the separate checks accept."""
+    assert (check_format(token) is None) is good
+
+
 def test_clean_token() -> None:
     assert clean_token("  hf_abc\n") == "hf_abc"
     assert clean_token("\r\n ") is None

@@ -8,7 +8,11 @@ according to ``KIND``:
 - ``bearer``: FastAPI's own ``HTTPBearer``, which parses the header and checks nothing (what
   any security dependency costs in FastAPI);
 - ``hub``: ``HubBearer`` with a ``MemoryCache``, set up as documented (the ``HubAuth`` lives in
-  the lifespan, in ``app.state.hub_auth``).
+  the lifespan, in ``app.state.hub_auth``);
+- ``middleware``: no dependency, but a bare ASGI middleware (``WhoamiMiddleware``, here in the
+  benchmark only) validates the bearer token with the same ``HubAuth`` before the route runs
+  and leaves the ``UserInfo`` in ``request.state.user``: what checking every request costs
+  without FastAPI's dependency machinery.
 
 One route per app, because Starlette tries routes in order: in a shared app, the route
 declared last would pay for matching the others first.
@@ -24,14 +28,48 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import uvicorn
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub_auth import HubAuth, UserInfo
+from hub_auth import HubAuth, Ok, UserInfo
 from hub_auth._cache import MemoryCache
 from hub_auth.fastapi import HubBearer
 
-KINDS = ("open", "bearer", "hub")
+KINDS = ("open", "bearer", "hub", "middleware")
+_UNAUTHORIZED = b'{"detail":"Not authenticated"}'
+
+
+class WhoamiMiddleware:
+    """Every HTTP request needs a bearer token the Hub accepts (``app.state.hub_auth``).
+
+    A sketch for the comparison: no per-route rules, no OpenAPI security scheme, a bare 401
+    for every refusal.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, rest = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and rest:
+                    token = rest
+                break
+        if token is not None:
+            result = await scope["app"].state.hub_auth.whoami(token)
+            if isinstance(result, Ok):
+                scope.setdefault("state", {})["user"] = result.value
+                await self.app(scope, receive, send)
+                return
+        headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": _UNAUTHORIZED})
 
 
 def build_app(hub_url: str, kind: str) -> FastAPI:
@@ -63,6 +101,14 @@ def build_app(hub_url: str, kind: str) -> FastAPI:
         async def hub_endpoint(
             user: Annotated[UserInfo, Depends(HubBearer())],
         ) -> dict[str, str]:
+            return {"name": user.username}
+
+    elif kind == "middleware":
+        app.add_middleware(WhoamiMiddleware)
+
+        @app.get("/")
+        async def middleware_endpoint(request: Request) -> dict[str, str]:
+            user: UserInfo = request.state.user
             return {"name": user.username}
 
     else:

@@ -9,9 +9,10 @@
   its default pool.
 
 Clients and pools persist across repetitions (a warm service), and each repetition is timed
-from the first request to the last answer. With two cores, FakeHub (one process, one core)
-is soon the bottleneck for the asyncio clients, which narrows their ratio; the client CPU time
-per token (this process, all threads) shows each library's own cost.
+from the first request to the last answer. The server is the lean responder (canned bytes in
+a process of its own), so the clients, not the server, are the bottleneck; the client CPU time
+per token (this process, all threads) shows each library's own cost. Targets (issue 15):
+hub_auth at most 1.1 times raw aiohttp, and at least 4 times faster than the thread pool.
 """
 
 from __future__ import annotations
@@ -48,15 +49,15 @@ def run(ctx: BenchContext) -> list[Row]:
     threads = ctx.sizes.hf_threads
     tokens = list(ctx.tokens[:count])
     if len(tokens) < count:
-        raise RuntimeError(f"FakeHub has {len(tokens)} tokens, case 2 needs {count}")
-    url = ctx.hub_url + "/api/whoami-v2"
-    api = HfApi(endpoint=ctx.hub_url)
+        raise RuntimeError(f"the responder has {len(tokens)} tokens, case 2 needs {count}")
+    url = ctx.client_url + "/api/whoami-v2"
+    api = HfApi(endpoint=ctx.client_url)
 
     with asyncio.Runner() as runner, ThreadPoolExecutor(threads) as pool:
 
         async def make() -> tuple[HubAuth, aiohttp.ClientSession]:
             session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=_POOL))
-            return HubAuth(endpoint=ctx.hub_url, pool_limit=_POOL), session
+            return HubAuth(endpoint=ctx.client_url, pool_limit=_POOL), session
 
         auth, session = runner.run(make())
 
@@ -127,7 +128,7 @@ def run(ctx: BenchContext) -> list[Row]:
             CASE,
             "hub_auth ÷ raw aiohttp",
             pairwise_ratio(wall["hub_auth"], wall["raw"]),
-            at_most=1.2,
+            at_most=1.1,
         ),
         ratio_row(
             CASE,

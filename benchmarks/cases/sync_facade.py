@@ -8,10 +8,11 @@ call adds the hop to the loop thread and back. huggingface_hub's blocking ``HfAp
 the facade as it was before (a new event loop, ``HubAuth``, session and connection for each
 call) is emulated here: ``anyio.run`` of ``async with HubAuth(...)`` and one ``whoami``.
 Targets (issue 10): the facade at most 1.5 times the awaited call and 0.8 times
-huggingface_hub. The TLS rows repeat the case against FakeHub serving https on loopback (see
-``benchmarks/_tls.py``): kept alive, a connection pays the TLS handshake once; the old facade
-paid it on every call. Client CPU is this process's, all its threads (the facade's loop
-thread included); FakeHub runs in another.
+huggingface_hub. The server is the lean responder (canned keep-alive bytes in a process of
+its own), so the hop's cost is not hidden behind a server's. The TLS rows repeat the case
+against it serving https on loopback (see ``benchmarks/_tls.py``): kept alive, a connection
+pays the TLS handshake once; the old facade paid it on every call. Client CPU is this
+process's, all its threads (the facade's loop thread included).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def run(ctx: BenchContext) -> list[Row]:
 
     calls = ctx.sizes.sync_calls
     token = ctx.tokens[0]
-    api = HfApi(endpoint=ctx.hub_url)
-    facade = HubAuthSync(endpoint=ctx.hub_url)
+    api = HfApi(endpoint=ctx.client_url)
+    facade = HubAuthSync(endpoint=ctx.client_url)
 
     def sync_batch(n: int) -> Sample:
         watch = Stopwatch()
@@ -72,7 +73,7 @@ def run(ctx: BenchContext) -> list[Row]:
         return watch.stop()
 
     async def old_facade_call() -> None:
-        async with HubAuth(endpoint=ctx.hub_url) as fresh:
+        async with HubAuth(endpoint=ctx.client_url) as fresh:
             result = await fresh.whoami(token)
         if not isinstance(result, Ok):
             raise RuntimeError(f"old-facade whoami failed: {result}")
@@ -86,7 +87,7 @@ def run(ctx: BenchContext) -> list[Row]:
     with asyncio.Runner() as runner:
 
         async def make() -> HubAuth:
-            return HubAuth(endpoint=ctx.hub_url)
+            return HubAuth(endpoint=ctx.client_url)
 
         auth = runner.run(make())
 
