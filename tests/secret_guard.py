@@ -26,6 +26,7 @@ records (filter on ``record.name``/``levelno`` when asserting on them).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -124,123 +125,53 @@ def pytest_configure(config: pytest.Config) -> None:
         "output are not searched; its log records still are)",
     )
     _patch_fakehub(config)
-    _patch_refresh_tokens(config)
-    _patch_fakehub_oidc(config)
-    _patch_device_codes(config)
     _patch_cli_runner(config)
 
 
+def _register_secrets_of(
+    config: pytest.Config,
+    owner: type,
+    name: str,
+    secrets_in: Callable[[Any, tuple[Any, ...], dict[str, Any]], list[str]],
+) -> None:
+    """Wrap ``owner.name`` so the secrets ``secrets_in(result, args, kwargs)`` finds in what
+    it returns are registered with the guard; the original is restored at the end."""
+    original: Callable[..., Any] = getattr(owner, name)
+    if getattr(original, "_secret_guard", False):
+        return
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        for secret in secrets_in(result, args, kwargs):
+            register_token(secret)
+        return result
+
+    wrapper._secret_guard = True  # type: ignore[attr-defined]
+    setattr(owner, name, wrapper)
+    config.add_cleanup(lambda: setattr(owner, name, original))
+
+
+def _returned(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    return [result]
+
+
+def _github_secrets(env: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    fixed = kwargs.get("id_token")
+    return [env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"], *([fixed] if fixed is not None else [])]
+
+
 def _patch_fakehub(config: pytest.Config) -> None:
-    """Make every ``FakeHub.add_token`` register the token with the guard."""
-    try:
-        from hub_auth.testing import FakeHub
-    except ImportError:  # pragma: no cover - hub_auth is always importable in this repo
-        return
-    original: Callable[..., str] = FakeHub.add_token
-    if getattr(original, "_secret_guard", False):
-        return
+    """Make every token, refresh token, device code and OIDC id token FakeHub hands out (and
+    its GitHub stand-in's request token) a secret the guard searches for."""
+    from hub_auth._fakehub_oauth import FakeOAuth
+    from hub_auth.testing import FakeHub
 
-    def add_token(self: FakeHub, *args: Any, **kwargs: Any) -> str:
-        token = original(self, *args, **kwargs)
-        register_token(token)
-        return token
-
-    add_token._secret_guard = True  # type: ignore[attr-defined]
-    add_token.__doc__ = original.__doc__
-    FakeHub.add_token = add_token  # type: ignore[method-assign]
-
-    def restore() -> None:
-        FakeHub.add_token = original  # type: ignore[method-assign]
-
-    config.add_cleanup(restore)
-
-
-def _patch_refresh_tokens(config: pytest.Config) -> None:
-    """Make every refresh token FakeHub issues (``FakeOAuth.mint_refresh_token``) a secret
-    the guard searches for too."""
-    try:
-        from hub_auth._fakehub_oauth import FakeOAuth
-    except ImportError:  # pragma: no cover - hub_auth is always importable in this repo
-        return
-    original: Callable[..., str] = FakeOAuth.mint_refresh_token
-    if getattr(original, "_secret_guard", False):
-        return
-
-    def mint_refresh_token(self: FakeOAuth, *args: Any, **kwargs: Any) -> str:
-        refresh_token = original(self, *args, **kwargs)
-        register_token(refresh_token)
-        return refresh_token
-
-    mint_refresh_token._secret_guard = True  # type: ignore[attr-defined]
-    mint_refresh_token.__doc__ = original.__doc__
-    FakeOAuth.mint_refresh_token = mint_refresh_token  # type: ignore[method-assign]
-
-    def restore() -> None:
-        FakeOAuth.mint_refresh_token = original  # type: ignore[method-assign]
-
-    config.add_cleanup(restore)
-
-
-def _patch_fakehub_oidc(config: pytest.Config) -> None:
-    """Register the OIDC id tokens FakeHub mints and its GitHub stand-in's request token."""
-    try:
-        from hub_auth._fakehub_oauth import FakeOAuth
-    except ImportError:  # pragma: no cover
-        return
-    mint: Callable[..., str] = FakeOAuth.mint_id_token
-    github: Callable[..., dict[str, str]] = FakeOAuth.github_actions
-    if getattr(mint, "_secret_guard", False):
-        return
-
-    def mint_id_token(self: FakeOAuth, *args: Any, **kwargs: Any) -> str:
-        token = mint(self, *args, **kwargs)
-        register_token(token)
-        return token
-
-    def github_actions(self: FakeOAuth, *args: Any, **kwargs: Any) -> dict[str, str]:
-        env = github(self, *args, **kwargs)
-        register_token(env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"])
-        if (fixed := kwargs.get("id_token")) is not None:
-            register_token(fixed)
-        return env
-
-    for patched, original in ((mint_id_token, mint), (github_actions, github)):
-        patched._secret_guard = True  # type: ignore[attr-defined]
-        patched.__doc__ = original.__doc__
-    FakeOAuth.mint_id_token = mint_id_token  # type: ignore[method-assign]
-    FakeOAuth.github_actions = github_actions  # type: ignore[method-assign]
-
-    def restore() -> None:
-        FakeOAuth.mint_id_token = mint  # type: ignore[method-assign]
-        FakeOAuth.github_actions = github  # type: ignore[method-assign]
-
-    config.add_cleanup(restore)
-
-
-def _patch_device_codes(config: pytest.Config) -> None:
-    """Make every device code FakeHub issues (``FakeOAuth._new_device_code``) a secret the
-    guard searches for too."""
-    try:
-        from hub_auth._fakehub_oauth import FakeOAuth
-    except ImportError:  # pragma: no cover - hub_auth is always importable in this repo
-        return
-    original: Callable[..., str] = FakeOAuth._new_device_code
-    if getattr(original, "_secret_guard", False):
-        return
-
-    def new_device_code(self: FakeOAuth) -> str:
-        code = original(self)
-        register_token(code)
-        return code
-
-    new_device_code._secret_guard = True  # type: ignore[attr-defined]
-    new_device_code.__doc__ = original.__doc__
-    FakeOAuth._new_device_code = new_device_code  # type: ignore[method-assign]
-
-    def restore() -> None:
-        FakeOAuth._new_device_code = original  # type: ignore[method-assign]
-
-    config.add_cleanup(restore)
+    _register_secrets_of(config, FakeHub, "add_token", _returned)
+    _register_secrets_of(config, FakeOAuth, "mint_refresh_token", _returned)
+    _register_secrets_of(config, FakeOAuth, "mint_id_token", _returned)
+    _register_secrets_of(config, FakeOAuth, "_new_device_code", _returned)
+    _register_secrets_of(config, FakeOAuth, "github_actions", _github_secrets)
 
 
 def _patch_cli_runner(config: pytest.Config) -> None:
