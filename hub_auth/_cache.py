@@ -186,7 +186,7 @@ def backoff_wait(result: Result[UserInfo]) -> float | None:
     return None
 
 
-def rate_limited(remaining: float) -> Result[UserInfo]:
+def rate_limited(remaining: float) -> Err[HubAuthError]:
     """The answer to a miss while the Hub's rate-limit wait lasts: no request is made."""
     return Err(
         HubAuthError(

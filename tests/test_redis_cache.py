@@ -167,10 +167,10 @@ async def test_unauthorized_shared_only_with_negative_ttl(
     assert 1 <= await inspect.ttl(key) <= 5
 
 
-async def test_rate_limits_are_not_shared(
+async def test_a_rate_limit_is_shared_but_not_cached_as_an_answer(
     hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
 ) -> None:
-    hub.rate_limit_next()
+    hub.rate_limit_next(retry_after=1)
     async with (
         replica(redis_server.url, negative_ttl=5) as first,
         replica(redis_server.url, negative_ttl=5) as second,
@@ -178,7 +178,14 @@ async def test_rate_limits_are_not_shared(
         result = await first.whoami(TOKEN)
         assert isinstance(result, Err)
         assert result.error.kind is ErrorKind.RATE_LIMITED
-        # The 429 is not cached: another replica asks the Hub (this one waits as told).
+        # Another replica does not ask the Hub before the wait is over (issue 14)...
+        result = await second.whoami(TOKEN)
+        assert isinstance(result, Err)
+        assert result.error.kind is ErrorKind.RATE_LIMITED
+        assert result.error.retry_after is not None and 0 < result.error.retry_after <= 1
+        assert hub.request_count == 1
+        # ...and the 429 is not the token's answer: after the wait, the Hub is asked.
+        await asyncio.sleep(1.05)
         assert isinstance(await second.whoami(TOKEN), Ok)
     assert hub.request_count == 2
 
