@@ -186,6 +186,17 @@ def backoff_wait(result: Result[UserInfo]) -> float | None:
     return None
 
 
+def quota_exhausted(load: Loader) -> float | None:
+    """After a success: seconds the Hub's ``RateLimit`` header (``r=0;t=N``) said no request
+    should be made, when ``load`` is a ``HubClient.whoami`` that saw it; else ``None``."""
+    owner = getattr(load, "__self__", None)
+    remaining = getattr(owner, "rate_limit_remaining", None)
+    if not callable(remaining):
+        return None
+    wait = remaining()
+    return min(float(wait), MAX_BACKOFF) if isinstance(wait, int | float) and wait > 0 else None
+
+
 def rate_limited(remaining: float) -> Err[HubAuthError]:
     """The answer to a miss while the Hub's rate-limit wait lasts: no request is made."""
     return Err(
@@ -444,6 +455,8 @@ class MemoryCache:
         result = rate_limited(remaining) if remaining > 0 else await load(token)
         if isinstance(result, Err):
             return self._after_error(key, result, endpoint, generation)
+        if (wait := quota_exhausted(load)) is not None:
+            self._start_backoff(endpoint, wait, counted=True)
         lifetime = cache_lifetime(result, self._ttl, self._negative_ttl)
         if lifetime > 0:
             now = self._clock()
@@ -451,6 +464,14 @@ class MemoryCache:
             stale_until = max(expires, now + stale_lifetime(result, self._ttl, self._stale_ttl))
             self._store(key, generation, (expires, result, stale_until))
         return result
+
+    def _start_backoff(self, endpoint: str, wait: float, *, counted: bool) -> None:
+        with self._lock:
+            until = self._clock() + wait
+            if until > self._backoff_until.get(endpoint, 0.0):
+                if counted:
+                    self._backoff_seconds += wait
+                self._backoff_until[endpoint] = until
 
     def _store(
         self, key: bytes, generation: int, entry: tuple[float, Result[UserInfo], float]
@@ -474,12 +495,8 @@ class MemoryCache:
         or the stale answer standing in for a failure of the Hub."""
         error = result.error
         if (wait := backoff_wait(result)) is not None:
-            with self._lock:
-                until = self._clock() + wait
-                if until > self._backoff_until.get(endpoint, 0.0):
-                    if error.status == 429:  # the Hub's own wait, not a backoff's remainder
-                        self._backoff_seconds += wait
-                    self._backoff_until[endpoint] = until
+            # error.status: the Hub's own wait, not what is left of a backoff
+            self._start_backoff(endpoint, wait, counted=error.status == 429)
         if error.kind in REPLACES_STALE:
             with self._lock:
                 if generation == self._generation:

@@ -72,6 +72,7 @@ WHOAMI_PATH: Final = "/api/whoami-v2"
 MAX_BODY_BYTES: Final = 1 << 20
 _RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 _RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+(?:\.\d+)?)")
+_RATELIMIT_EXHAUSTED = re.compile(r"(?:^|;)\s*r\s*=\s*0\s*(?:;|$)")
 _MAX_REDIRECTS: Final = 3
 MAX_RATE_LIMIT_WAIT: Final = 300.0
 """The longest a 429 keeps this client from asking the Hub (its rate-limit window)."""
@@ -321,6 +322,11 @@ class HubClient:
             await asyncio.sleep(wait)
             attempt += 1
 
+    def rate_limit_remaining(self) -> float:
+        """Seconds this client will not ask the Hub (a 429, or a ``RateLimit`` of ``r=0``);
+        0 when it may. Caches read it after a success to share the wait with other replicas."""
+        return max(0.0, self._rate_limited_until - time.monotonic())
+
     def _still_rate_limited(self) -> HubAuthError | None:
         """A fresh ``rate_limited`` error while a 429's wait lasts, else ``None``."""
         remaining = self._rate_limited_until - time.monotonic()
@@ -338,6 +344,16 @@ class HubClient:
         if error.kind is ErrorKind.RATE_LIMITED and error.retry_after is not None:
             wait = min(error.retry_after, MAX_RATE_LIMIT_WAIT)
             self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + wait)
+
+    def _remember_exhausted_quota(self, headers: Mapping[str, str]) -> None:
+        """A success whose ``RateLimit`` says ``r=0;t=N``: the next request would be a 429,
+        so ask nobody's token for N seconds (as after a 429)."""
+        ratelimit = headers.get("RateLimit")
+        if ratelimit and _RATELIMIT_EXHAUSTED.search(ratelimit):
+            wait = parse_retry_after({"RateLimit": ratelimit})
+            if wait:
+                wait = min(wait, MAX_RATE_LIMIT_WAIT)
+                self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + wait)
 
     def _attempt_timeout(self, deadline: float) -> tuple[aiohttp.ClientTimeout, bool]:
         """This request's timeout, cut to what is left of the budget (and whether it was cut)."""
@@ -374,6 +390,7 @@ class HubClient:
                         return Err(body)
                     request_id = response.headers.get("X-Request-Id")
                     if status == 200:
+                        self._remember_exhausted_quota(response.headers)
                         return parse_whoami(body, request_id=request_id)
                     error = _status_error(status, body, response.headers)
                     self._remember_rate_limit(error)

@@ -63,6 +63,7 @@ from hub_auth._cache import (
     check_seconds,
     check_secret,
     own_copy,
+    quota_exhausted,
     rate_limited,
     stale_lifetime,
     token_key,
@@ -435,6 +436,8 @@ class RedisCache:
             with self._lock:
                 self._loads += 1
             result = await load(token)
+            if isinstance(result, Ok) and (wait := quota_exhausted(load)) is not None:
+                await self._start_backoff(endpoint, wait, counted=True)
             await self._keep(key, result, generation, endpoint, invalid or stale is not None)
         finally:
             if lock:

@@ -203,3 +203,26 @@ def test_a_429_stops_every_process_until_the_reset(
     time.sleep(3)
     assert third.whoami(NEW) == {"user": "grace-hopper"}
     assert hub.request_count == asked + 1
+
+
+def test_an_exhausted_quota_stops_every_process_before_any_429(
+    redis_server: redis_helper.RedisServer,
+) -> None:
+    # The Hub's window allows one request: its answer says RateLimit r=0;t=300.
+    with FakeHub(rate_limit=1, rate_limit_window=300) as hub:
+        hub.add_token(TOKEN, FakeUser(name="ada-lovelace"))
+        hub.add_token(NEW, FakeUser(name="grace-hopper"))
+        first, second = group = [Replica(redis_server.url, hub.url, {}) for _ in range(2)]
+        try:
+            for replica in group:
+                replica.ready()
+            assert first.whoami(TOKEN) == {"user": "ada-lovelace"}
+            limited = second.whoami(NEW)
+            assert limited["error"] == "rate_limited"
+            assert 290 < limited["retry_after"] <= 300
+            assert second.whoami(TOKEN) == {"user": "ada-lovelace"}  # cached answers still work
+            assert hub.request_count == 1  # no 429 was ever needed
+            assert first.stats()["backoff_seconds"] > 290
+        finally:
+            for replica in group:
+                replica.stop()

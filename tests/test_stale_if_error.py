@@ -197,3 +197,21 @@ async def test_a_429_stops_every_client_of_the_cache_until_the_reset(
     assert username(await second.whoami(NEW)) == "grace-hopper"
     assert hub.request_count == asked + 1
     assert cache.stats == cache.stats()  # the property and the call agree
+
+
+async def test_an_exhausted_quota_stops_every_client_of_the_cache(
+    hf_home: Path, clock: FakeClock
+) -> None:
+    async with FakeHub(rate_limit=1, rate_limit_window=300) as hub:
+        hub.add_token(TOKEN, FakeUser(name="ada-lovelace"))
+        hub.add_token(NEW, FakeUser(name="grace-hopper"))
+        cache = MemoryCache(ttl=60.0, clock=clock)
+        async with (
+            HubAuth(endpoint=hub.url, cache=cache, max_attempts=1, read_env=False) as first,
+            HubAuth(endpoint=hub.url, cache=cache, max_attempts=1, read_env=False) as second,
+        ):
+            assert username(await first.whoami(TOKEN)) == "ada-lovelace"  # r=0;t=300
+            result = await second.whoami(NEW)
+            assert error_kind(result) is ErrorKind.RATE_LIMITED
+            assert hub.request_count == 1
+            assert cache.stats().backoff_seconds > 290
