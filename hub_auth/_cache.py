@@ -39,6 +39,7 @@ import logging
 import secrets
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
@@ -186,15 +187,14 @@ def backoff_wait(result: Result[UserInfo]) -> float | None:
     return None
 
 
-def quota_exhausted(load: Loader) -> float | None:
-    """After a success: seconds the Hub's ``RateLimit`` header (``r=0;t=N``) said no request
-    should be made, when ``load`` is a ``HubClient.whoami`` that saw it; else ``None``."""
-    owner = getattr(load, "__self__", None)
-    remaining = getattr(owner, "rate_limit_remaining", None)
-    if not callable(remaining):
-        return None
-    wait = remaining()
-    return min(float(wait), MAX_BACKOFF) if isinstance(wait, int | float) and wait > 0 else None
+def listen_for_rate_limits(load: Loader, listener: Callable[[float], None]) -> bool:
+    """Have ``listener(seconds)`` called the moment the Hub says to back off, when ``load`` is
+    a ``HubClient.whoami`` (which then retries after the wait itself); False otherwise."""
+    add = getattr(getattr(load, "__self__", None), "add_rate_limit_listener", None)
+    if not callable(add):
+        return False
+    add(listener)
+    return True
 
 
 def rate_limited(remaining: float) -> Err[HubAuthError]:
@@ -393,6 +393,8 @@ class MemoryCache:
         # endpoint -> clock() before which the Hub is not asked (it answered 429).
         self._backoff_until: dict[str, float] = {}
         self._stale_notice = StaleNotice()
+        # Clients (HubClient) that tell this cache the moment the Hub says to back off.
+        self._listening: weakref.WeakSet[object] = weakref.WeakSet()
 
     @property
     def ttl(self) -> float:
@@ -452,11 +454,15 @@ class MemoryCache:
                 self._rate_limited += 1
             else:
                 self._loads += 1
-        result = rate_limited(remaining) if remaining > 0 else await load(token)
+        heard = False
+        result: Result[UserInfo]
+        if remaining > 0:
+            result = rate_limited(remaining)
+        else:
+            heard = self._listen(load, endpoint)
+            result = await load(token)
         if isinstance(result, Err):
-            return self._after_error(key, result, endpoint, generation)
-        if (wait := quota_exhausted(load)) is not None:
-            self._start_backoff(endpoint, wait, counted=True)
+            return self._after_error(key, result, endpoint, generation, heard=heard)
         lifetime = cache_lifetime(result, self._ttl, self._negative_ttl)
         if lifetime > 0:
             now = self._clock()
@@ -488,15 +494,34 @@ class MemoryCache:
                 while len(table) > bound:
                     table.popitem(last=False)
 
+    def _listen(self, load: Loader, endpoint: str) -> bool:
+        """Whether ``load``'s client tells this cache about backoffs (hooked on first use)."""
+        owner = getattr(load, "__self__", None)
+        if owner is None:
+            return False
+        with self._lock:
+            if owner in self._listening:
+                return True
+            self._listening.add(owner)
+        return listen_for_rate_limits(
+            load, functools.partial(self._start_backoff, endpoint, counted=True)
+        )
+
     def _after_error(
-        self, key: bytes, result: Err[HubAuthError], endpoint: str, generation: int
+        self,
+        key: bytes,
+        result: Err[HubAuthError],
+        endpoint: str,
+        generation: int,
+        *,
+        heard: bool,
     ) -> Result[UserInfo]:
         """What a miss answers when the Hub (or the backoff) said no: the error, a 401 kept,
         or the stale answer standing in for a failure of the Hub."""
         error = result.error
         if (wait := backoff_wait(result)) is not None:
-            # error.status: the Hub's own wait, not what is left of a backoff
-            self._start_backoff(endpoint, wait, counted=error.status == 429)
+            # Counted when the Hub said it (not a backoff's remainder) and no listener did.
+            self._start_backoff(endpoint, wait, counted=error.status == 429 and not heard)
         if error.kind in REPLACES_STALE:
             with self._lock:
                 if generation == self._generation:

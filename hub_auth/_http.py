@@ -45,7 +45,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -245,6 +245,8 @@ class HubClient:
         )
         # time.monotonic() before which the Hub is not asked (it said so with a 429).
         self._rate_limited_until = 0.0
+        # Called with the wait the moment the Hub says to back off (caches share it).
+        self._rate_limit_listeners: list[Callable[[float], None]] = []
 
     @property
     def session_open(self) -> bool:
@@ -322,10 +324,17 @@ class HubClient:
             await asyncio.sleep(wait)
             attempt += 1
 
-    def rate_limit_remaining(self) -> float:
-        """Seconds this client will not ask the Hub (a 429, or a ``RateLimit`` of ``r=0``);
-        0 when it may. Caches read it after a success to share the wait with other replicas."""
-        return max(0.0, self._rate_limited_until - time.monotonic())
+    def add_rate_limit_listener(self, listener: Callable[[float], None]) -> None:
+        """Call ``listener(seconds)`` whenever the Hub says to stop asking (a 429 with a wait,
+        or a ``RateLimit`` of ``r=0;t=N``), before any retry: a cache shares the wait with
+        the other clients and replicas at once."""
+        self._rate_limit_listeners.append(listener)
+
+    def _back_off(self, wait: float) -> None:
+        wait = min(wait, MAX_RATE_LIMIT_WAIT)
+        self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + wait)
+        for listener in self._rate_limit_listeners:
+            listener(wait)
 
     def _still_rate_limited(self) -> HubAuthError | None:
         """A fresh ``rate_limited`` error while a 429's wait lasts, else ``None``."""
@@ -342,8 +351,7 @@ class HubClient:
     def _remember_rate_limit(self, error: HubAuthError) -> None:
         """After a 429 that says when to come back, ask nobody's token until then."""
         if error.kind is ErrorKind.RATE_LIMITED and error.retry_after is not None:
-            wait = min(error.retry_after, MAX_RATE_LIMIT_WAIT)
-            self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + wait)
+            self._back_off(error.retry_after)
 
     def _remember_exhausted_quota(self, headers: Mapping[str, str]) -> None:
         """A success whose ``RateLimit`` says ``r=0;t=N``: the next request would be a 429,
@@ -352,8 +360,7 @@ class HubClient:
         if ratelimit and _RATELIMIT_EXHAUSTED.search(ratelimit):
             wait = parse_retry_after({"RateLimit": ratelimit})
             if wait:
-                wait = min(wait, MAX_RATE_LIMIT_WAIT)
-                self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + wait)
+                self._back_off(wait)
 
     def _attempt_timeout(self, deadline: float) -> tuple[aiohttp.ClientTimeout, bool]:
         """This request's timeout, cut to what is left of the budget (and whether it was cut)."""

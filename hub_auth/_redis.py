@@ -36,12 +36,14 @@ At scale (several processes or replicas behind one egress IP, one Hub quota):
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -62,8 +64,8 @@ from hub_auth._cache import (
     cache_lifetime,
     check_seconds,
     check_secret,
+    listen_for_rate_limits,
     own_copy,
-    quota_exhausted,
     rate_limited,
     stale_lifetime,
     token_key,
@@ -308,6 +310,9 @@ class RedisCache:
         # in this process, which also holds while Redis is down.
         self._backoff_until: dict[str, float] = {}
         self._stale_notice = StaleNotice()
+        # Clients (HubClient) that tell this cache the moment the Hub says to back off.
+        self._listening: weakref.WeakSet[object] = weakref.WeakSet()
+        self._sharing: set[asyncio.Task[None]] = set()
 
     @property
     def ttl(self) -> float:
@@ -432,13 +437,12 @@ class RedisCache:
             answer = await self._wait_for_answer(key)
             if answer is not None:
                 return answer
+        heard = self._listen(load, endpoint)
         try:
             with self._lock:
                 self._loads += 1
             result = await load(token)
-            if isinstance(result, Ok) and (wait := quota_exhausted(load)) is not None:
-                await self._start_backoff(endpoint, wait, counted=True)
-            await self._keep(key, result, generation, endpoint, invalid or stale is not None)
+            await self._keep(key, result, generation, endpoint, invalid or stale is not None, heard)
         finally:
             if lock:
                 await self._release(key, lock)
@@ -455,10 +459,14 @@ class RedisCache:
         generation: int,
         endpoint: str,
         replaces: bool,
+        heard: bool,
     ) -> None:
-        """Store ``result`` under ``key`` (or drop what is there), start a backoff on a 429."""
+        """Store ``result`` under ``key`` (or drop what is there), start a backoff on a 429
+        (counted when the Hub said it, not a backoff's remainder, and no listener did)."""
         if isinstance(result, Err) and (wait := backoff_wait(result)) is not None:
-            await self._start_backoff(endpoint, wait, counted=result.error.status == 429)
+            counted = result.error.status == 429 and not heard
+            if self._note_backoff(endpoint, wait, counted=counted):
+                await self._share_backoff(endpoint, wait)
         seconds = int(cache_lifetime(result, self._ttl, self._negative_ttl))
         if generation != self._generation or not self._usable():
             return
@@ -553,14 +561,37 @@ class RedisCache:
             self._backoff_until[endpoint] = self._clock() + remaining
         return remaining
 
-    async def _start_backoff(self, endpoint: str, wait: float, *, counted: bool) -> None:
+    def _listen(self, load: Loader, endpoint: str) -> bool:
+        """Whether ``load``'s client tells this cache about backoffs (hooked on first use)."""
+        owner = getattr(load, "__self__", None)
+        if owner is None:
+            return False
+        with self._lock:
+            if owner in self._listening:
+                return True
+            self._listening.add(owner)
+        return listen_for_rate_limits(load, functools.partial(self._heard_backoff, endpoint))
+
+    def _heard_backoff(self, endpoint: str, wait: float) -> None:
+        """The Hub just said to back off (the client will wait, then retry): tell the other
+        replicas now, not when the call returns."""
+        if self._note_backoff(endpoint, wait, counted=True):
+            task = asyncio.get_running_loop().create_task(self._share_backoff(endpoint, wait))
+            self._sharing.add(task)
+            task.add_done_callback(self._sharing.discard)
+
+    def _note_backoff(self, endpoint: str, wait: float, *, counted: bool) -> bool:
+        """Remember a backoff in this process; whether it is longer than the one known."""
         with self._lock:
             until = self._clock() + wait
             if until <= self._backoff_until.get(endpoint, 0.0):
-                return
+                return False
             self._backoff_until[endpoint] = until
-            if counted:  # the Hub's own wait, not what is left of a backoff
+            if counted:
                 self._backoff_seconds += wait
+        return True
+
+    async def _share_backoff(self, endpoint: str, wait: float) -> None:
         if self._usable():
             milliseconds = max(1, int(wait * 1000))
             await self._call(
