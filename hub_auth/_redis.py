@@ -437,6 +437,14 @@ class RedisCache:
             answer = await self._wait_for_answer(key)
             if answer is not None:
                 return answer
+        elif lock:
+            # The lock was free: its last holder may have stored the answer since our read.
+            cached = await self._read(key)
+            if isinstance(cached, Ok | Err):
+                await self._release(key, lock)
+                with self._lock:
+                    self._waits += 1
+                return cached
         heard = self._listen(load, endpoint)
         try:
             with self._lock:
@@ -606,7 +614,14 @@ class RedisCache:
         """``await method(*args, **kwargs)`` within ``timeout``; ``_FAILED`` when it fails."""
         try:
             async with asyncio.timeout(self._timeout):
-                value = await method(*args, **kwargs)
+                try:
+                    value = await method(*args, **kwargs)
+                except Exception as exc:
+                    if not _is_dropped_connection(exc):
+                        raise
+                    # A pooled connection Redis closed (a restart): the client reconnects on
+                    # the next try. Without this each dead connection cost `backoff` seconds.
+                    value = await method(*args, **kwargs)
         # The cache must never fail a request: whatever the client raises (connection,
         # protocol, a misconfigured client), the answer comes from the Hub instead.
         except Exception as exc:
@@ -656,6 +671,15 @@ class RedisCache:
 def _lock_key(key: str) -> str:
     # key is prefix + hex; the lock sits next to it, never equal to any value key.
     return key + ":lock"
+
+
+def _is_dropped_connection(exc: Exception) -> bool:
+    """Whether a redis-py call failed on a connection the server had closed."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+    except ImportError:  # pragma: no cover - a client that is not redis-py
+        return False
+    return isinstance(exc, RedisConnectionError) and "closed" in str(exc).lower()
 
 
 def _is_bad_value(exc: Exception) -> bool:

@@ -396,3 +396,18 @@ def test_sealed_value_round_trip() -> None:
     assert unseal(mac_key, key, seal(mac_key, key, later, Ok(user)).decode(), now) == Ok(user)
     for unusable in ("not json", '{"v":1}', "v2:", "v2:x:y:z", "v3:1:2:3"):
         assert not isinstance(unseal(mac_key, key, unusable, now), Ok | Err)
+
+
+async def test_a_redis_restart_does_not_put_the_cache_aside(
+    hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
+) -> None:
+    async with replica(redis_server.url) as auth:
+        assert isinstance(auth.cache, RedisCache)
+        assert isinstance(await auth.whoami(TOKEN), Ok)  # a pooled connection is open
+        redis_server.stop()
+        redis_server.start()  # the pooled connection is dead now
+        assert isinstance(await auth.whoami(OTHER), Ok)
+        assert auth.cache.available  # retried on a new connection, not `backoff` s of misses
+        assert auth.cache.stats().errors == 0
+        assert isinstance(await auth.whoami(OTHER), Ok)
+    assert hub.request_count == 2
