@@ -52,6 +52,7 @@ from hub_auth._result import Err, Ok, Result
 __all__ = [
     "CacheStats",
     "MemoryCache",
+    "RateLimitHooks",
     "SingleFlight",
     "StaleNotice",
     "cache_lifetime",
@@ -187,14 +188,32 @@ def backoff_wait(result: Result[UserInfo]) -> float | None:
     return None
 
 
-def listen_for_rate_limits(load: Loader, listener: Callable[[float], None]) -> bool:
-    """Have ``listener(seconds)`` called the moment the Hub says to back off, when ``load`` is
-    a ``HubClient.whoami`` (which then retries after the wait itself); False otherwise."""
-    add = getattr(getattr(load, "__self__", None), "add_rate_limit_listener", None)
-    if not callable(add):
-        return False
-    add(listener)
-    return True
+class RateLimitHooks:
+    """The clients (``HubClient``) that already tell a cache the moment the Hub says to back
+    off; hooked on a cache's first load through them (``load`` is ``HubClient.whoami``)."""
+
+    __slots__ = ("_clients", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: weakref.WeakSet[object] = weakref.WeakSet()
+
+    def hook(self, load: Loader, listener: Callable[[float], None]) -> bool:
+        """Whether ``load``'s client calls ``listener(seconds)`` on a backoff (hooked now if
+        it was not); False for a loader that is not a ``HubClient``'s."""
+        client = getattr(load, "__self__", None)
+        add = getattr(client, "add_rate_limit_listener", None)
+        if client is None or not callable(add):
+            return False
+        with self._lock:
+            try:
+                if client in self._clients:
+                    return True
+                self._clients.add(client)
+            except TypeError:  # not weakly referable: never hooked, never kept
+                return False
+        add(listener)
+        return True
 
 
 def rate_limited(remaining: float) -> Err[HubAuthError]:
@@ -393,8 +412,7 @@ class MemoryCache:
         # endpoint -> clock() before which the Hub is not asked (it answered 429).
         self._backoff_until: dict[str, float] = {}
         self._stale_notice = StaleNotice()
-        # Clients (HubClient) that tell this cache the moment the Hub says to back off.
-        self._listening: weakref.WeakSet[object] = weakref.WeakSet()
+        self._hooks = RateLimitHooks()
 
     @property
     def ttl(self) -> float:
@@ -496,14 +514,7 @@ class MemoryCache:
 
     def _listen(self, load: Loader, endpoint: str) -> bool:
         """Whether ``load``'s client tells this cache about backoffs (hooked on first use)."""
-        owner = getattr(load, "__self__", None)
-        if owner is None:
-            return False
-        with self._lock:
-            if owner in self._listening:
-                return True
-            self._listening.add(owner)
-        return listen_for_rate_limits(
+        return self._hooks.hook(
             load, functools.partial(self._start_backoff, endpoint, counted=True)
         )
 

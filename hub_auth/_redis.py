@@ -43,7 +43,6 @@ import logging
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -58,13 +57,13 @@ from hub_auth._cache import (
     CacheStats,
     Loader,
     MemoryCache,
+    RateLimitHooks,
     SingleFlight,
     StaleNotice,
     backoff_wait,
     cache_lifetime,
     check_seconds,
     check_secret,
-    listen_for_rate_limits,
     own_copy,
     rate_limited,
     stale_lifetime,
@@ -310,8 +309,7 @@ class RedisCache:
         # in this process, which also holds while Redis is down.
         self._backoff_until: dict[str, float] = {}
         self._stale_notice = StaleNotice()
-        # Clients (HubClient) that tell this cache the moment the Hub says to back off.
-        self._listening: weakref.WeakSet[object] = weakref.WeakSet()
+        self._hooks = RateLimitHooks()
         self._sharing: set[asyncio.Task[None]] = set()
 
     @property
@@ -571,14 +569,7 @@ class RedisCache:
 
     def _listen(self, load: Loader, endpoint: str) -> bool:
         """Whether ``load``'s client tells this cache about backoffs (hooked on first use)."""
-        owner = getattr(load, "__self__", None)
-        if owner is None:
-            return False
-        with self._lock:
-            if owner in self._listening:
-                return True
-            self._listening.add(owner)
-        return listen_for_rate_limits(load, functools.partial(self._heard_backoff, endpoint))
+        return self._hooks.hook(load, functools.partial(self._heard_backoff, endpoint))
 
     def _heard_backoff(self, endpoint: str, wait: float) -> None:
         """The Hub just said to back off (the client will wait, then retry): tell the other
