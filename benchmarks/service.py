@@ -173,6 +173,7 @@ class Load:
         count: int,
         *,
         min_seconds: float = 0.0,
+        max_seconds: float = float("inf"),
         remember: bool = False,
     ) -> None:
         started = time.monotonic()
@@ -202,7 +203,9 @@ class Load:
                 self.validated.add(token)
 
         in_flight: set[asyncio.Task[None]] = set()
-        while budget > 0 or time.monotonic() - started < min_seconds:
+        while (budget > 0 or time.monotonic() - started < min_seconds) and (
+            time.monotonic() - started < max_seconds
+        ):
             while len(in_flight) >= self.concurrency:
                 _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             token = self._pick() if budget > 0 else self.rng.choice(sorted(self.validated))
@@ -259,20 +262,26 @@ async def _run(size: Size, hub: FakeHub, redis: Redis, app_url: str) -> list[Pha
         async def phase(
             name: str,
             before: Callable[[], None] | None = None,
+            count: int = share,
             **options: float | bool,
         ) -> Phase:
             current = Phase(name)
             if before is not None:
                 before()
             asked = hub.request_count
-            await load.run(session, current, share, **options)  # type: ignore[arg-type]
+            await load.run(session, current, count, **options)  # type: ignore[arg-type]
             current.hub_requests = hub.request_count - asked
             phases.append(current)
             return current
 
         await phase("warm", remember=True)
         await asyncio.sleep(TTL + 0.1)  # every entry is past its ttl: only stale ones are left
-        await phase("outage", lambda: hub.set_failure_rate(503, 1.0), min_seconds=size.outage)
+        await phase(
+            "outage",
+            lambda: hub.set_failure_rate(503, 1.0),
+            min_seconds=size.outage,
+            max_seconds=size.outage,  # what it did not send, the last phase does
+        )
         hub.set_failure_rate(503, 0.0)
 
         sent: list[int] = []
@@ -297,7 +306,7 @@ async def _run(size: Size, hub: FakeHub, redis: Redis, app_url: str) -> list[Pha
         # RedisCache leaves a failed Redis alone for `backoff` (5 s) before trying it again;
         # meanwhile every miss asks the Hub (see the restart phase's Hub requests).
         await asyncio.sleep(REDIS_BACKOFF)
-        await phase("after")
+        await phase("after", count=size.requests - load.sent)
     return phases
 
 
