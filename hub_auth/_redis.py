@@ -448,6 +448,11 @@ class RedisCache:
             with self._lock:
                 self._loads += 1
             result = await load(token)
+            if self._sharing:  # a backoff heard during the load: shared before we answer
+                loop = asyncio.get_running_loop()
+                ours = [task for task in list(self._sharing) if task.get_loop() is loop]
+                if ours:
+                    await asyncio.wait(ours)
             await self._keep(key, result, generation, endpoint, invalid or stale is not None, heard)
         finally:
             if lock:
