@@ -13,6 +13,15 @@ Run it against FakeHub (no account, no network)::
 
 Without ``HF_ENDPOINT`` it asks the real Hub. ``EXAMPLE_TEAM_ORG`` names the organisation
 ``/team`` requires (default ``huggingface``).
+
+Several workers or replicas share one whoami cache in Redis when ``EXAMPLE_REDIS_URL`` is set
+(``pip install 'hub_auth[redis]'``; ``python -m benchmarks.service`` runs it so)::
+
+    EXAMPLE_REDIS_URL=redis://127.0.0.1:6379/0 \
+    HUB_AUTH_CACHE_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') \
+    EXAMPLE_STALE_TTL=300 uvicorn examples.fastapi_app:app --workers 4
+
+``EXAMPLE_CACHE_TTL`` (seconds, default 60) and ``EXAMPLE_STALE_TTL`` (default 0: off) tune it.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 
-from hub_auth import HubAuth, MemoryCache, UserInfo
+from hub_auth import HubAuth, MemoryCache, RedisCache, UserInfo
 from hub_auth.fastapi import HubBearer
 
 TEAM_ORG = os.environ.get("EXAMPLE_TEAM_ORG", "huggingface")
@@ -34,9 +43,31 @@ TEAM_ORG = os.environ.get("EXAMPLE_TEAM_ORG", "huggingface")
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # One HubAuth for the whole app, created in the server's event loop and closed on
     # shutdown. The cache matters: the Hub rate-limits whoami per IP.
-    async with HubAuth(cache=MemoryCache(ttl=60.0, negative_ttl=5.0)) as auth:
-        app.state.hub_auth = auth
-        yield
+    ttl = float(os.environ.get("EXAMPLE_CACHE_TTL", "60"))
+    stale_ttl = float(os.environ.get("EXAMPLE_STALE_TTL", "0"))
+    redis_url = os.environ.get("EXAMPLE_REDIS_URL")
+    if not redis_url:
+        cache = MemoryCache(ttl=ttl, negative_ttl=5.0, stale_ttl=stale_ttl)
+        async with HubAuth(cache=cache) as auth:
+            app.state.hub_auth = auth
+            yield
+        return
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(redis_url)
+    shared = RedisCache(
+        client,
+        secret=os.environ["HUB_AUTH_CACHE_SECRET"],  # the same in every worker and replica
+        ttl=ttl,
+        negative_ttl=5.0,
+        stale_ttl=stale_ttl,
+    )
+    try:
+        async with HubAuth(cache=shared) as auth:
+            app.state.hub_auth = auth
+            yield
+    finally:
+        await client.aclose()
 
 
 app = FastAPI(title="hub_auth example", lifespan=lifespan)

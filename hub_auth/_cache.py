@@ -14,6 +14,18 @@ load runs as its own task, so a caller that is cancelled leaves the others (and 
 A cache may be shared by several event loops in several threads (an application's loop and a
 sync facade's own loop thread): the dictionaries are guarded by a ``threading.Lock`` that is
 never held across an ``await``, and a load is only ever joined from the loop that started it.
+
+Stale-if-error (``stale_ttl``, off by default): after ``ttl`` a successful answer is kept
+``stale_ttl`` seconds more (never past the token's own expiry). It is never served while the
+Hub can be asked; it is served only when the Hub cannot answer (network, timeout, 5xx, 429, a
+rate-limit backoff), which is logged at most once a minute and counted in ``stats().stale``.
+A 401 or 403 for the token replaces it at once.
+
+Rate-limit backoff: after a 429 that says when to come back, the cache asks the Hub about no
+token at that endpoint until then; misses get the stale answer if there is one, else
+``Err(rate_limited)`` with ``retry_after``, without a request (``HubClient`` does the same for
+one client; the cache extends it to every client sharing the cache, ``RedisCache`` to every
+replica).
 """
 
 from __future__ import annotations
@@ -23,22 +35,26 @@ import copy
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from hub_auth._errors import ErrorKind
+from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._models import UserInfo
 from hub_auth._result import Err, Ok, Result
 
 __all__ = [
     "CacheStats",
     "MemoryCache",
+    "RateLimitHooks",
     "SingleFlight",
+    "StaleNotice",
     "cache_lifetime",
     "check_secret",
     "token_key",
@@ -49,6 +65,8 @@ V = TypeVar("V")
 
 Loader = Callable[[str], Awaitable[Result[UserInfo]]]
 """What a cache calls on a miss: ``HubClient.whoami`` (token in, result out)."""
+
+logger = logging.getLogger("hub_auth")
 
 MIN_SECRET_BYTES = 32
 MIN_SECRET_PAIRS = 16
@@ -135,6 +153,109 @@ def cache_lifetime(result: Result[UserInfo], ttl: float, negative_ttl: float) ->
     return 0.0
 
 
+STALE_IF = frozenset(
+    {ErrorKind.NETWORK, ErrorKind.TIMEOUT, ErrorKind.SERVER_ERROR, ErrorKind.RATE_LIMITED}
+)
+"""Failures that say the Hub cannot be asked now (not that the token is bad): a stale
+answer may stand in for them."""
+
+REPLACES_STALE = frozenset({ErrorKind.UNAUTHORIZED, ErrorKind.FORBIDDEN})
+"""Answers about the token itself: a stale answer is dropped when the Hub says one of these."""
+
+MAX_BACKOFF = 300.0
+"""The longest a 429 keeps a cache from asking the Hub (the Hub's rate-limit window)."""
+
+
+def stale_lifetime(result: Result[UserInfo], ttl: float, stale_ttl: float) -> float:
+    """Seconds from now ``result`` may be served stale-if-error: ``ttl + stale_ttl``, never
+    past the token's own expiry; 0 for anything but a success, or when ``stale_ttl`` is 0."""
+    if not stale_ttl or not isinstance(result, Ok):
+        return 0.0
+    total = ttl + stale_ttl
+    token = result.value.token
+    if token is not None and token.expires_at is not None:
+        return max(0.0, min(total, token.expires_at.timestamp() - time.time()))
+    return total
+
+
+def backoff_wait(result: Result[UserInfo]) -> float | None:
+    """Seconds the Hub asked us to leave it alone (a 429 with ``retry_after``), capped at
+    ``MAX_BACKOFF``; ``None`` for any other outcome."""
+    if isinstance(result, Err) and result.error.kind is ErrorKind.RATE_LIMITED:
+        wait = result.error.retry_after
+        if wait is not None and wait > 0:
+            return min(wait, MAX_BACKOFF)
+    return None
+
+
+class RateLimitHooks:
+    """The clients (``HubClient``) that already tell a cache the moment the Hub says to back
+    off; hooked on a cache's first load through them (``load`` is ``HubClient.whoami``)."""
+
+    __slots__ = ("_clients", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: weakref.WeakSet[object] = weakref.WeakSet()
+
+    def hook(self, load: Loader, listener: Callable[[float], None]) -> bool:
+        """Whether ``load``'s client calls ``listener(seconds)`` on a backoff (hooked now if
+        it was not); False for a loader that is not a ``HubClient``'s."""
+        client = getattr(load, "__self__", None)
+        add = getattr(client, "add_rate_limit_listener", None)
+        if client is None or not callable(add):
+            return False
+        with self._lock:
+            try:
+                if client in self._clients:
+                    return True
+                self._clients.add(client)
+            except TypeError:  # not weakly referable: never hooked, never kept
+                return False
+        add(listener)
+        return True
+
+
+def rate_limited(remaining: float) -> Err[HubAuthError]:
+    """The answer to a miss while the Hub's rate-limit wait lasts: no request is made."""
+    return Err(
+        HubAuthError(
+            ErrorKind.RATE_LIMITED,
+            "the Hub is rate limiting this service, which does not ask it again before the "
+            "wait it gave is over (tokens already cached keep working)",
+            retry_after=remaining,
+        )
+    )
+
+
+class StaleNotice:
+    """Logs that stale answers are being served: a warning at most once per ``every`` seconds,
+    with how many were served since the last one."""
+
+    __slots__ = ("_count", "_every", "_last", "_lock")
+
+    def __init__(self, every: float = 60.0) -> None:
+        self._lock = threading.Lock()
+        self._every = every
+        self._last: float | None = None
+        self._count = 0
+
+    def served(self, error: HubAuthError, stale_ttl: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._count += 1
+            if self._last is not None and now - self._last < self._every:
+                return
+            self._last, count, self._count = now, self._count, 0
+        logger.warning(
+            "serving cached whoami answers past their ttl (stale-if-error, up to %gs more; "
+            "%d since the last notice) because the Hub cannot be asked: %s",
+            stale_ttl,
+            count,
+            error,
+        )
+
+
 def check_seconds(value: float, name: str, *, minimum: float = 0.0, allow_zero: bool) -> float:
     """``value`` as a float after checking it is a number in range."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -159,6 +280,24 @@ class CacheStats:
     """Entries held now (expired ones leave lazily); ``None`` when unknown (Redis)."""
     errors: int = 0
     """Failed operations on the shared store (Redis), each answered by asking the Hub."""
+    stale: int = 0
+    """Answers served past their ``ttl`` because the Hub could not be asked (``stale_ttl``)."""
+    waits: int = 0
+    """Misses that waited for another replica's Hub request instead of making one (Redis)."""
+    rate_limited: int = 0
+    """Misses answered without a Hub request because of a rate-limit backoff (stale or
+    ``Err(rate_limited)``)."""
+    backoff_seconds: float = 0.0
+    """Seconds of rate-limit backoff the Hub asked for, summed over the 429s this cache saw."""
+
+    @property
+    def hub_requests(self) -> int:
+        """Requests to the Hub (``loads``)."""
+        return self.loads
+
+    def __call__(self) -> CacheStats:
+        """``cache.stats()`` and ``cache.stats`` are the same snapshot (the property came first)."""
+        return self
 
 
 class SingleFlight(Generic[K, V]):
@@ -226,6 +365,10 @@ class MemoryCache:
             least 1) by default.
         key: The HMAC key for the cache keys (at least 32 bytes, not a repeated pattern);
             random per process by default.
+        stale_ttl: Seconds a successful answer may still be served after ``ttl`` while the
+            Hub cannot be asked (network, timeout, 5xx, 429, a rate-limit backoff); never
+            after a 401 or 403 for the token, never past the token's expiry. 0 (the default)
+            serves nothing stale.
         clock: A monotonic clock in seconds (tests inject a fake one).
     """
 
@@ -237,9 +380,11 @@ class MemoryCache:
         negative_ttl: float = 0.0,
         max_negative_entries: int | None = None,
         key: bytes | str | None = None,
+        stale_ttl: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl = check_seconds(ttl, "ttl", allow_zero=False)
+        self._stale_ttl = check_seconds(stale_ttl, "stale_ttl", allow_zero=True)
         self._negative_ttl = check_seconds(negative_ttl, "negative_ttl", allow_zero=True)
         self._max_entries = _check_count(max_entries, "max_entries")
         self._max_negative_entries = (
@@ -253,19 +398,31 @@ class MemoryCache:
         self._scoped_inner: tuple[str, hashlib._Hash] | None = None
         self._clock = clock
         self._lock = threading.Lock()
-        # Successful answers and 401s in two LRU tables with their own bounds.
-        self._entries: OrderedDict[bytes, tuple[float, Result[UserInfo]]] = OrderedDict()
-        self._negatives: OrderedDict[bytes, tuple[float, Result[UserInfo]]] = OrderedDict()
+        # Successful answers and 401s in two LRU tables with their own bounds:
+        # (fresh until, result, may be served stale-if-error until).
+        self._entries: OrderedDict[bytes, tuple[float, Result[UserInfo], float]] = OrderedDict()
+        self._negatives: OrderedDict[bytes, tuple[float, Result[UserInfo], float]] = OrderedDict()
         self._flight: SingleFlight[bytes, Result[UserInfo]] = SingleFlight()
         # Bumped by invalidate/clear: a load that started before must not store its answer.
         self._generation = 0
         self._hits = 0
         self._misses = 0
         self._loads = 0
+        self._stale = 0
+        self._rate_limited = 0
+        self._backoff_seconds = 0.0
+        # endpoint -> clock() before which the Hub is not asked (it answered 429).
+        self._backoff_until: dict[str, float] = {}
+        self._stale_notice = StaleNotice()
+        self._hooks = RateLimitHooks()
 
     @property
     def ttl(self) -> float:
         return self._ttl
+
+    @property
+    def stale_ttl(self) -> float:
+        return self._stale_ttl
 
     @property
     def negative_ttl(self) -> float:
@@ -310,29 +467,97 @@ class MemoryCache:
                     table.move_to_end(key)
                     self._hits += 1
                     return own_copy(entry[1])
-                del table[key]
+                if entry[2] <= now:  # kept past ttl only while it may be served stale
+                    del table[key]
             self._misses += 1
-        return own_copy(await self._flight.run(key, lambda: self._load(key, token, load)))
+        return own_copy(await self._flight.run(key, lambda: self._load(key, token, load, endpoint)))
 
-    async def _load(self, key: bytes, token: str, load: Loader) -> Result[UserInfo]:
+    async def _load(self, key: bytes, token: str, load: Loader, endpoint: str) -> Result[UserInfo]:
         with self._lock:
-            self._loads += 1
             generation = self._generation
-        result = await load(token)
+            remaining = self._backoff_until.get(endpoint, 0.0) - self._clock()
+            if remaining > 0:
+                self._rate_limited += 1
+            else:
+                self._loads += 1
+        heard = False
+        result: Result[UserInfo]
+        if remaining > 0:
+            result = rate_limited(remaining)
+        else:
+            heard = self._listen(load, endpoint)
+            result = await load(token)
+        if isinstance(result, Err):
+            return self._after_error(key, result, endpoint, generation, heard=heard)
         lifetime = cache_lifetime(result, self._ttl, self._negative_ttl)
         if lifetime > 0:
-            expires = self._clock() + lifetime
-            if isinstance(result, Ok):
-                table, other, bound = self._entries, self._negatives, self._max_entries
-            else:
-                table, other, bound = self._negatives, self._entries, self._max_negative_entries
+            now = self._clock()
+            expires = now + lifetime
+            stale_until = max(expires, now + stale_lifetime(result, self._ttl, self._stale_ttl))
+            self._store(key, generation, (expires, result, stale_until))
+        return result
+
+    def _start_backoff(self, endpoint: str, wait: float, *, counted: bool) -> None:
+        with self._lock:
+            until = self._clock() + wait
+            if until > self._backoff_until.get(endpoint, 0.0):
+                if counted:
+                    self._backoff_seconds += wait
+                self._backoff_until[endpoint] = until
+
+    def _store(
+        self, key: bytes, generation: int, entry: tuple[float, Result[UserInfo], float]
+    ) -> None:
+        if isinstance(entry[1], Ok):
+            table, other, bound = self._entries, self._negatives, self._max_entries
+        else:
+            table, other, bound = self._negatives, self._entries, self._max_negative_entries
+        with self._lock:
+            if generation == self._generation:
+                other.pop(key, None)
+                table[key] = entry
+                table.move_to_end(key)
+                while len(table) > bound:
+                    table.popitem(last=False)
+
+    def _listen(self, load: Loader, endpoint: str) -> bool:
+        """Whether ``load``'s client tells this cache about backoffs (hooked on first use)."""
+        return self._hooks.hook(
+            load, functools.partial(self._start_backoff, endpoint, counted=True)
+        )
+
+    def _after_error(
+        self,
+        key: bytes,
+        result: Err[HubAuthError],
+        endpoint: str,
+        generation: int,
+        *,
+        heard: bool,
+    ) -> Result[UserInfo]:
+        """What a miss answers when the Hub (or the backoff) said no: the error, a 401 kept,
+        or the stale answer standing in for a failure of the Hub."""
+        error = result.error
+        if (wait := backoff_wait(result)) is not None:
+            # Counted when the Hub said it (not a backoff's remainder) and no listener did.
+            self._start_backoff(endpoint, wait, counted=error.status == 429 and not heard)
+        if error.kind in REPLACES_STALE:
             with self._lock:
                 if generation == self._generation:
-                    other.pop(key, None)
-                    table[key] = (expires, result)
-                    table.move_to_end(key)
-                    while len(table) > bound:
-                        table.popitem(last=False)
+                    self._entries.pop(key, None)
+            lifetime = cache_lifetime(result, self._ttl, self._negative_ttl)
+            if lifetime > 0:
+                expires = self._clock() + lifetime
+                self._store(key, generation, (expires, result, expires))
+            return result
+        if error.kind in STALE_IF and self._stale_ttl:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is None or entry[2] <= self._clock():
+                    return result
+                self._stale += 1
+            self._stale_notice.served(error, self._stale_ttl)
+            return entry[1]
         return result
 
     async def invalidate(self, token: str, *, endpoint: str) -> None:
@@ -349,14 +574,22 @@ class MemoryCache:
         with self._lock:
             self._entries.clear()
             self._negatives.clear()
+            self._backoff_until.clear()
             self._generation += 1
 
     @property
     def stats(self) -> CacheStats:
-        """Hits, misses, loads and entries (successes and 401s) so far."""
+        """Hits, misses, loads (Hub requests), stale answers, backoff and entries (successes
+        and 401s) so far; ``cache.stats()`` works too."""
         with self._lock:
             return CacheStats(
-                hits=self._hits, misses=self._misses, loads=self._loads, entries=len(self)
+                hits=self._hits,
+                misses=self._misses,
+                loads=self._loads,
+                entries=len(self),
+                stale=self._stale,
+                rate_limited=self._rate_limited,
+                backoff_seconds=self._backoff_seconds,
             )
 
     def __len__(self) -> int:

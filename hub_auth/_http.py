@@ -45,7 +45,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -72,6 +72,7 @@ WHOAMI_PATH: Final = "/api/whoami-v2"
 MAX_BODY_BYTES: Final = 1 << 20
 _RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 _RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+(?:\.\d+)?)")
+_RATELIMIT_EXHAUSTED = re.compile(r"(?:^|;)\s*r\s*=\s*0\s*(?:;|$)")
 _MAX_REDIRECTS: Final = 3
 MAX_RATE_LIMIT_WAIT: Final = 300.0
 """The longest a 429 keeps this client from asking the Hub (its rate-limit window)."""
@@ -245,6 +246,8 @@ class HubClient:
         )
         # time.monotonic() before which the Hub is not asked (it said so with a 429).
         self._rate_limited_until = 0.0
+        # Called with the wait the moment the Hub says to back off (caches share it).
+        self._rate_limit_listeners: list[Callable[[float], None]] = []
 
     @property
     def session_open(self) -> bool:
@@ -325,6 +328,18 @@ class HubClient:
             await asyncio.sleep(wait)
             attempt += 1
 
+    def add_rate_limit_listener(self, listener: Callable[[float], None]) -> None:
+        """Call ``listener(seconds)`` whenever the Hub says to stop asking (a 429 with a wait,
+        or a ``RateLimit`` of ``r=0;t=N``), before any retry: a cache shares the wait with
+        the other clients and replicas at once."""
+        self._rate_limit_listeners.append(listener)
+
+    def _back_off(self, wait: float) -> None:
+        wait = min(wait, MAX_RATE_LIMIT_WAIT)
+        self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + wait)
+        for listener in self._rate_limit_listeners:
+            listener(wait)
+
     def _still_rate_limited(self) -> HubAuthError | None:
         """A fresh ``rate_limited`` error while a 429's wait lasts, else ``None``."""
         remaining = self._rate_limited_until - time.monotonic()
@@ -340,8 +355,16 @@ class HubClient:
     def _remember_rate_limit(self, error: HubAuthError) -> None:
         """After a 429 that says when to come back, ask nobody's token until then."""
         if error.kind is ErrorKind.RATE_LIMITED and error.retry_after is not None:
-            wait = min(error.retry_after, MAX_RATE_LIMIT_WAIT)
-            self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + wait)
+            self._back_off(error.retry_after)
+
+    def _remember_exhausted_quota(self, headers: Mapping[str, str]) -> None:
+        """A success whose ``RateLimit`` says ``r=0;t=N``: the next request would be a 429,
+        so ask nobody's token for N seconds (as after a 429)."""
+        ratelimit = headers.get("RateLimit")
+        if ratelimit and _RATELIMIT_EXHAUSTED.search(ratelimit):
+            wait = parse_retry_after({"RateLimit": ratelimit})
+            if wait:
+                self._back_off(wait)
 
     def _attempt_timeout(self, deadline: float) -> tuple[aiohttp.ClientTimeout, bool]:
         """This request's timeout, cut to what is left of the budget (and whether it was cut)."""
@@ -378,6 +401,7 @@ class HubClient:
                         return Err(body)
                     request_id = response.headers.get("X-Request-Id")
                     if status == 200:
+                        self._remember_exhausted_quota(response.headers)
                         return parse_whoami(body, request_id=request_id)
                     error = _status_error(status, body, response.headers)
                     self._remember_rate_limit(error)

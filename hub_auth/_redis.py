@@ -18,31 +18,55 @@ The cache must never be why a request fails. Every Redis operation is bounded by
 when Redis is unreachable, slow or answers garbage, the request goes to the Hub, one warning is
 logged, and Redis is left alone for ``backoff`` seconds before it is tried again (an info line
 says when it works again).
+
+At scale (several processes or replicas behind one egress IP, one Hub quota):
+
+- Single-flight across replicas: on a miss, a process takes a short lock for that key
+  (``SET <key>:lock <random> NX PX``), asks the Hub and stores the answer; the others
+  poll for it (``wait_for_replica`` seconds at most; when the holder dies or its answer is not
+  kept, they ask themselves). Redis failures mean asking the Hub, as always.
+- Stale-if-error (``stale_ttl``): a successful answer stays in Redis ``stale_ttl`` seconds past
+  its freshness, the end of that window sealed in the value's body (``"stale_until"``; older
+  readers ignore it and see an expired value). It is served only when the Hub cannot answer.
+- Shared rate-limit backoff: a 429 that says when to come back sets
+  ``<prefix>backoff:<endpoint hash>`` with that expiry (at most 300 s); until then no replica
+  asks the Hub: a miss gets the stale answer or ``Err(rate_limited)`` with ``retry_after``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hub_auth._cache import (
+    MAX_BACKOFF,
+    REPLACES_STALE,
+    STALE_IF,
     CacheStats,
     Loader,
     MemoryCache,
+    RateLimitHooks,
     SingleFlight,
+    StaleNotice,
+    backoff_wait,
     cache_lifetime,
     check_seconds,
     check_secret,
     own_copy,
+    rate_limited,
+    stale_lifetime,
     token_key,
 )
 from hub_auth._errors import ErrorKind, HubAuthError
@@ -70,6 +94,13 @@ class _Unusable(Enum):
     INVALID = "invalid"  # not ours, tampered, too large or unreadable: a miss worth a warning
 
 
+@dataclass(frozen=True, slots=True)
+class Stale:
+    """A sealed success past its freshness, still inside its stale-if-error window."""
+
+    result: Ok[UserInfo]
+
+
 class _StoredError(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -86,6 +117,8 @@ class _Stored(BaseModel):
 
     user: UserInfo | None = None
     error: _StoredError | None = None
+    stale_until: int | None = None
+    """Unix seconds until which an expired success may be served stale-if-error."""
 
     def result(self) -> Result[UserInfo] | None:
         if self.user is not None and self.error is None:
@@ -103,9 +136,12 @@ class _Stored(BaseModel):
         return None
 
 
-def _body(result: Result[UserInfo]) -> bytes:
+def _body(result: Result[UserInfo], stale_until: int | None = None) -> bytes:
     if isinstance(result, Ok):
-        return b'{"user":%s}' % result.value.model_dump_json().encode()
+        user = result.value.model_dump_json().encode()
+        if stale_until is not None:
+            return b'{"user":%s,"stale_until":%d}' % (user, stale_until)
+        return b'{"user":%s}' % user
     error = result.error
     stored = _StoredError(
         kind="unauthorized",
@@ -128,15 +164,26 @@ def _mac(mac_key: bytes, key: str, expires: bytes, body: bytes) -> bytes:
     return hmac.new(mac_key, message, hashlib.sha256).hexdigest().encode()
 
 
-def seal(mac_key: bytes, key: str, expires: int, result: Result[UserInfo]) -> bytes:
-    """The Redis value of ``result`` under ``key``, good until ``expires`` (unix seconds)."""
+def seal(
+    mac_key: bytes,
+    key: str,
+    expires: int,
+    result: Result[UserInfo],
+    *,
+    stale_until: int | None = None,
+) -> bytes:
+    """The Redis value of ``result`` under ``key``, good until ``expires`` (unix seconds), a
+    success servable stale-if-error until ``stale_until``."""
     stamp = str(expires).encode()
-    body = _body(result)
+    body = _body(result, stale_until)
     return b":".join((_VERSION, stamp, _mac(mac_key, key, stamp, body), body))
 
 
-def unseal(mac_key: bytes, key: str, raw: bytes | str, now: float) -> Result[UserInfo] | _Unusable:
-    """The result sealed in ``raw`` for ``key``, checked before anything is parsed."""
+def unseal(
+    mac_key: bytes, key: str, raw: bytes | str, now: float
+) -> Result[UserInfo] | Stale | _Unusable:
+    """The result sealed in ``raw`` for ``key``, checked before anything is parsed; ``Stale``
+    when it is past its freshness but inside its sealed stale-if-error window."""
     if isinstance(raw, str):  # a client with decode_responses=True
         raw = raw.encode()
     if len(raw) > MAX_VALUE_BYTES:
@@ -148,13 +195,21 @@ def unseal(mac_key: bytes, key: str, raw: bytes | str, now: float) -> Result[Use
         return _Unusable.INVALID
     if not hmac.compare_digest(mac, _mac(mac_key, key, stamp, body)):
         return _Unusable.INVALID
-    if int(stamp) <= now:
-        return _Unusable.EXPIRED
+    expired = int(stamp) <= now
+    if expired and b'"stale_until"' not in body:
+        return _Unusable.EXPIRED  # the common case, decided without parsing
     try:
-        result = _Stored.model_validate_json(body).result()
+        stored = _Stored.model_validate_json(body)
+        result = stored.result()
     except ValidationError:
         result = None
-    return _Unusable.INVALID if result is None else result
+    if result is None:
+        return _Unusable.INVALID
+    if expired:
+        if isinstance(result, Ok) and stored.stale_until is not None and stored.stale_until > now:
+            return Stale(result)
+        return _Unusable.EXPIRED
+    return result
 
 
 class RedisCache:
@@ -192,6 +247,13 @@ class RedisCache:
             an invalidation on another replica does not reach it; its
             ``max_negative_entries`` bounds the 401s it keeps).
         backoff: Seconds Redis is left alone after it failed.
+        stale_ttl: Seconds a successful answer may still be served after ``ttl`` while the
+            Hub cannot be asked (network, timeout, 5xx, 429, the shared backoff); never after
+            a 401 or 403 for the token, never past the token's expiry. 0 (the default) serves
+            nothing stale; else whole seconds.
+        wait_for_replica: Seconds a miss waits for another process that is already asking
+            the Hub about the same token (single-flight across replicas) before asking
+            itself; 0 turns the Redis lock off.
         clock: A monotonic clock in seconds (tests inject a fake one).
     """
 
@@ -206,6 +268,8 @@ class RedisCache:
         timeout: float = 0.25,
         local: MemoryCache | None = None,
         backoff: float = 5.0,
+        stale_ttl: float = 0.0,
+        wait_for_replica: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._secret = check_secret(secret, "secret")
@@ -216,6 +280,10 @@ class RedisCache:
         )
         self._timeout = check_seconds(timeout, "timeout", allow_zero=False)
         self._backoff = check_seconds(backoff, "backoff", allow_zero=True)
+        self._stale_ttl = check_seconds(stale_ttl, "stale_ttl", minimum=1.0, allow_zero=True)
+        self._wait_for_replica = check_seconds(
+            wait_for_replica, "wait_for_replica", allow_zero=True
+        )
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
         if local is not None and not isinstance(local, MemoryCache):
@@ -233,6 +301,16 @@ class RedisCache:
         self._misses = 0
         self._loads = 0
         self._errors = 0
+        self._stale = 0
+        self._waits = 0
+        self._rate_limited = 0
+        self._backoff_seconds = 0.0
+        # endpoint -> clock() before which the Hub is not asked: the shared backoff's copy
+        # in this process, which also holds while Redis is down.
+        self._backoff_until: dict[str, float] = {}
+        self._stale_notice = StaleNotice()
+        self._hooks = RateLimitHooks()
+        self._sharing: set[asyncio.Task[None]] = set()
 
     @property
     def ttl(self) -> float:
@@ -241,6 +319,14 @@ class RedisCache:
     @property
     def negative_ttl(self) -> float:
         return self._negative_ttl
+
+    @property
+    def stale_ttl(self) -> float:
+        return self._stale_ttl
+
+    @property
+    def wait_for_replica(self) -> float:
+        return self._wait_for_replica
 
     @property
     def prefix(self) -> str:
@@ -284,7 +370,9 @@ class RedisCache:
 
     @property
     def stats(self) -> CacheStats:
-        """Redis hits and misses, Hub loads and Redis failures so far (``entries`` unknown)."""
+        """Redis hits and misses, Hub requests (``loads``), Redis failures, stale answers,
+        waits for another replica and the rate-limit backoff so far (``entries`` unknown);
+        ``cache.stats()`` works too."""
         with self._lock:
             return CacheStats(
                 hits=self._hits,
@@ -292,6 +380,10 @@ class RedisCache:
                 loads=self._loads,
                 entries=None,
                 errors=self._errors,
+                stale=self._stale,
+                waits=self._waits,
+                rate_limited=self._rate_limited,
+                backoff_seconds=self._backoff_seconds,
             )
 
     def __repr__(self) -> str:
@@ -302,41 +394,213 @@ class RedisCache:
 
     async def _fetch_shared(self, token: str, load: Loader, endpoint: str) -> Result[UserInfo]:
         key = self.key(token, endpoint=endpoint)
-        return await self._flight.run(key, lambda: self._get_or_load(key, token, load))
+        return await self._flight.run(key, lambda: self._get_or_load(key, token, load, endpoint))
 
-    async def _get_or_load(self, key: str, token: str, load: Loader) -> Result[UserInfo]:
+    async def _read(self, key: str) -> Result[UserInfo] | Stale | _Unusable | None:
+        """The value under ``key``: a result, ``Stale``, ``_Unusable``, or ``None`` (no
+        value, or Redis failed)."""
+        # At most MAX_VALUE_BYTES + 1 bytes: a larger value is never read whole.
+        raw = await self._call("GETRANGE", self._redis.getrange, key, 0, MAX_VALUE_BYTES)
+        if raw is _FAILED or not raw:  # b"" (or None): no such key
+            return None
+        if raw is _BAD_VALUE or not isinstance(raw, bytes | str):
+            return _Unusable.INVALID
+        return unseal(self._mac_key, key, raw, time.time())
+
+    async def _get_or_load(
+        self, key: str, token: str, load: Loader, endpoint: str
+    ) -> Result[UserInfo]:
         invalid = False
+        stale: Stale | None = None
         if self._usable():
-            # At most MAX_VALUE_BYTES + 1 bytes: a larger value is never read whole.
-            raw = await self._call("GETRANGE", self._redis.getrange, key, 0, MAX_VALUE_BYTES)
-            if raw is _FAILED or not raw:  # b"" (or None): no such key
-                pass
-            elif raw is _BAD_VALUE or not isinstance(raw, bytes | str):
-                invalid = True
-            else:
-                cached = unseal(self._mac_key, key, raw, time.time())
-                if not isinstance(cached, _Unusable):
-                    with self._lock:
-                        self._hits += 1
-                    return cached
-                invalid = cached is _Unusable.INVALID
+            cached = await self._read(key)
+            if isinstance(cached, Ok | Err):
+                with self._lock:
+                    self._hits += 1
+                return cached
+            stale = cached if isinstance(cached, Stale) else None
+            invalid = cached is _Unusable.INVALID
             if invalid:
                 self._unreadable()
         with self._lock:
             self._misses += 1
-            self._loads += 1
             generation = self._generation
-        result = await load(token)
+        remaining = await self._backoff_remaining(endpoint)
+        if remaining > 0:
+            with self._lock:
+                self._rate_limited += 1
+            return self._stale_or(rate_limited(remaining), stale)
+        lock = await self._take_lock(key)
+        if lock is None:  # another process is asking the Hub: wait for its answer
+            answer = await self._wait_for_answer(key)
+            if answer is not None:
+                return answer
+        elif lock:
+            # The lock was free: its last holder may have stored the answer since our read.
+            cached = await self._read(key)
+            if isinstance(cached, Ok | Err):
+                await self._release(key, lock)
+                with self._lock:
+                    self._waits += 1
+                return cached
+        heard = self._listen(load, endpoint)
+        try:
+            with self._lock:
+                self._loads += 1
+            result = await load(token)
+            if self._sharing:  # a backoff heard during the load: shared before we answer
+                loop = asyncio.get_running_loop()
+                ours = [task for task in list(self._sharing) if task.get_loop() is loop]
+                if ours:
+                    await asyncio.wait(ours)
+            await self._keep(key, result, generation, endpoint, invalid or stale is not None, heard)
+        finally:
+            if lock:
+                await self._release(key, lock)
+        match result:
+            case Err():
+                return self._stale_or(result, stale)
+            case _:
+                return result
+
+    async def _keep(
+        self,
+        key: str,
+        result: Result[UserInfo],
+        generation: int,
+        endpoint: str,
+        replaces: bool,
+        heard: bool,
+    ) -> None:
+        """Store ``result`` under ``key`` (or drop what is there), start a backoff on a 429
+        (counted when the Hub said it, not a backoff's remainder, and no listener did)."""
+        if isinstance(result, Err) and (wait := backoff_wait(result)) is not None:
+            counted = result.error.status == 429 and not heard
+            if self._note_backoff(endpoint, wait, counted=counted):
+                await self._share_backoff(endpoint, wait)
         seconds = int(cache_lifetime(result, self._ttl, self._negative_ttl))
-        if generation == self._generation and self._usable():
-            if seconds >= 1:
-                # Wall-clock expiry inside the value: replicas share it, Redis's own TTL
-                # does not protect it (PERSIST, a restored snapshot).
-                value = seal(self._mac_key, key, int(time.time()) + seconds, result)
-                await self._call("SET", self._redis.set, key, value, ex=seconds)
-            elif invalid:
-                await self._call("DEL", self._redis.delete, key)
-        return result
+        if generation != self._generation or not self._usable():
+            return
+        if seconds >= 1:
+            now = int(time.time())
+            stale_seconds = int(stale_lifetime(result, self._ttl, self._stale_ttl))
+            stale_until = now + stale_seconds if stale_seconds > seconds else None
+            # Wall-clock expiry inside the value: replicas share it, Redis's own TTL
+            # does not protect it (PERSIST, a restored snapshot).
+            value = seal(self._mac_key, key, now + seconds, result, stale_until=stale_until)
+            await self._call("SET", self._redis.set, key, value, ex=max(seconds, stale_seconds))
+        elif replaces and (isinstance(result, Ok) or result.error.kind in REPLACES_STALE):
+            # An unreadable value, or a stale one the Hub has now refused: gone.
+            await self._call("DEL", self._redis.delete, key)
+
+    def _stale_or(self, result: Err[HubAuthError], stale: Stale | None) -> Result[UserInfo]:
+        """The stale answer when ``result`` says the Hub cannot be asked, else ``result``."""
+        error = result.error
+        if stale is None or error.kind not in STALE_IF:
+            return result
+        with self._lock:
+            self._stale += 1
+        self._stale_notice.served(error, self._stale_ttl)
+        return stale.result
+
+    # -- single-flight across replicas ------------------------------------------------------
+
+    async def _take_lock(self, key: str) -> str | None:
+        """A random value when this process now holds the lock for ``key`` (or should ask the
+        Hub anyway: lock off, Redis down); ``None`` when another process holds it."""
+        if not self._wait_for_replica or not self._usable():
+            return ""
+        mine = secrets.token_hex(16)
+        milliseconds = max(1, int(self._wait_for_replica * 1000))
+        taken = await self._call(
+            "SET", self._redis.set, _lock_key(key), mine, nx=True, px=milliseconds
+        )
+        if taken is _FAILED or taken is _BAD_VALUE:
+            return ""
+        return mine if taken else None
+
+    async def _release(self, key: str, mine: str) -> None:
+        """Delete the lock if it is still ours (it may have expired and been taken since).
+
+        GET then DEL, not a Lua script: scripting is off on some managed Redis. In the rare
+        race (the lock expires between the two) another holder's waiters ask the Hub early.
+        """
+        held = await self._call("GET", self._redis.get, _lock_key(key))
+        if held in (mine, mine.encode()):
+            await self._call("DEL", self._redis.delete, _lock_key(key))
+
+    async def _wait_for_answer(self, key: str) -> Result[UserInfo] | None:
+        """The answer another process stores under ``key`` within ``wait_for_replica``
+        seconds; ``None`` when it does not come (holder gone, answer not kept, Redis down)."""
+        deadline = self._clock() + self._wait_for_replica
+        pause = 0.005
+        while True:
+            await asyncio.sleep(min(pause, max(0.0, deadline - self._clock())))
+            pause = min(pause * 2, 0.05)
+            cached = await self._read(key)
+            if isinstance(cached, Ok | Err):
+                with self._lock:
+                    self._waits += 1
+                return cached
+            if self._clock() >= deadline or not self._usable():
+                return None
+            held = await self._call("EXISTS", self._redis.exists, _lock_key(key))
+            if held is _FAILED or not held:
+                # Released: the answer is there now, or was not kept (an error).
+                cached = await self._read(key)
+                if isinstance(cached, Ok | Err):
+                    with self._lock:
+                        self._waits += 1
+                    return cached
+                return None
+
+    # -- shared rate-limit backoff ----------------------------------------------------------
+
+    def _backoff_key(self, endpoint: str) -> str:
+        return self._prefix + "backoff:" + hashlib.sha256(endpoint.encode()).hexdigest()[:32]
+
+    async def _backoff_remaining(self, endpoint: str) -> float:
+        """Seconds left of a rate-limit backoff for ``endpoint`` (this process's or Redis's)."""
+        local = self._backoff_until.get(endpoint, 0.0) - self._clock()
+        if local > 0 or not self._usable():
+            return max(local, 0.0)
+        milliseconds = await self._call("PTTL", self._redis.pttl, self._backoff_key(endpoint))
+        if not isinstance(milliseconds, int) or milliseconds <= 0:  # -2 none, -1 no expiry
+            return 0.0
+        remaining = min(milliseconds / 1000, MAX_BACKOFF)
+        with self._lock:
+            self._backoff_until[endpoint] = self._clock() + remaining
+        return remaining
+
+    def _listen(self, load: Loader, endpoint: str) -> bool:
+        """Whether ``load``'s client tells this cache about backoffs (hooked on first use)."""
+        return self._hooks.hook(load, functools.partial(self._heard_backoff, endpoint))
+
+    def _heard_backoff(self, endpoint: str, wait: float) -> None:
+        """The Hub just said to back off (the client will wait, then retry): tell the other
+        replicas now, not when the call returns."""
+        if self._note_backoff(endpoint, wait, counted=True):
+            task = asyncio.get_running_loop().create_task(self._share_backoff(endpoint, wait))
+            self._sharing.add(task)
+            task.add_done_callback(self._sharing.discard)
+
+    def _note_backoff(self, endpoint: str, wait: float, *, counted: bool) -> bool:
+        """Remember a backoff in this process; whether it is longer than the one known."""
+        with self._lock:
+            until = self._clock() + wait
+            if until <= self._backoff_until.get(endpoint, 0.0):
+                return False
+            self._backoff_until[endpoint] = until
+            if counted:
+                self._backoff_seconds += wait
+        return True
+
+    async def _share_backoff(self, endpoint: str, wait: float) -> None:
+        if self._usable():
+            milliseconds = max(1, int(wait * 1000))
+            await self._call(
+                "SET", self._redis.set, self._backoff_key(endpoint), b"1", px=milliseconds
+            )
 
     def _usable(self) -> bool:
         down_until = self._down_until
@@ -346,7 +610,14 @@ class RedisCache:
         """``await method(*args, **kwargs)`` within ``timeout``; ``_FAILED`` when it fails."""
         try:
             async with asyncio.timeout(self._timeout):
-                value = await method(*args, **kwargs)
+                try:
+                    value = await method(*args, **kwargs)
+                except Exception as exc:
+                    if not _is_dropped_connection(exc):
+                        raise
+                    # A pooled connection Redis closed (a restart): the client reconnects on
+                    # the next try. Without this each dead connection cost `backoff` seconds.
+                    value = await method(*args, **kwargs)
         # The cache must never fail a request: whatever the client raises (connection,
         # protocol, a misconfigured client), the answer comes from the Hub instead.
         except Exception as exc:
@@ -391,6 +662,20 @@ class RedisCache:
             "program's key, an older format, or tampered with); asking the Hub and replacing it",
             self._prefix,
         )
+
+
+def _lock_key(key: str) -> str:
+    # key is prefix + hex; the lock sits next to it, never equal to any value key.
+    return key + ":lock"
+
+
+def _is_dropped_connection(exc: Exception) -> bool:
+    """Whether a redis-py call failed on a connection the server had closed."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+    except ImportError:  # pragma: no cover - a client that is not redis-py
+        return False
+    return isinstance(exc, RedisConnectionError) and "closed" in str(exc).lower()
 
 
 def _is_bad_value(exc: Exception) -> bool:

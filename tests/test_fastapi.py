@@ -509,7 +509,8 @@ def test_a_hub_window_that_runs_out_stops_the_flood(hf_home: Path) -> None:
             for _ in range(10):
                 assert client.get("/me", headers=bearer(make_token())).status_code == 503
             assert client.get("/me", headers=bearer(BYRON)).status_code == 200  # cached
-        assert hub.request_count == 3
+        # The second answer said r=0;t=300: the third token is not even sent (issue 14).
+        assert hub.request_count == 2
 
 
 def test_could_not_check_warnings_are_rate_limited(

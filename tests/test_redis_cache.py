@@ -167,10 +167,10 @@ async def test_unauthorized_shared_only_with_negative_ttl(
     assert 1 <= await inspect.ttl(key) <= 5
 
 
-async def test_rate_limits_are_not_shared(
+async def test_a_rate_limit_is_shared_but_not_cached_as_an_answer(
     hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
 ) -> None:
-    hub.rate_limit_next()
+    hub.rate_limit_next(retry_after=1)
     async with (
         replica(redis_server.url, negative_ttl=5) as first,
         replica(redis_server.url, negative_ttl=5) as second,
@@ -178,7 +178,14 @@ async def test_rate_limits_are_not_shared(
         result = await first.whoami(TOKEN)
         assert isinstance(result, Err)
         assert result.error.kind is ErrorKind.RATE_LIMITED
-        # The 429 is not cached: another replica asks the Hub (this one waits as told).
+        # Another replica does not ask the Hub before the wait is over (issue 14)...
+        result = await second.whoami(TOKEN)
+        assert isinstance(result, Err)
+        assert result.error.kind is ErrorKind.RATE_LIMITED
+        assert result.error.retry_after is not None and 0 < result.error.retry_after <= 1
+        assert hub.request_count == 1
+        # ...and the 429 is not the token's answer: after the wait, the Hub is asked.
+        await asyncio.sleep(1.05)
         assert isinstance(await second.whoami(TOKEN), Ok)
     assert hub.request_count == 2
 
@@ -389,3 +396,18 @@ def test_sealed_value_round_trip() -> None:
     assert unseal(mac_key, key, seal(mac_key, key, later, Ok(user)).decode(), now) == Ok(user)
     for unusable in ("not json", '{"v":1}', "v2:", "v2:x:y:z", "v3:1:2:3"):
         assert not isinstance(unseal(mac_key, key, unusable, now), Ok | Err)
+
+
+async def test_a_redis_restart_does_not_put_the_cache_aside(
+    hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
+) -> None:
+    async with replica(redis_server.url) as auth:
+        assert isinstance(auth.cache, RedisCache)
+        assert isinstance(await auth.whoami(TOKEN), Ok)  # a pooled connection is open
+        redis_server.stop()
+        redis_server.start()  # the pooled connection is dead now
+        assert isinstance(await auth.whoami(OTHER), Ok)
+        assert auth.cache.available  # retried on a new connection, not `backoff` s of misses
+        assert auth.cache.stats().errors == 0
+        assert isinstance(await auth.whoami(OTHER), Ok)
+    assert hub.request_count == 2
