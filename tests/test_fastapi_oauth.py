@@ -342,6 +342,29 @@ async def test_endpoints_off_the_providers_origin_are_refused() -> None:
         await runner.cleanup()
 
 
+async def test_a_deeply_nested_provider_answer_is_a_503_page_not_a_500() -> None:
+    async def discovery(request: web.Request) -> web.Response:
+        # Well under the 1 MiB read bound, but deeper than json.loads can recurse.
+        return web.Response(body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
+
+    provider = web.Application()
+    provider.router.add_get("/.well-known/openid-configuration", discovery)
+    runner = web.AppRunner(provider)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        oauth = HubOAuth(client_id="c", provider_url=f"http://127.0.0.1:{port}")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=make_app(oauth)), base_url=APP
+        ) as client:
+            response = await client.get("/oauth/huggingface/login")
+        assert response.status_code == 503
+    finally:
+        await runner.cleanup()
+
+
 async def test_websocket_routes_take_the_same_dependency(hub: FakeHub) -> None:
     app = make_app(make_oauth(hub))  # its /ws route depends on oauth.user
     async with Browser(app, hub) as browser:

@@ -83,13 +83,15 @@ async def test_refused_refresh_ends_the_session(hub: FakeHub) -> None:
         assert hub.oauth.refresh_requests == 1
 
 
+# 429 and 408 say "not now": a rate-limited refresh must not sign the user out.
+@pytest.mark.parametrize("status", [503, 429, 408])
 async def test_failing_refresh_keeps_a_valid_token_but_never_serves_an_expired_one(
-    hub: FakeHub,
+    hub: FakeHub, status: int
 ) -> None:
     oauth = make_oauth(hub, refresh_margin=1.0)
     async with Browser(make_app(oauth), hub) as browser:
         first = await signed_in_close_to_expiry(hub, browser)
-        hub.oauth.fail_next_refresh(503, count=2)
+        hub.oauth.fail_next_refresh(status, count=2)
         still = await browser.client.get("/me")
         assert still.status_code == 200
         assert still.json()["token"] == first  # not expired yet: served

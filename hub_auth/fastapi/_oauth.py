@@ -140,6 +140,10 @@ class _Session(_Stored):
     """When the session ends, whatever the refreshes (``session_lifetime`` after sign-in)."""
 
 
+# A 408 or 429 says "not now", not "no": a refresh answered so keeps the session.
+_TRY_AGAIN = frozenset({408, 429})
+
+
 class _Refused(Exception):
     """The provider refused (4xx): the session or the code is no good."""
 
@@ -582,12 +586,12 @@ class HubOAuth:
                 aiohttp.ClientSession(timeout=self._timeout) as http,
                 http.get(url, headers=headers, allow_redirects=False) as response,
             ):
-                if 400 <= response.status < 500:
+                if 400 <= response.status < 500 and response.status not in _TRY_AGAIN:
                     raise _Refused(f"HTTP {response.status} from {urlsplit(url).path}")
                 if response.status != 200:
                     raise _Unavailable(f"HTTP {response.status} from {urlsplit(url).path}")
                 return json.loads(await response.content.read(1 << 20))
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError) as exc:
             raise _Unavailable(f"{type(exc).__name__} from {urlsplit(url).path}") from None
 
     async def _provider_metadata(self) -> dict[str, Any]:
@@ -627,11 +631,11 @@ class HubOAuth:
             ):
                 body = json.loads(await response.content.read(1 << 20))
                 status = response.status
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError) as exc:
             raise _Unavailable(f"{type(exc).__name__} from the token endpoint") from None
         if not isinstance(body, dict):
             raise _Unavailable("the token endpoint answered something else than JSON")
-        if 400 <= status < 500:
+        if 400 <= status < 500 and status not in _TRY_AGAIN:
             error = body.get("error")
             raise _Refused(error if isinstance(error, str) else f"HTTP {status}")
         if status != 200 or not isinstance(body.get("access_token"), str):
