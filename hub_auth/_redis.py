@@ -435,6 +435,13 @@ class RedisCache:
             answer = await self._wait_for_answer(key)
             if answer is not None:
                 return answer
+            # No answer stored: the holder may have been rate-limited, and then it shared a
+            # backoff that must stop us too (rather than every waiter asking at once).
+            remaining = await self._backoff_remaining(endpoint)
+            if remaining > 0:
+                with self._lock:
+                    self._rate_limited += 1
+                return self._stale_or(rate_limited(remaining), stale)
         elif lock:
             # The lock was free: its last holder may have stored the answer since our read.
             cached = await self._read(key)
