@@ -145,7 +145,8 @@ class OidcExchanger:
         """Concurrent callers for ``key`` share one exchange (a task that a cancelled caller
         does not cancel); each gets its own copy of an error."""
         pending = self._in_flight.get(key)
-        if pending is None:
+        # A future of another loop (the parent's, after os.fork()) can never be awaited here.
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
             pending = asyncio.ensure_future(start())
             self._in_flight[key] = pending
 

@@ -612,3 +612,50 @@ async def test_fakehub_exchange_answers_like_the_hub(hub: FakeHub) -> None:
         status, answer = await post({**valid, "subject_token": minted})
         assert (status, answer["error"]) == (400, "invalid_grant")
         assert "audience" in str(answer["error_description"])
+
+
+async def test_an_exchange_in_flight_on_another_loop_is_not_joined() -> None:
+    # After os.fork() the parent's loop thread is gone but its in-flight exchange is still
+    # recorded: joining a future of another loop raised RuntimeError on every later call.
+    import json
+    import threading
+
+    from hub_auth._http import RawAnswer
+    from hub_auth._oidc import OidcExchanger
+
+    other_loop = asyncio.new_event_loop()
+    answered = json.dumps({"access_token": make_token(), "expires_in": 3600}).encode()
+
+    class Client:
+        async def oidc_request(self, *args: object, **kwargs: object) -> Ok[RawAnswer]:
+            if asyncio.get_running_loop() is other_loop:
+                await asyncio.Event().wait()  # the parent's exchange never finishes here
+            return Ok(RawAnswer(200, answered, None))
+
+    exchanger = OidcExchanger(Client(), "https://hub.example")  # type: ignore[arg-type]
+    environ = {"HF_OIDC_ID_TOKEN": "eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl"}
+    thread = threading.Thread(target=other_loop.run_forever, daemon=True)
+    thread.start()
+    stuck = asyncio.run_coroutine_threadsafe(
+        exchanger.token("ns/repo", id_token=None, environ=environ), other_loop
+    )
+    try:
+        await asyncio.sleep(0.1)
+
+        result = await asyncio.wait_for(
+            exchanger.token("ns/repo", id_token=None, environ=environ), timeout=5
+        )
+
+        assert isinstance(result, Ok)
+    finally:
+        stuck.cancel()
+        for task in asyncio.run_coroutine_threadsafe(_all_tasks(), other_loop).result(5):
+            other_loop.call_soon_threadsafe(task.cancel)
+        await asyncio.sleep(0.1)
+        other_loop.call_soon_threadsafe(other_loop.stop)
+        thread.join(timeout=5)
+        other_loop.close()
+
+
+async def _all_tasks() -> set[asyncio.Task[object]]:
+    return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
