@@ -378,3 +378,14 @@ async def test_websocket_routes_take_the_same_dependency(hub: FakeHub) -> None:
         client.cookies.set("hub_oauth_session", cookie)
         with client.websocket_connect("/ws") as websocket:
             assert websocket.receive_text() == "ada-lovelace"
+        # Another site's page cannot ride on the session cookie (cross-site WebSocket).
+        # (starlette's TestClient sends `Host: testserver` on WebSocket handshakes)
+        same_site = {"Origin": "http://testserver"}
+        with client.websocket_connect("/ws", headers=same_site) as websocket:
+            assert websocket.receive_text() == "ada-lovelace"
+        with (
+            pytest.raises(WebSocketDisconnect) as cross_site,
+            client.websocket_connect("/ws", headers={"Origin": "https://evil.example"}),
+        ):
+            pass
+        assert cross_site.value.code == 1008

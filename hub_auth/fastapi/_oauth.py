@@ -161,6 +161,14 @@ def _deny(connection: HTTPConnection, status: int, detail: str) -> NoReturn:
     raise HTTPException(status, detail, headers)
 
 
+def _same_origin(connection: HTTPConnection) -> bool:
+    """Whether a handshake's ``Origin`` (when a browser sent one) is this app's own host."""
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: no ambient cookie to abuse
+    return urlsplit(origin).netloc.lower() == connection.headers.get("host", "").lower()
+
+
 def safe_next(value: str | None, default: str = "/") -> str:
     """``value`` if it is a same-origin relative path (``/...``), else ``default``."""
     if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
@@ -456,7 +464,14 @@ class HubOAuth:
         return info
 
     async def optional_user(self, connection: HTTPConnection) -> OAuthInfo | None:
-        """The signed-in user, or ``None`` (``Depends(oauth.optional_user)``)."""
+        """The signed-in user, or ``None`` (``Depends(oauth.optional_user)``).
+
+        On a WebSocket, a handshake whose ``Origin`` is another site is refused (1008): a
+        browser sends the session cookie with cross-site WebSocket handshakes (SameSite=None in
+        a Space), and WebSockets have no same-origin protection of their own.
+        """
+        if connection.scope["type"] == "websocket" and not _same_origin(connection):
+            _deny(connection, 403, "WebSocket from another site refused")
         session_id = connection.cookies.get(self.cookie_name)
         if not session_id:
             return None
