@@ -220,3 +220,21 @@ async def test_signing_in_again_replaces_the_old_session(hub: FakeHub) -> None:
         assert len(store) == 1
         browser.client.cookies.set("hub_oauth_session", old)
         assert (await browser.client.get("/me")).status_code == 401
+
+
+async def test_anonymous_login_visits_never_push_signed_in_users_out(hub: FakeHub) -> None:
+    store = MemorySessionStore(max_sessions=5, max_pending_logins=5)
+    oauth = make_oauth(hub, session_store=store)
+    app = make_app(oauth)
+    async with Browser(app, hub) as browser:
+        await browser.sign_in()
+        assert (await browser.client.get("/me")).status_code == 200
+        async with Browser(app, hub) as stranger:
+            for _ in range(20):  # four times both bounds, no cookies kept
+                stranger.client.cookies.clear()
+                started = await stranger.client.get(
+                    "/oauth/huggingface/login", follow_redirects=False
+                )
+                assert started.status_code == 302
+        assert (await browser.client.get("/me")).status_code == 200  # still signed in
+        assert len(store) == 1

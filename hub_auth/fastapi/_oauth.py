@@ -42,7 +42,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from hub_auth._settings import normalize_endpoint
-from hub_auth.fastapi._sessions import MemorySessionStore, SessionStore
+from hub_auth.fastapi._sessions import PENDING_LOGIN_PREFIX, MemorySessionStore, SessionStore
 
 __all__ = [
     "CALLBACK_PATH",
@@ -183,6 +183,12 @@ def safe_next(value: str | None, default: str = "/") -> str:
 
 def _key(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _pending_key(login_id: str) -> str:
+    """The store key of a sign-in in progress (bounded apart from sessions, see
+    ``MemorySessionStore``)."""
+    return PENDING_LOGIN_PREFIX + _key(login_id)
 
 
 def _pkce_challenge(verifier: str) -> str:
@@ -346,7 +352,9 @@ class HubOAuth:
             next=safe_next(next),
         )
         login_id = secrets.token_urlsafe(32)
-        await self.session_store.save(_key(login_id), pending.model_dump_json(), _LOGIN_LIFETIME)
+        await self.session_store.save(
+            _pending_key(login_id), pending.model_dump_json(), _LOGIN_LIFETIME
+        )
         params = {
             "client_id": self.client_id,
             "redirect_uri": self._redirect_uri(request),
@@ -371,8 +379,8 @@ class HubOAuth:
         login_id = request.cookies.get(self._login_cookie)
         pending = None
         if login_id:
-            raw = await self.session_store.load(_key(login_id))
-            await self.session_store.delete(_key(login_id))  # single use, whatever happens
+            raw = await self.session_store.load(_pending_key(login_id))
+            await self.session_store.delete(_pending_key(login_id))  # single use, always
             if raw is not None:
                 try:
                     pending = _Pending.model_validate_json(raw)

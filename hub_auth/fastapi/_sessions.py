@@ -26,6 +26,10 @@ __all__ = ["MemorySessionStore", "RedisSessionStore", "SessionStore"]
 logger = logging.getLogger("hub_auth")
 
 
+PENDING_LOGIN_PREFIX = "login:"
+"""Keys of sign-ins in progress start with this (session keys are hex digests)."""
+
+
 @runtime_checkable
 class SessionStore(Protocol):
     """Where ``HubOAuth`` keeps sessions; every method may be called from many requests."""
@@ -55,15 +59,27 @@ class MemorySessionStore:
     """Sessions in this process's memory: lost on restart, not shared between replicas.
 
     At most ``max_sessions`` are kept; beyond that the least recently saved one is dropped
-    (its user signs in again), so a flood of sign-in attempts cannot exhaust memory.
+    (its user signs in again), so a flood of sign-in attempts cannot exhaust memory. Sign-ins
+    in progress (keys starting with ``PENDING_LOGIN_PREFIX``, saved by anonymous visits to the
+    login route) have a bound of their own, ``max_pending_logins``, so such a flood can never
+    push signed-in users out.
     """
 
-    def __init__(self, *, max_sessions: int = 100_000) -> None:
+    def __init__(self, *, max_sessions: int = 100_000, max_pending_logins: int = 10_000) -> None:
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be >= 1, not {max_sessions}")
+        if max_pending_logins < 1:
+            raise ValueError(f"max_pending_logins must be >= 1, not {max_pending_logins}")
         self._max = max_sessions
+        self._max_pending = max_pending_logins
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._pending: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def _table(self, key: str) -> tuple[OrderedDict[str, tuple[str, float]], int]:
+        if key.startswith(PENDING_LOGIN_PREFIX):
+            return self._pending, self._max_pending
+        return self._entries, self._max
 
     def __len__(self) -> int:
         with self._lock:
@@ -71,26 +87,29 @@ class MemorySessionStore:
             return sum(1 for _, deadline in self._entries.values() if deadline > now)
 
     async def load(self, key: str) -> str | None:
+        table, _ = self._table(key)
         with self._lock:
-            entry = self._entries.get(key)
+            entry = table.get(key)
             if entry is None:
                 return None
             value, deadline = entry
             if deadline <= time.monotonic():
-                del self._entries[key]
+                del table[key]
                 return None
             return value
 
     async def save(self, key: str, value: str, ttl: float) -> None:
+        table, bound = self._table(key)
         with self._lock:
-            self._entries.pop(key, None)
-            self._entries[key] = (value, time.monotonic() + ttl)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            table.pop(key, None)
+            table[key] = (value, time.monotonic() + ttl)
+            while len(table) > bound:
+                table.popitem(last=False)
 
     async def delete(self, key: str) -> None:
+        table, _ = self._table(key)
         with self._lock:
-            self._entries.pop(key, None)
+            table.pop(key, None)
 
     def lock(self, key: str, seconds: float) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()  # one process: HubOAuth's own lock is enough
