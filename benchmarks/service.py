@@ -48,6 +48,7 @@ from pathlib import Path
 import aiohttp
 
 from hub_auth.testing import FakeHub
+from tests.redis_server import RedisServer
 
 __all__ = ["main"]
 
@@ -79,50 +80,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class Redis:
-    """A ``redis-server`` that can be restarted on the same port."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-        self.binary = binary
-        self.workdir = workdir
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        argv = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port)]
-        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-        self.process = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while not _ping(self.port):
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit(f"redis-server did not start on port {self.port}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 @dataclass
@@ -249,7 +206,7 @@ async def _wait_for_app(session: aiohttp.ClientSession, url: str) -> None:
     raise SystemExit("uvicorn did not start within 60 s")
 
 
-async def _run(size: Size, hub: FakeHub, redis: Redis, app_url: str) -> list[Phase]:
+async def _run(size: Size, hub: FakeHub, redis: RedisServer, app_url: str) -> list[Phase]:
     tokens = [hub.add_token(name=f"user{index}") for index in range(size.tokens)]
     load = Load(app_url, tokens, size.requests, size.concurrency)
     share = size.requests // 5
@@ -360,7 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     size = SIZES["smoke" if options.smoke else "full"]
     secret = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="hub_auth_service_") as workdir:
-        redis = Redis(Path(workdir))
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+        redis = RedisServer(binary, Path(workdir))  # the tests' server: restartable, one port
         redis.start()
         # A quota well above the tokens: the storm, not the window, is what sends 429s.
         hub = FakeHub(rate_limit=size.tokens * 20, rate_limit_window=300)
