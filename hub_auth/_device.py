@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._models import DeviceCode
-from hub_auth._refresh import DEFAULT_CLIENT_ID
+from hub_auth._refresh import CLIENT_ID_ENV, DEFAULT_CLIENT_ID, TOKEN_PATH
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import MaskedStr, check_format, mask_token, scrub
 
@@ -50,9 +50,7 @@ __all__ = [
 
 logger = logging.getLogger(LOGGER_NAME)
 
-CLIENT_ID_ENV: Final = "HF_DEVICE_CODE_OAUTH_CLIENT_ID"
 DEVICE_PATH: Final = "/oauth/device"
-TOKEN_PATH: Final = "/oauth/token"
 DEVICE_CODE_GRANT: Final = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP: Final = 5.0
 DEFAULT_INTERVAL: Final = 5.0

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from hub_auth._store import TokenStore
 
 __all__ = [
+    "CLIENT_ID_ENV",
     "DEFAULT_CLIENT_ID",
     "RECHECK_INTERVAL",
     "REFRESH_MARGIN",
@@ -60,6 +61,8 @@ __all__ = [
 
 logger = logging.getLogger(LOGGER_NAME)
 
+CLIENT_ID_ENV: Final = "HF_DEVICE_CODE_OAUTH_CLIENT_ID"
+"""Overrides the OAuth client id (staging and Enterprise Hubs), as in huggingface_hub."""
 DEFAULT_CLIENT_ID: Final = "26be6b09-91c5-47da-9861-d2d2bb7a7e36"
 """huggingface_hub's public device-login client: tokens either tool made refresh with either."""
 REFRESH_MARGIN: Final = 24 * 3600
@@ -79,7 +82,7 @@ _given_up_lock = threading.Lock()
 
 def oauth_client_id(environ: Mapping[str, str]) -> str:
     """``HF_DEVICE_CODE_OAUTH_CLIENT_ID``, else huggingface_hub's public client id."""
-    return environ.get("HF_DEVICE_CODE_OAUTH_CLIENT_ID") or DEFAULT_CLIENT_ID
+    return environ.get(CLIENT_ID_ENV) or DEFAULT_CLIENT_ID
 
 
 def _key(token: str) -> str:
