@@ -22,8 +22,10 @@ from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._result import Err, Ok, Result, is_err, is_ok
 
 if TYPE_CHECKING:
-    from hub_auth._cache import CacheStats, MemoryCache
+    from hub_auth._cache.memory import CacheStats, MemoryCache
+    from hub_auth._cache.redis import RedisCache
     from hub_auth._client import HubAuth, WhoamiCache
+    from hub_auth._login.store import TokenStore
     from hub_auth._models import (
         DeviceCode,
         FineGrainedScope,
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
         TokenInfo,
         UserInfo,
     )
-    from hub_auth._redis import RedisCache
-    from hub_auth._store import TokenStore
     from hub_auth._sync import HubAuthSync
     from hub_auth._sync_support import LoopRunningError
 
@@ -44,9 +44,9 @@ __version__ = "0.1.0.dev0"
 """The version of hub_auth (PEP 440)."""
 
 _LAZY = {
-    "CacheStats": "hub_auth._cache",
-    "MemoryCache": "hub_auth._cache",
-    "RedisCache": "hub_auth._redis",
+    "CacheStats": "hub_auth._cache.memory",
+    "MemoryCache": "hub_auth._cache.memory",
+    "RedisCache": "hub_auth._cache.redis",
     "DeviceCode": "hub_auth._models",
     "FineGrainedScope": "hub_auth._models",
     "HubAuth": "hub_auth._client",
@@ -58,7 +58,7 @@ _LAZY = {
     "StoredToken": "hub_auth._models",
     "SwitchInfo": "hub_auth._models",
     "TokenInfo": "hub_auth._models",
-    "TokenStore": "hub_auth._store",
+    "TokenStore": "hub_auth._login.store",
     "UserInfo": "hub_auth._models",
     "WhoamiCache": "hub_auth._client",
 }

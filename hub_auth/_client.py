@@ -22,16 +22,24 @@ from typing import TYPE_CHECKING, Protocol, Self
 import anyio.to_thread
 from pydantic import SecretStr
 
-from hub_auth import _device, _git
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._http import HubClient, RetryPolicy
-from hub_auth._login_files import (
+from hub_auth._login import git as _git
+from hub_auth._login.files import (
     forget_git_credentials,
     list_logins,
     remove_login,
     stored_tokens,
     switch_login,
 )
+from hub_auth._login.prompt import (
+    ask_for_token,
+    ask_login_method,
+    show_device_code,
+    show_device_pending,
+    stdin_is_terminal,
+)
+from hub_auth._login.store import TokenStore
 from hub_auth._models import (
     DeviceCode,
     LoginInfo,
@@ -40,15 +48,9 @@ from hub_auth._models import (
     SwitchInfo,
     UserInfo,
 )
-from hub_auth._oidc import OidcExchanger, oidc_resource
-from hub_auth._prompt import (
-    ask_for_token,
-    ask_login_method,
-    show_device_code,
-    show_device_pending,
-    stdin_is_terminal,
-)
-from hub_auth._refresh import StoredTokenRefresher, oauth_client_id
+from hub_auth._oauth import device as _device
+from hub_auth._oauth.exchange import OidcExchanger, oidc_resource
+from hub_auth._oauth.refresh import StoredTokenRefresher, oauth_client_id
 from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import (
     Settings,
@@ -56,7 +58,6 @@ from hub_auth._settings import (
     env_token,
     is_insecure_endpoint,
 )
-from hub_auth._store import TokenStore
 from hub_auth._tokens import MaskedStr, check_format
 
 if TYPE_CHECKING:

@@ -451,7 +451,7 @@ class HubClient:
         params: Mapping[str, str] | None = None,
         json_body: Mapping[str, str] | None = None,
     ) -> Result[RawAnswer]:
-        """One request of the OIDC exchange (``hub_auth._oidc``): no retries, no redirects.
+        """One request of the OIDC exchange (``_oauth.exchange``): no retries, no redirects.
 
         Returns the status and the bounded body for the caller to interpret, or
         ``Err(network/timeout/bad_response)``; errors name the host, never a header or body.

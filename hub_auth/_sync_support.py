@@ -1,6 +1,6 @@
 """What the generated ``HubAuthSync`` stands on: its event loop thread, the runner, the guard.
 
-``hub_auth/_sync.py`` is generated (``python -m hub_auth._codegen``) and only forwards: each
+``hub_auth/_sync.py`` is generated (``python -m tools.gen_sync``) and only forwards: each
 method is ``return self._run("HubAuthSync.<name>", HubAuth.<name>, ...)``. The behaviour lives
 here, written by hand:
 

@@ -164,8 +164,8 @@ def _github_secrets(env: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
 def _patch_fakehub(config: pytest.Config) -> None:
     """Make every token, refresh token, device code and OIDC id token FakeHub hands out (and
     its GitHub stand-in's request token) a secret the guard searches for."""
-    from hub_auth._fakehub_oauth import FakeOAuth
     from hub_auth.testing import FakeHub
+    from hub_auth.testing._oauth import FakeOAuth
 
     _register_secrets_of(config, FakeHub, "add_token", _returned)
     _register_secrets_of(config, FakeOAuth, "mint_refresh_token", _returned)

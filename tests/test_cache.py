@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
-from hub_auth._cache import CacheStats, MemoryCache, SingleFlight, cache_lifetime, token_key
+from hub_auth._cache.memory import CacheStats, MemoryCache, SingleFlight, cache_lifetime, token_key
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 TOKEN = make_token("ada")

@@ -26,8 +26,8 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
-from hub_auth._cache import MemoryCache
-from hub_auth._redis import MAX_VALUE_BYTES, RedisCache, seal, value_mac_key
+from hub_auth._cache.memory import MemoryCache
+from hub_auth._cache.redis import MAX_VALUE_BYTES, RedisCache, seal, value_mac_key
 from hub_auth.fastapi import HubBearer
 from hub_auth.testing import FakeHub, FakeUser, make_token
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import hub_auth._demo
+import hub_auth.cli._demo
 from hub_auth import __version__
-from hub_auth._store import TokenStore
+from hub_auth._login.store import TokenStore
 from hub_auth.cli import main
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
@@ -620,7 +620,7 @@ def test_demo_fails_when_a_step_misbehaves(monkeypatch: pytest.MonkeyPatch) -> N
             await super().start()
             self.fail_next(403)
 
-    monkeypatch.setattr(hub_auth._demo, "FakeHub", ForbiddingHub)
+    monkeypatch.setattr(hub_auth.cli._demo, "FakeHub", ForbiddingHub)
     result = run("demo")
     assert result.exit_code == 1
     assert "✗ login: failed: the Hub refused the token" in result.stdout

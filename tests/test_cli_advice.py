@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from hub_auth._store import TokenStore
+from hub_auth._login.store import TokenStore
 from hub_auth.cli import main
 from hub_auth.testing import FakeHub, make_token
 

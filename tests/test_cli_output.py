@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from hub_auth._store import TokenStore
+from hub_auth._login.store import TokenStore
 from hub_auth.cli import main
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
@@ -139,7 +139,7 @@ def test_literal_token_option_gets_a_note(
 
 def test_menu_answer_is_not_echoed_back(store: TokenStore) -> None:
     # The menu is for terminals only; its prompt must not repeat a wrong answer either.
-    from hub_auth._prompt import menu_choice
+    from hub_auth._login.prompt import menu_choice
 
     with pytest.raises(Exception, match="a number from 1 to 2") as caught:
         menu_choice(TOKEN, 2)

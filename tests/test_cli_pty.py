@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hub_auth._store import TokenStore
+from hub_auth._login.store import TokenStore
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 pexpect = pytest.importorskip("pexpect")

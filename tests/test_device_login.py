@@ -22,11 +22,12 @@ import aiohttp
 import pytest
 from pydantic import ValidationError
 
-from hub_auth import DeviceCode, Err, ErrorKind, HubAuth, LoginInfo, Ok, _device
-from hub_auth._fakehub_oauth import DEVICE_CODE_GRANT
+from hub_auth import DeviceCode, Err, ErrorKind, HubAuth, LoginInfo, Ok
 from hub_auth._http import HubClient
+from hub_auth._oauth import device as _device
 from hub_auth._settings import Settings
 from hub_auth.testing import FakeHub, FakeUser
+from hub_auth.testing._oauth import DEVICE_CODE_GRANT
 from tests.secret_guard import find_tokens
 
 FAST = 0.02

@@ -14,8 +14,8 @@ from joserfc import jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 
-from hub_auth._fakehub_openid import pkce_challenge, redirect_uri_matches
 from hub_auth.testing import FakeHub, FakeUser
+from hub_auth.testing._openid import pkce_challenge, redirect_uri_matches
 
 CALLBACK = "http://127.0.0.1:8000/oauth/huggingface/callback"
 ADA = FakeUser(

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from hub_auth import Err, ErrorKind, HubAuth, Ok, UserInfo
 from hub_auth._http import parse_retry_after, parse_whoami
-from hub_auth._store import TokenStore
+from hub_auth._login.store import TokenStore
 from hub_auth._tokens import MAX_TOKEN_LENGTH, check_format, scrub
 from hub_auth.testing import FakeUser, make_token
 

@@ -1,4 +1,4 @@
-"""hub_auth._git against the real git, in a throwaway HOME with the ``store`` helper."""
+"""hub_auth._login.git against the real git, in a throwaway HOME with the ``store`` helper."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from hub_auth._errors import ErrorKind
-from hub_auth._git import GitCredentialOutcome, approve, list_credential_helpers, reject
+from hub_auth._login.git import GitCredentialOutcome, approve, list_credential_helpers, reject
 from hub_auth._result import Err, Ok
 
 ENDPOINT = "https://huggingface.co"

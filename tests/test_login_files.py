@@ -20,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 
 from hub_auth import HubAuth, StoredToken
-from hub_auth._git import approve
-from hub_auth._login_files import LoginEntry, list_logins, remove_login
-from hub_auth._prompt import terminal_text
-from hub_auth._store import TokenStore
+from hub_auth._login.files import LoginEntry, list_logins, remove_login
+from hub_auth._login.git import approve
+from hub_auth._login.prompt import terminal_text
+from hub_auth._login.store import TokenStore
 from hub_auth.cli import main
 from hub_auth.testing import make_token
 
@@ -76,7 +76,7 @@ def test_login_entry_is_stored_token_without_pydantic(store: TokenStore) -> None
 
 def test_shared_modules_load_neither_aiohttp_nor_pydantic() -> None:
     code = (
-        "import sys, hub_auth._login_files, hub_auth._prompt; "
+        "import sys, hub_auth._login.files, hub_auth._login.prompt; "
         "print(sorted(m for m in ('aiohttp', 'pydantic', 'anyio', 'click', 'filelock') "
         "if m in sys.modules))"
     )

@@ -20,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 
 from hub_auth import Err, ErrorKind, HubAuth, Ok
-from hub_auth._fakehub_oauth import ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 from hub_auth.cli import main
 from hub_auth.sync import HubAuthSync
 from hub_auth.testing import FakeHub, FakeUser, make_token
+from hub_auth.testing._oauth import ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 
 REPO = "ada-lovelace/engine-model"
 ENV_TOKEN = make_token("env")
@@ -621,7 +621,7 @@ async def test_an_exchange_in_flight_on_another_loop_is_not_joined() -> None:
     import threading
 
     from hub_auth._http import RawAnswer
-    from hub_auth._oidc import OidcExchanger
+    from hub_auth._oauth.exchange import OidcExchanger
 
     other_loop = asyncio.new_event_loop()
     answered = json.dumps({"access_token": make_token(), "expires_in": 3600}).encode()

@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 import redis_server as redis_helper
 
 from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
-from hub_auth._cache import MemoryCache, token_key
-from hub_auth._redis import RedisCache, seal, unseal, value_mac_key
+from hub_auth._cache.memory import MemoryCache, token_key
+from hub_auth._cache.redis import RedisCache, seal, unseal, value_mac_key
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 redis_server = redis_helper.redis_server  # the fixture

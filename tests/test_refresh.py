@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from hub_auth import Err, HubAuth, Ok
-from hub_auth import _refresh as refresh_module
-from hub_auth._refresh import EXPIRED_LOGIN_WARNING, StoredTokenRefresher
+from hub_auth._login.store import TokenStore
+from hub_auth._oauth import refresh as refresh_module
+from hub_auth._oauth.refresh import EXPIRED_LOGIN_WARNING, StoredTokenRefresher
 from hub_auth._result import Result
-from hub_auth._store import TokenStore
 from hub_auth.sync import HubAuthSync
 from hub_auth.testing import FakeHub, FakeUser, make_token
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from hub_auth import HubAuth
-from hub_auth._store import TokenStore
+from hub_auth._login.store import TokenStore
 from hub_auth.testing import FakeHub, FakeUser
 
 pytest.importorskip("huggingface_hub")

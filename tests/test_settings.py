@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from hub_auth._login.store import TokenStore
 from hub_auth._settings import DEFAULT_ENDPOINT, Settings, is_insecure_endpoint
-from hub_auth._store import TokenStore
 
 
 def test_defaults_follow_huggingface_hub(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub_auth import Err, ErrorKind, HubAuth, Ok, Result, UserInfo
-from hub_auth._cache import MemoryCache
+from hub_auth._cache.memory import MemoryCache
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 TOKEN = make_token("ada")

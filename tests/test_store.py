@@ -20,8 +20,8 @@ import pytest
 from filelock import FileLock
 
 from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._login.store import RemoveOutcome, TokenStore
 from hub_auth._result import Err, Ok
-from hub_auth._store import RemoveOutcome, TokenStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN_A = "hf_" + "a" * 30 + "AAAA"
@@ -564,7 +564,7 @@ def test_disk_full_keeps_the_old_file(store: TokenStore) -> None:
     out = run_python(
         f"""
         import resource, signal
-        from hub_auth._store import TokenStore
+        from hub_auth._login.store import TokenStore
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 10}, {len(before) + 10}))
         result = TokenStore({str(store.token_path)!r}).save("big", "hf_" + "x" * 4000)
@@ -620,7 +620,7 @@ def test_processes_saving_at_once_lose_nothing(store: TokenStore, tmp_path: Path
     code = textwrap.dedent(
         """
         import os, sys, time
-        from hub_auth._store import TokenStore
+        from hub_auth._login.store import TokenStore
         store = TokenStore(sys.argv[1])
         while not os.path.exists(sys.argv[2]):
             time.sleep(0.005)
@@ -651,7 +651,7 @@ def test_processes_saving_at_once_lose_nothing(store: TokenStore, tmp_path: Path
 
 CRASHING_WRITER = """
 import os, sys, time
-from hub_auth._store import TokenStore
+from hub_auth._login.store import TokenStore
 
 def stall(fd):
     # The temporary file is fully written; the rename has not happened yet.
@@ -702,7 +702,7 @@ def test_importing_the_store_stays_light() -> None:
     out = run_python(
         """
         import sys
-        import hub_auth._store
+        import hub_auth._login.store
         print(sorted(m for m in ("aiohttp", "anyio", "pydantic") if m in sys.modules))
         """
     )

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from hub_auth import ErrorKind, HubAuth, Ok
+from hub_auth._login.store import MAX_FILE_BYTES, TokenStore
 from hub_auth._result import Err
-from hub_auth._store import MAX_FILE_BYTES, TokenStore
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 TOKEN_A = "hf_" + "a" * 30 + "AAAA"

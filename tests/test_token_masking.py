@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from hub_auth import HubAuth, MemoryCache, Ok
-from hub_auth._store import TokenStore
+from hub_auth._login.store import TokenStore
 from hub_auth._tokens import TOKEN_PATTERN, MaskedStr, check_format, mask_token, scrub
 from hub_auth.testing import FakeHub, FakeUser, make_token
 

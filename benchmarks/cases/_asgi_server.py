@@ -33,7 +33,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub_auth import HubAuth, Ok, UserInfo
-from hub_auth._cache import MemoryCache
+from hub_auth._cache.memory import MemoryCache
 from hub_auth.fastapi import HubBearer
 
 KINDS = ("open", "bearer", "hub", "middleware")

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from hub_auth import HubAuth, Ok
-from hub_auth._cache import MemoryCache
+from hub_auth._cache.memory import MemoryCache
 
 _CHUNK = 100
 

@@ -67,9 +67,9 @@ _IN_PROCESS_KINDS = ("open", "bearer", "hub", "middleware")
 
 def run(ctx: BenchContext) -> list[Row]:
     try:
-        from hub_auth._cache import MemoryCache
+        from hub_auth._cache.memory import MemoryCache
     except ImportError as exc:
-        note = f"not available yet (hub_auth._cache: {exc})"
+        note = f"not available yet (hub_auth._cache.memory: {exc})"
         return [
             skipped(CASE, "cache-hit validation", "µs", note),
             skipped(CASE, _RATIO_NAME, RATIO, note, target=_TARGET),

@@ -40,9 +40,9 @@ def _child(hub_url: str, tokens_file: Path) -> dict[str, int]:
 
 def run(ctx: BenchContext) -> list[Row]:
     try:
-        import hub_auth._cache  # noqa: F401
+        import hub_auth._cache.memory  # noqa: F401
     except ImportError as exc:
-        note = f"not available yet (hub_auth._cache: {exc})"
+        note = f"not available yet (hub_auth._cache.memory: {exc})"
         return [skipped(CASE, "10,000 cached validations", "MiB", note, target="< 20 MiB")]
 
     count = ctx.sizes.memory_entries

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from hub_auth._login.store import TokenStore, entry_expires_at, entry_token
 from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import env_override_note, env_still_set_note
-from hub_auth._store import TokenStore, entry_expires_at, entry_token
 from hub_auth._tokens import mask_token
 
 if TYPE_CHECKING:
@@ -199,7 +199,9 @@ async def forget_git_credentials(logged_out: LoggedOut, endpoint: str) -> Logged
     """Clear the Hub's git credential when the logout calls for it; a failure becomes a note."""
     if not logged_out.clears_git_credentials:
         return logged_out
-    from hub_auth import _git  # anyio and a subprocess: only when there is something to clear
+    from hub_auth._login import (
+        git as _git,
+    )  # anyio and a subprocess: only when there is something to clear
 
     rejected = await _git.reject(endpoint)
     if isinstance(rejected, Err):

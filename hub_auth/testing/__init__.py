@@ -52,8 +52,8 @@ from typing import Any, Literal
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from hub_auth._fakehub_oauth import FakeOAuth
 from hub_auth._tokens import mask_token
+from hub_auth.testing._oauth import FakeOAuth
 
 __all__ = [
     "FORBIDDEN_MESSAGE",
@@ -1007,7 +1007,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

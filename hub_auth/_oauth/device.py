@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._models import DeviceCode
-from hub_auth._refresh import CLIENT_ID_ENV, DEFAULT_CLIENT_ID, TOKEN_PATH
+from hub_auth._oauth.refresh import CLIENT_ID_ENV, DEFAULT_CLIENT_ID, TOKEN_PATH
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import MaskedStr, check_format, mask_token, scrub
 

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hub_auth._cache import (
+from hub_auth._cache.memory import (
     MAX_BACKOFF,
     REPLACES_STALE,
     STALE_IF,

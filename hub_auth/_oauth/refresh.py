@@ -39,16 +39,16 @@ from typing import TYPE_CHECKING, Final, TypeGuard
 import anyio.from_thread
 import anyio.to_thread
 
-from hub_auth._cache import SingleFlight
+from hub_auth._cache.memory import SingleFlight
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
+from hub_auth._login.store import entry_token
 from hub_auth._result import Err, Ok, Result
-from hub_auth._store import entry_token
 from hub_auth._tokens import MaskedStr, check_format, clean_token, scrub
 
 if TYPE_CHECKING:
     from hub_auth._http import HubClient
-    from hub_auth._store import TokenStore
+    from hub_auth._login.store import TokenStore
 
 __all__ = [
     "CLIENT_ID_ENV",

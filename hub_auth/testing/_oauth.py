@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from hub_auth._fakehub_openid import FakeOpenIDProvider, OAuthApp
     from hub_auth.testing import FakeHub, FakeUser
+    from hub_auth.testing._openid import FakeOpenIDProvider, OAuthApp
 
 __all__ = [
     "DEVICE_CODE_GRANT",
@@ -126,7 +126,7 @@ class FakeOAuth:
         router.add_post("/oauth/device", self._device_authorization)
         router.add_get("/oauth/device", self._device_page)
         router.add_post("/oauth/device/confirm", self._device_confirm)
-        from hub_auth._fakehub_openid import add_openid_routes
+        from hub_auth.testing._openid import add_openid_routes
 
         add_openid_routes(router, lambda: self.openid)
 
@@ -604,12 +604,12 @@ class FakeOAuth:
             }
         )
 
-    # -- "Sign in with Hugging Face" (web apps): hub_auth/_fakehub_openid.py ---------------
+    # -- "Sign in with Hugging Face" (web apps): hub_auth/testing/_openid.py ---------------
 
     @property
     def openid(self) -> FakeOpenIDProvider:
         """The OpenID provider side (discovery, consent page, code grant, userinfo, JWKS)."""
-        from hub_auth._fakehub_openid import FakeOpenIDProvider  # joserfc: imported on use
+        from hub_auth.testing._openid import FakeOpenIDProvider  # joserfc: imported on use
 
         with self._lock:
             if self._openid is None:

@@ -173,7 +173,7 @@ class TokenStore:
 
     def list_tokens(self) -> Result[list[StoredToken]]:
         """Return the stored tokens, masked, sorted by name, the active one marked."""
-        from hub_auth._login_files import list_logins, stored_tokens
+        from hub_auth._login.files import list_logins, stored_tokens
 
         return list_logins(self, {}).map(stored_tokens)
 

@@ -25,7 +25,7 @@ from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import clean_token, scrub
 
 if TYPE_CHECKING:
-    from hub_auth._login_files import LoginEntry
+    from hub_auth._login.files import LoginEntry
     from hub_auth._models import DeviceCode
 
 __all__ = [

@@ -47,15 +47,15 @@ except ImportError:  # installed without the extra: say how to get it, not a tra
 
 from hub_auth import __version__
 from hub_auth._errors import ErrorKind, HubAuthError
-from hub_auth._prompt import terminal_text
+from hub_auth._login.prompt import terminal_text
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import scrub
 
 if TYPE_CHECKING:
-    from hub_auth._git import GitCredentialOutcome
+    from hub_auth._login.git import GitCredentialOutcome
+    from hub_auth._login.store import TokenStore
     from hub_auth._models import UserInfo
     from hub_auth._settings import Settings
-    from hub_auth._store import TokenStore
 
 __all__ = ["main"]
 
@@ -165,8 +165,8 @@ def _settings(ctx: click.Context, endpoint: str | None) -> Settings:
 
 def _local_store() -> TokenStore:
     """The login files, for commands that do not talk to the Hub."""
+    from hub_auth._login.store import TokenStore
     from hub_auth._settings import DEFAULT_ENDPOINT, Settings
-    from hub_auth._store import TokenStore
 
     # The endpoint plays no part in reading the files: a malformed HF_ENDPOINT must not
     # stop `hub-auth token`.
@@ -321,7 +321,7 @@ def _device_login(settings: Settings, add_to_git: bool) -> None:
     import asyncio
 
     from hub_auth._client import HubAuth
-    from hub_auth._prompt import show_device_code, show_device_pending
+    from hub_auth._login.prompt import show_device_code, show_device_pending
 
     async def run() -> Result[Any]:
         async with HubAuth(endpoint=settings.endpoint) as auth:
@@ -447,7 +447,7 @@ def _expiry_in_use(
     For the token file's token, its ``stored_tokens`` entry says (an OAuth login: it is
     refreshed before it expires); otherwise the Hub's ``auth.expiresAt``, if it sent one.
     """
-    from hub_auth._store import TokenStore, entry_expires_at, entry_token
+    from hub_auth._login.store import TokenStore, entry_expires_at, entry_token
 
     hub_says = user.token.expires_at if user.token is not None else None
     if not from_file:
@@ -481,7 +481,7 @@ def token(ctx: click.Context) -> None:
     The only command that prints a token unmasked, e.g. for
     `curl -H "Authorization: Bearer $(hub-auth token)"`.
     """
-    from hub_auth._oidc import oidc_resource
+    from hub_auth._oauth.exchange import oidc_resource
     from hub_auth._settings import env_token
 
     if oidc_resource(os.environ) is not None:
@@ -524,7 +524,7 @@ def _oidc_token(ctx: click.Context) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def list_(as_json: bool) -> None:
     """List the stored tokens (masked) and when they expire; `*` marks the active one."""
-    from hub_auth._login_files import list_logins
+    from hub_auth._login.files import list_logins
 
     store = _local_store()
     logins = _unwrap(list_logins(store, os.environ))
@@ -578,8 +578,8 @@ def switch(
     ctx: click.Context, token_name: str | None, add_to_git: bool, endpoint: str | None
 ) -> None:
     """Make a stored token the active one (asks which on a terminal)."""
-    from hub_auth._login_files import switch_login
-    from hub_auth._store import TokenStore
+    from hub_auth._login.files import switch_login
+    from hub_auth._login.store import TokenStore
     from hub_auth._tokens import mask_token
 
     settings = _settings(ctx, endpoint)
@@ -595,14 +595,14 @@ def switch(
     if add_to_git:
         import anyio
 
-        from hub_auth import _git
+        from hub_auth._login import git as _git
 
         _report_git(anyio.run(functools.partial(_git.approve, settings.endpoint, switched.token)))
 
 
 def _choose_token(store: TokenStore) -> str:
-    from hub_auth._login_files import list_logins
-    from hub_auth._prompt import choose_login, stdin_is_terminal
+    from hub_auth._login.files import list_logins
+    from hub_auth._login.prompt import choose_login, stdin_is_terminal
 
     if not stdin_is_terminal():
         _fail("no token name given: pass --token-name NAME (`hub-auth list` shows the names)")
@@ -618,8 +618,8 @@ def _choose_token(store: TokenStore) -> str:
 @click.pass_context
 def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> None:
     """Remove the stored login: everything, or one named token."""
-    from hub_auth._login_files import forget_git_credentials, remove_login
-    from hub_auth._store import TokenStore
+    from hub_auth._login.files import forget_git_credentials, remove_login
+    from hub_auth._login.store import TokenStore
 
     settings = _settings(ctx, endpoint)
     outcome = _unwrap(
@@ -654,11 +654,7 @@ def demo() -> None:
     """Run every operation against a local Hub emulator (touches none of your files)."""
     import asyncio
 
-    from hub_auth._demo import run_demo
+    from hub_auth.cli._demo import run_demo
 
     if not asyncio.run(run_demo(click.echo, marks=_marks())):
         _fail("the demo did not go as expected (see the step marked above)")
-
-
-if __name__ == "__main__":
-    main()

@@ -38,7 +38,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from hub_auth._fakehub_oauth import (
+from hub_auth.testing._oauth import (
     AUTHORIZATION_CODE_GRANT,
     json_response,
     oauth_error,
@@ -46,8 +46,8 @@ from hub_auth._fakehub_oauth import (
 )
 
 if TYPE_CHECKING:
-    from hub_auth._fakehub_oauth import FakeOAuth
     from hub_auth.testing import FakeHub, FakeUser
+    from hub_auth.testing._oauth import FakeOAuth
 
 __all__ = ["AUTHORIZATION_CODE_GRANT", "SCOPES", "FakeOpenIDProvider", "OAuthApp"]
 

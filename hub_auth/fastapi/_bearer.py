@@ -1,0 +1,362 @@
+"""HubBearer: who is calling, from the Hugging Face token they send (``hub_auth.fastapi``)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from fastapi import HTTPException, WebSocketException
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.requests import HTTPConnection
+from starlette.status import WS_1008_POLICY_VIOLATION, WS_1013_TRY_AGAIN_LATER
+
+from hub_auth._client import HubAuth
+from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._models import UserInfo
+from hub_auth._result import Ok
+
+__all__ = ["DEFAULT_RETRY_AFTER", "ROLE_ORDER", "HubBearer"]
+
+logger = logging.getLogger("hub_auth")
+
+ROLE_ORDER = ("read", "write", "admin")
+"""Classic token roles from weakest to strongest, for ``require_role``."""
+
+_UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
+_INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+_INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+_REJECTED = (ErrorKind.UNAUTHORIZED, ErrorKind.INVALID_TOKEN)
+
+# A WebSocket close reason must fit a control frame: 125 bytes, 2 of them the code.
+_MAX_CLOSE_REASON_BYTES = 123
+
+DEFAULT_RETRY_AFTER = 5.0
+"""Seconds a 503 tells clients to wait when the Hub did not say (``retry_after_default``)."""
+
+_WARNING_INTERVAL = 60.0
+"""Seconds between two "could not check" warnings of one kind (for one HubAuth)."""
+
+# HubAuth instances already warned about having no cache (once each, not once per request).
+_warned_uncached: weakref.WeakSet[HubAuth] = weakref.WeakSet()
+
+
+class _WarningThrottle:
+    """At most one warning per kind and interval; the next one counts those left out."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # a HubAuth may serve several threads' loops
+        self._last: dict[ErrorKind, float] = {}
+        self._suppressed: dict[ErrorKind, int] = {}
+
+    def warn(self, error: HubAuthError) -> None:
+        now = time.monotonic()
+        kind = error.kind
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < _WARNING_INTERVAL:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return
+            self._last[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        if suppressed:
+            logger.warning(
+                "could not check a caller's token with the Hub: %s (and %d more %s failures "
+                "since the last such warning, not logged)",
+                error,
+                suppressed,
+                kind.value,
+            )
+        else:
+            logger.warning("could not check a caller's token with the Hub: %s", error)
+
+
+# One throttle per HubAuth: it stands for one Hub endpoint and one rate-limit budget.
+_throttles: weakref.WeakKeyDictionary[HubAuth, _WarningThrottle] = weakref.WeakKeyDictionary()
+_throttles_lock = threading.Lock()
+
+
+def _throttle_for(auth: HubAuth) -> _WarningThrottle:
+    with _throttles_lock:
+        throttle = _throttles.get(auth)
+        if throttle is None:
+            throttle = _throttles[auth] = _WarningThrottle()
+        return throttle
+
+
+class _Denied(Exception):
+    """Why a connection is refused, before it is known whether it is HTTP or WebSocket."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+
+
+class HubBearer(SecurityBase):
+    """A FastAPI dependency returning the caller's ``UserInfo`` from their bearer token.
+
+    Use it with ``Depends``: ``user: Annotated[UserInfo, Depends(HubBearer())]``, on HTTP and
+    WebSocket routes alike. It also declares an HTTP bearer security scheme, so ``/docs``
+    offers an "Authorize" button.
+
+    Which entity a permission must hold on: ``require_permissions`` is checked against the
+    entity the route is about, not against "anywhere". That entity is ``permission_entity``
+    when given; otherwise the organisations of ``require_orgs``; otherwise the caller's own
+    account. With ``require_orgs`` and the default any-of rule, access needs one required
+    organisation that the caller belongs to *and* on which the token holds every required
+    permission; with ``require_all_orgs=True``, every permission on every required
+    organisation. A fine-grained permission scoped to the caller's own account therefore
+    grants nothing in an organisation. Global fine-grained permissions hold everywhere;
+    classic tokens are not scoped (``write`` grants everything, ``read`` every ``*.read``).
+
+    ``require_orgs`` alone checks membership only, as whoami reports it: it says nothing about
+    what the token may do in the organisation (a ``read`` token of a member, or a fine-grained
+    token with no permission there, passes). Add ``require_permissions`` (or ``require_role``)
+    for that.
+
+    Args:
+        auth: The ``HubAuth`` that checks tokens, or a function of the connection (an HTTP
+            request or a WebSocket) returning one; by default ``app.state.hub_auth`` (set it
+            in the lifespan). Give it a cache (``MemoryCache``, ``RedisCache``): without one
+            every request reaches the Hub, whose whoami is rate-limited per IP.
+        require_orgs: Organisations the caller must belong to: at least one of them, or all
+            with ``require_all_orgs=True``.
+        require_all_orgs: See ``require_orgs``.
+        require_role: The weakest classic token role accepted (``read`` < ``write`` <
+            ``admin``). Fine-grained and OAuth tokens have no such role and are refused
+            when it is set: use ``require_permissions`` for them.
+        require_permissions: Fine-grained permissions the token must all grant (for example
+            ``"repo.content.read"``) on the route's entity (see above), as
+            ``TokenInfo.has_permission`` decides.
+        permission_entity: The user or organisation name the permissions must hold on, for a
+            route about an entity that is neither the caller nor one of ``require_orgs``.
+        auto_error: With ``False``, a request without a bearer token gets ``None`` instead of
+            a 401 (optional authentication). A bearer token that is present is still checked:
+            a bad one is a 401, an unverifiable one a 503.
+        scheme_name: The security scheme's name in the OpenAPI document.
+        retry_after_default: Seconds in a 503's ``Retry-After`` when the Hub gave no wait of
+            its own (network errors, timeouts, a 5xx without the header); rounded up.
+    """
+
+    def __init__(
+        self,
+        auth: HubAuth | Callable[[HTTPConnection], HubAuth] | None = None,
+        *,
+        require_orgs: Sequence[str] = (),
+        require_all_orgs: bool = False,
+        require_role: str | None = None,
+        require_permissions: Sequence[str] = (),
+        permission_entity: str | None = None,
+        auto_error: bool = True,
+        scheme_name: str | None = None,
+        retry_after_default: float = DEFAULT_RETRY_AFTER,
+    ) -> None:
+        if auth is not None and not isinstance(auth, HubAuth) and not callable(auth):
+            raise TypeError(f"auth must be a HubAuth or a callable, not {type(auth).__name__}")
+        if isinstance(require_orgs, str) or isinstance(require_permissions, str):
+            raise TypeError("require_orgs and require_permissions take a list of names")
+        if require_role is not None and require_role not in ROLE_ORDER:
+            raise ValueError(f"require_role must be one of {ROLE_ORDER}, got {require_role!r}")
+        if permission_entity is not None and (
+            not isinstance(permission_entity, str) or not permission_entity
+        ):
+            raise TypeError("permission_entity takes one user or organisation name")
+        if permission_entity is not None and not require_permissions:
+            raise ValueError("permission_entity needs require_permissions")
+        if (
+            isinstance(retry_after_default, bool)
+            or not isinstance(retry_after_default, int | float)
+            or not 0 < retry_after_default < math.inf
+        ):
+            raise ValueError(
+                "retry_after_default must be a positive number of seconds, "
+                f"got {retry_after_default!r}"
+            )
+        self._auth = auth
+        self.require_orgs = tuple(require_orgs)
+        self.require_all_orgs = require_all_orgs
+        self.require_role = require_role
+        self.require_permissions = tuple(require_permissions)
+        self.permission_entity = permission_entity
+        self.auto_error = auto_error
+        self.retry_after_default = float(retry_after_default)
+        self.model = HTTPBearerModel(
+            bearerFormat="Hugging Face access token",
+            description="A Hugging Face Hub token (`hf_...`), checked with the Hub's whoami.",
+        )
+        self.scheme_name = scheme_name or type(self).__name__
+
+    def __repr__(self) -> str:
+        options = [f"{name}={value!r}" for name, value in self._options() if value]
+        return f"HubBearer({', '.join(options)})"
+
+    def _options(self) -> list[tuple[str, object]]:
+        return [
+            ("require_orgs", list(self.require_orgs)),
+            ("require_all_orgs", self.require_all_orgs),
+            ("require_role", self.require_role),
+            ("require_permissions", list(self.require_permissions)),
+            ("permission_entity", self.permission_entity),
+        ]
+
+    async def __call__(self, connection: HTTPConnection) -> UserInfo | None:
+        """The caller's ``UserInfo``; ``None`` for an anonymous caller with ``auto_error=False``.
+
+        Raises ``HTTPException`` on an HTTP route and ``WebSocketException`` (close before
+        accept: 1008, or 1013 when the token could not be checked) on a WebSocket route.
+        """
+        try:
+            token = self._bearer_token(connection)
+            if token is None:
+                return None
+            auth = self._hub_auth(connection)
+            result = await auth.whoami(token)
+            # isinstance, not ``match``: class patterns cost about a microsecond a request.
+            if isinstance(result, Ok):
+                user = result.value
+                if self.require_orgs or self.require_role or self.require_permissions:
+                    self._authorize(user)
+                return user
+            _refuse(result.error, auth, self.retry_after_default)
+        except _Denied as denied:
+            _raise_for(connection, denied)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _bearer_token(self, connection: HTTPConnection) -> str | None:
+        header = connection.headers.get("authorization")
+        scheme, token = get_authorization_scheme_param(header)
+        if scheme.lower() == "bearer" and token:
+            return token
+        if not self.auto_error:
+            return None
+        detail = "Not authenticated" if not header else "Authorization must be 'Bearer <token>'"
+        raise _Denied(401, detail, _UNAUTHENTICATED)
+
+    def _hub_auth(self, connection: HTTPConnection) -> HubAuth:
+        source = self._auth
+        auth: object
+        if isinstance(source, HubAuth):
+            auth = source
+        elif source is not None:
+            auth = source(connection)
+        else:
+            auth = getattr(connection.app.state, "hub_auth", None)
+            if auth is None:
+                raise RuntimeError(
+                    "HubBearer found no HubAuth: pass HubBearer(auth=...) or set "
+                    "app.state.hub_auth in the app's lifespan"
+                )
+        if not isinstance(auth, HubAuth):
+            raise TypeError(f"HubBearer needs a HubAuth, got {type(auth).__name__}")
+        if auth.cache is None and auth not in _warned_uncached:
+            _warned_uncached.add(auth)
+            logger.warning(
+                "HubBearer uses a HubAuth without a cache: every request asks the Hub, whose "
+                "whoami is rate-limited per IP; pass HubAuth(cache=MemoryCache())"
+            )
+        return auth
+
+    def _authorize(self, user: UserInfo) -> None:
+        """Raise 403 unless ``user`` meets the organisation, role and permission rules."""
+        member = set(user.organizations)
+        if self.require_orgs:
+            wanted = self.require_orgs
+            allowed = (
+                all(org in member for org in wanted)
+                if self.require_all_orgs
+                else any(org in member for org in wanted)
+            )
+            if not allowed:
+                which = "all of" if self.require_all_orgs and len(wanted) > 1 else "one of"
+                raise _Denied(
+                    403, f"this resource requires membership of {which}: {', '.join(wanted)}"
+                )
+        token = user.token
+        if self.require_role is not None:
+            role = token.role if token is not None else None
+            needed = ROLE_ORDER.index(self.require_role)
+            if role not in ROLE_ORDER or ROLE_ORDER.index(role) < needed:
+                raise _Denied(
+                    403,
+                    f"this resource requires a token with the {self.require_role!r} "
+                    f"role or higher (this token's role: {role or 'none'})",
+                    _INSUFFICIENT_SCOPE,
+                )
+        if self.require_permissions:
+            self._check_permissions(user, member)
+
+    def _check_permissions(self, user: UserInfo, member: set[str]) -> None:
+        """Raise 403 unless the token holds the permissions on the route's entity."""
+        token = user.token
+        if self.permission_entity is not None:
+            entities: tuple[str, ...] = (self.permission_entity,)
+            need_all = True
+        elif self.require_orgs:
+            # Any-of: one organisation that admits the caller must also grant everything.
+            entities = tuple(org for org in self.require_orgs if org in member)
+            need_all = self.require_all_orgs
+        else:
+            entities = (user.username,)
+            need_all = True
+
+        def missing_on(entity: str) -> list[str]:
+            return [
+                permission
+                for permission in self.require_permissions
+                if token is None or not token.has_permission(permission, entity=entity)
+            ]
+
+        gaps = {entity: missing_on(entity) for entity in entities}
+        granted = [entity for entity, missing in gaps.items() if not missing]
+        if granted and (not need_all or len(granted) == len(entities)):
+            return
+        described = "; ".join(
+            f"on {entity}: {', '.join(missing)}" for entity, missing in gaps.items() if missing
+        )
+        raise _Denied(403, f"this token lacks the permissions {described}", _INSUFFICIENT_SCOPE)
+
+
+def _refuse(error: HubAuthError, auth: HubAuth, retry_after_default: float) -> NoReturn:
+    """Raise the answer for a token that could not be accepted."""
+    if error.kind in _REJECTED:
+        raise _Denied(
+            401,
+            "invalid token: the Hub rejected it (invalid, expired or revoked)"
+            if error.kind is ErrorKind.UNAUTHORIZED
+            else error.message,
+            _INVALID_TOKEN,
+        )
+    if error.kind is ErrorKind.FORBIDDEN:
+        # The Hub knows the token and refuses it by policy; its message says why and never
+        # holds the token. A new login would not help, so not 401.
+        raise _Denied(403, error.message)
+    # Anything else means the token could not be checked: the fault is the Hub's or ours.
+    _throttle_for(auth).warn(error)
+    # Always a Retry-After: the Hub's wait when it said, else ours (clients should back off
+    # from an outage as well as from a rate limit).
+    wait = error.retry_after if error.retry_after is not None else retry_after_default
+    seconds = str(max(1, math.ceil(wait)))
+    detail = (
+        f"the token could not be checked right now ({error.kind.value}); "
+        f"try again later (in {seconds}s)"
+    )
+    raise _Denied(503, detail, {"Retry-After": seconds})
+
+
+def _raise_for(connection: HTTPConnection, denied: _Denied) -> NoReturn:
+    """``HTTPException`` for HTTP; for a WebSocket, a close before accept (1008 or 1013)."""
+    if connection.scope["type"] == "websocket":
+        code = WS_1013_TRY_AGAIN_LATER if denied.status == 503 else WS_1008_POLICY_VIOLATION
+        reason = denied.detail.encode()[:_MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+        raise WebSocketException(code=code, reason=reason) from None
+    raise HTTPException(
+        status_code=denied.status, detail=denied.detail, headers=denied.headers
+    ) from None

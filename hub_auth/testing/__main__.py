@@ -1,0 +1,7 @@
+"""``python -m hub_auth.testing``: run FakeHub from the shell (``--help`` for the options)."""
+
+import sys
+
+from hub_auth.testing import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Developer tools that are not installed with the package (``python -m tools.gen_sync``)."""
