@@ -4,7 +4,8 @@ The top of the emulator's library modules: it imports the users, the shared answ
 OAuth side, and none of them imports it (they see the hub through ``TokenTable``).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: the dataclasses' annotations are evaluated here,
+# so typing.get_type_hints() still works once __init__ sets their __module__ to hub_auth.testing.
 
 import asyncio
 import json
@@ -17,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -489,14 +490,14 @@ class FakeHub:
         await runner.cleanup()
         self._port = None
 
-    async def __aenter__(self) -> FakeHub:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def start_in_thread(self) -> FakeHub:
+    def start_in_thread(self) -> Self:
         """Start serving in a new daemon thread with its own event loop; return self."""
         if self._runner is not None or self._thread is not None:
             raise RuntimeError("FakeHub is already started")
@@ -541,7 +542,7 @@ class FakeHub:
         thread.join()
         self._thread = self._thread_loop = None
 
-    def __enter__(self) -> FakeHub:
+    def __enter__(self) -> Self:
         return self.start_in_thread()
 
     def __exit__(self, *exc_info: object) -> None:

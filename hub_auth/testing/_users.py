@@ -5,7 +5,8 @@ The lowest module of the emulator: it imports nothing from the rest of ``hub_aut
 need not import the hub module that imports them.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: the dataclasses' annotations are evaluated here,
+# so typing.get_type_hints() still works once __init__ sets their __module__ to hub_auth.testing.
 
 import copy
 import hashlib
