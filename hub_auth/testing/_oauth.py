@@ -188,8 +188,7 @@ class FakeOAuth:
 
     def fail_next_refresh(self, status: int = 503, count: int = 1) -> None:
         """Answer the next ``count`` refresh-token grants with ``status`` (nothing changes)."""
-        if count < 1:
-            raise ValueError(f"count must be >= 1, not {count}")
+        _check_count(count)
         with self._lock:
             self._refresh_failures.extend([status] * count)
 
@@ -241,15 +240,13 @@ class FakeOAuth:
 
     def slow_down_next(self, count: int = 1) -> None:
         """Answer the next ``count`` device-code polls with ``slow_down``."""
-        if count < 1:
-            raise ValueError(f"count must be >= 1, not {count}")
+        _check_count(count)
         with self._lock:
             self._slow_downs += count
 
     def fail_next_poll(self, status: int = 503, count: int = 1) -> None:
         """Answer the next ``count`` device-code polls with ``status`` and an HTML body."""
-        if count < 1:
-            raise ValueError(f"count must be >= 1, not {count}")
+        _check_count(count)
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an error status (400-599), not {status}")
         with self._lock:
@@ -421,15 +418,7 @@ class FakeOAuth:
             user = self._refresh_tokens.pop(presented, None)
         if user is None:
             return oauth_error(400, "invalid_grant", "the refresh token is invalid or expired")
-        access_token, seconds = self.issue_access_token(user)
-        return json_response(
-            {
-                "access_token": access_token,
-                "refresh_token": self.mint_refresh_token(user),
-                "expires_in": int(seconds),
-                "token_type": "bearer",
-            }
-        )
+        return json_response(self.issue_login(user))
 
     # -- OIDC: id tokens, GitHub Actions' stand-in, the token exchange ----------------------
 
@@ -611,6 +600,11 @@ class _GitHubStandIn:
     lifetime: float = 300.0
     id_token: str | None = None
     status: int = 200
+
+
+def _check_count(count: int) -> None:
+    if count < 1:
+        raise ValueError(f"count must be >= 1, not {count}")
 
 
 def _namespace(resource: str) -> str:
