@@ -31,7 +31,7 @@ from hub_auth.testing import (
     make_token,
 )
 
-SAMPLES = Path("/work/shared/reference/whoami-v2")
+SAMPLES = Path(__file__).parent / "data" / "whoami-v2"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RATELIMIT = re.compile(r'^"api";r=(\d+);t=(\d+)$')
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from hub_auth.testing import main
+from hub_auth.testing._cli import main
 
 sys.exit(main())

@@ -19,19 +19,23 @@ import base64
 import html
 import json
 import secrets
-import string
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from hub_auth.testing import FakeHub, FakeUser
-    from hub_auth.testing._openid import FakeOpenIDProvider, OAuthApp
+from hub_auth.testing._openid import (
+    AUTHORIZATION_CODE_GRANT,
+    FakeOpenIDProvider,
+    OAuthApp,
+    add_openid_routes,
+)
+from hub_auth.testing._pages import JSON_TYPE, html_page, json_response, oauth_error, reason
+from hub_auth.testing._users import FakeUser, TokenTable, random_secret
 
 __all__ = [
     "DEVICE_CODE_GRANT",
@@ -49,41 +53,14 @@ ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 GITHUB_ID_TOKEN_PATH = "/_fakehub/github/id-token"
 """FakeHub's stand-in for GitHub Actions' ``ACTIONS_ID_TOKEN_REQUEST_URL``."""
-AUTHORIZATION_CODE_GRANT = "authorization_code"  # "Sign in with HF": _fakehub_openid.py
-
-_JSON_TYPE = "application/json; charset=utf-8"
-_ALPHABET = string.ascii_letters + string.digits
 
 Grant = Callable[[Mapping[str, str]], Awaitable[web.StreamResponse]]
-
-
-def oauth_error(status: int, error: str, description: str | None = None) -> web.Response:
-    """An OAuth error answer (RFC 6749 §5.2): ``{"error": ..., "error_description": ...}``."""
-    body: dict[str, str] = {"error": error}
-    if description is not None:
-        body["error_description"] = description
-    return web.Response(
-        status=status, body=json.dumps(body).encode(), headers={"Content-Type": _JSON_TYPE}
-    )
-
-
-def json_response(body: Mapping[str, Any], status: int = 200) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        headers={"Content-Type": _JSON_TYPE, "Cache-Control": "no-store"},
-    )
-
-
-def random_secret(prefix: str, length: int = 34) -> str:
-    """``prefix`` and ``length`` random letters or digits (tokens, codes, refresh tokens)."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
 class FakeOAuth:
     """The OAuth/OIDC endpoints of one ``FakeHub`` and the controls tests drive them with."""
 
-    def __init__(self, hub: FakeHub) -> None:
+    def __init__(self, hub: TokenTable) -> None:
         self._hub = hub
         self._lock = threading.Lock()
         self.access_token_lifetime: float = 30 * 86400.0
@@ -126,8 +103,6 @@ class FakeOAuth:
         router.add_post("/oauth/device", self._device_authorization)
         router.add_get("/oauth/device", self._device_page)
         router.add_post("/oauth/device/confirm", self._device_confirm)
-        from hub_auth.testing._openid import add_openid_routes
-
         add_openid_routes(router, lambda: self.openid)
 
     # -- what tests read -----------------------------------------------------------------
@@ -213,8 +188,7 @@ class FakeOAuth:
 
     def fail_next_refresh(self, status: int = 503, count: int = 1) -> None:
         """Answer the next ``count`` refresh-token grants with ``status`` (nothing changes)."""
-        if count < 1:
-            raise ValueError(f"count must be >= 1, not {count}")
+        _check_count(count)
         with self._lock:
             self._refresh_failures.extend([status] * count)
 
@@ -253,7 +227,7 @@ class FakeOAuth:
         if user is not None and user_fields:
             raise TypeError("pass either a FakeUser or FakeUser fields, not both")
         if user is None:
-            user = self._browser_user() if not user_fields else _fake_user(**user_fields)
+            user = self._browser_user() if not user_fields else FakeUser(**user_fields)
         self._decide(user_code, "approved", user)
 
     def deny(self, user_code: str) -> None:
@@ -266,22 +240,20 @@ class FakeOAuth:
 
     def slow_down_next(self, count: int = 1) -> None:
         """Answer the next ``count`` device-code polls with ``slow_down``."""
-        if count < 1:
-            raise ValueError(f"count must be >= 1, not {count}")
+        _check_count(count)
         with self._lock:
             self._slow_downs += count
 
     def fail_next_poll(self, status: int = 503, count: int = 1) -> None:
         """Answer the next ``count`` device-code polls with ``status`` and an HTML body."""
-        if count < 1:
-            raise ValueError(f"count must be >= 1, not {count}")
+        _check_count(count)
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an error status (400-599), not {status}")
         with self._lock:
             self._poll_failures.append([status, count])
 
     def _browser_user(self) -> FakeUser:
-        return self.browser_user or _fake_user(name="browser-user")
+        return self.browser_user or FakeUser(name="browser-user")
 
     def _decide(self, user_code: str, state: _DeviceState, user: FakeUser | None) -> None:
         code = normalize_user_code(user_code)
@@ -331,7 +303,7 @@ class FakeOAuth:
                     self._poll_failures.pop(0)
                 return web.Response(
                     status=status,
-                    text=f"<html><body>{status} {_reason(status)}</body></html>",
+                    text=f"<html><body>{status} {reason(status)}</body></html>",
                     content_type="text/html",
                 )
             grant = self._device_grants.get(device_code)
@@ -390,7 +362,7 @@ class FakeOAuth:
 
     async def _device_page(self, request: web.Request) -> web.StreamResponse:
         user_code = request.query.get("user_code", "")
-        return _page(
+        return html_page(
             "Connect a device",
             f"<p>Signed in as <b>{html.escape(self._browser_user().name)}</b>.</p>"
             '<form method="post" action="/oauth/device/confirm">'
@@ -407,7 +379,7 @@ class FakeOAuth:
         user_code = str(form.get("user_code", ""))
         action = form.get("action")
         if action not in ("approve", "deny"):
-            return _page("Connect a device", "<p>Choose Approve or Deny.</p>", status=400)
+            return html_page("Connect a device", "<p>Choose Approve or Deny.</p>", status=400)
         code = normalize_user_code(user_code)
         with self._lock:
             grant = self._device_grants.get(self._user_codes.get(code, ""))
@@ -417,7 +389,7 @@ class FakeOAuth:
                 and grant.expires_at > time.monotonic()
             )
         if not usable:
-            return _page(
+            return html_page(
                 "Connect a device",
                 f'<p id="result">The code {html.escape(user_code)} is unknown, expired or '
                 "already used. Start the login again on your device.</p>",
@@ -429,7 +401,7 @@ class FakeOAuth:
         else:
             self.deny(code)
             text = "Access denied. The device was not connected."
-        return _page("Connect a device", f'<p id="result">{text}</p>')
+        return html_page("Connect a device", f'<p id="result">{text}</p>')
 
     async def _refresh_token_grant(self, params: Mapping[str, str]) -> web.StreamResponse:
         """``grant_type=refresh_token``: a new access token and a new refresh token (rotation:
@@ -446,15 +418,7 @@ class FakeOAuth:
             user = self._refresh_tokens.pop(presented, None)
         if user is None:
             return oauth_error(400, "invalid_grant", "the refresh token is invalid or expired")
-        access_token, seconds = self.issue_access_token(user)
-        return json_response(
-            {
-                "access_token": access_token,
-                "refresh_token": self.mint_refresh_token(user),
-                "expires_in": int(seconds),
-                "token_type": "bearer",
-            }
-        )
+        return json_response(self.issue_login(user))
 
     # -- OIDC: id tokens, GitHub Actions' stand-in, the token exchange ----------------------
 
@@ -480,8 +444,6 @@ class FakeOAuth:
             raise TypeError("resources must be a sequence of strings, not one string")
         if not resources and user is None:
             raise ValueError("give the resources the id token may be exchanged for, or a user")
-        from hub_auth.testing import FakeUser
-
         owner = user or FakeUser(name=_namespace(resources[0]), token_name=None)
         aud = audience if audience is not None else self._expected_audience()
         expires_at = time.time() + lifetime
@@ -564,9 +526,7 @@ class FakeOAuth:
             self._exchange_requests.append(dict(params))
             fault = self._exchange_faults.pop(0) if self._exchange_faults else None
         if fault is not None:
-            return web.Response(
-                status=fault[0], body=fault[1], headers={"Content-Type": _JSON_TYPE}
-            )
+            return web.Response(status=fault[0], body=fault[1], headers={"Content-Type": JSON_TYPE})
         subject_token = params.get("subject_token", "")
         resource = params.get("resource", "")
         if params.get("subject_token_type") != ID_TOKEN_TYPE:
@@ -605,12 +565,11 @@ class FakeOAuth:
         )
 
     # -- "Sign in with Hugging Face" (web apps): hub_auth/testing/_openid.py ---------------
+    # The provider imports joserfc (a test/fastapi extra) when it is created: on first use.
 
     @property
     def openid(self) -> FakeOpenIDProvider:
         """The OpenID provider side (discovery, consent page, code grant, userinfo, JWKS)."""
-        from hub_auth.testing._openid import FakeOpenIDProvider  # joserfc: imported on use
-
         with self._lock:
             if self._openid is None:
                 self._openid = FakeOpenIDProvider(self, self._hub)
@@ -641,6 +600,11 @@ class _GitHubStandIn:
     lifetime: float = 300.0
     id_token: str | None = None
     status: int = 200
+
+
+def _check_count(count: int) -> None:
+    if count < 1:
+        raise ValueError(f"count must be >= 1, not {count}")
 
 
 def _namespace(resource: str) -> str:
@@ -679,12 +643,6 @@ class _DeviceGrant:
     user: FakeUser | None = None
 
 
-def _fake_user(**fields: Any) -> FakeUser:
-    from hub_auth.testing import FakeUser
-
-    return FakeUser(**fields)
-
-
 def normalize_user_code(text: str) -> str:
     """``52at flyz``, ``52AT-FLYZ`` and ``52atflyz`` are the same user code: ``52AT-FLYZ``."""
     letters = "".join(ch for ch in text.upper() if ch.isalnum())
@@ -697,34 +655,6 @@ def _new_user_code(taken: Mapping[str, str]) -> str:
         code = f"{letters[:4]}-{letters[4:]}"
         if code not in taken:
             return code
-
-
-def _reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _page(title: str, body: str, *, status: int = 200) -> web.Response:
-    """A tiny HTML page (no script); ``body`` is already escaped."""
-    text = (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title></head>"
-        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
-    )
-    return web.Response(
-        status=status,
-        text=text,
-        content_type="text/html",
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": "default-src 'none'; form-action 'self'",
-            "X-Frame-Options": "DENY",
-        },
-    )
 
 
 async def _read_params(request: web.Request) -> dict[str, str] | None:

@@ -33,23 +33,24 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from hub_auth.testing._oauth import (
-    AUTHORIZATION_CODE_GRANT,
-    json_response,
-    oauth_error,
-    random_secret,
-)
+from hub_auth.testing._pages import html_page, json_response, oauth_error
+from hub_auth.testing._users import FakeUser, TokenTable, random_secret
 
-if TYPE_CHECKING:
-    from hub_auth.testing import FakeHub, FakeUser
-    from hub_auth.testing._oauth import FakeOAuth
+__all__ = [
+    "AUTHORIZATION_CODE_GRANT",
+    "SCOPES",
+    "FakeOpenIDProvider",
+    "OAuthApp",
+    "TokenIssuer",
+    "add_openid_routes",
+]
 
-__all__ = ["AUTHORIZATION_CODE_GRANT", "SCOPES", "FakeOpenIDProvider", "OAuthApp"]
+AUTHORIZATION_CODE_GRANT = "authorization_code"
 
 SCOPES = (
     "openid",
@@ -93,8 +94,26 @@ class OAuthApp:
         return f"OAuthApp(client_id={self.client_id!r}, name={self.name!r}, secret={secret})"
 
 
+class TokenIssuer(Protocol):
+    """What the provider needs from ``FakeOAuth``: who is signed in, and tokens to hand out.
+
+    ``FakeOAuth`` satisfies it; it sits above this module and creates the provider.
+    """
+
+    def issue_access_token(
+        self, user: FakeUser, *, lifetime: float | None = None, prefix: str = "hf_oauth_"
+    ) -> tuple[str, float]: ...
+
+    def mint_refresh_token(self, user: FakeUser) -> str: ...
+
+    def _browser_user(self) -> FakeUser:
+        """Who is signed in at the fake Hub (``hub.oauth.browser_user`` or a default)."""
+
+
 @dataclass(frozen=True)
-class _PendingConsent:
+class _Consent:
+    """An authorization request the signed-in user approves or denies."""
+
     app: OAuthApp
     user: FakeUser
     redirect_uri: str
@@ -106,12 +125,9 @@ class _PendingConsent:
 
 @dataclass(frozen=True)
 class _Code:
-    app: OAuthApp
-    user: FakeUser
-    redirect_uri: str
-    scopes: tuple[str, ...]
-    nonce: str | None
-    code_challenge: str | None
+    """An authorization code: the approved request, until ``expires_at``."""
+
+    consent: _Consent
     expires_at: float
 
 
@@ -146,14 +162,14 @@ def pkce_challenge(verifier: str) -> str:
 class FakeOpenIDProvider:
     """The "Sign in with Hugging Face" side of one ``FakeHub`` and its test controls."""
 
-    def __init__(self, oauth: FakeOAuth, hub: FakeHub) -> None:
+    def __init__(self, oauth: TokenIssuer, hub: TokenTable) -> None:
         from joserfc.jwk import RSAKey  # joserfc: a test/fastapi extra
 
         self._oauth = oauth
         self._hub = hub
         self._lock = threading.Lock()
         self._apps: dict[str, OAuthApp] = {}
-        self._pending: dict[str, _PendingConsent] = {}
+        self._pending: dict[str, _Consent] = {}
         self._codes: dict[str, _Code] = {}
         self._issued: dict[str, tuple[FakeUser, tuple[str, ...]]] = {}
         self._corruptions: list[str] = []
@@ -256,11 +272,11 @@ class FakeOpenIDProvider:
             app = self._apps.get(client_id)
         user = self._oauth._browser_user()  # hub.oauth.browser_user, as on the device page
         if app is None:
-            return _page(400, "Unknown app", f"No OAuth app has the client id {client_id!r}.")
+            return _error_page("Unknown app", f"No OAuth app has the client id {client_id!r}.")
         redirect_uri = query.get("redirect_uri", "")
         if not any(redirect_uri_matches(uri, redirect_uri) for uri in app.redirect_uris):
             # Never redirect to an unregistered URI: that is how codes get stolen.
-            return _page(400, "Invalid redirect_uri", "This redirect URI is not registered.")
+            return _error_page("Invalid redirect_uri", "This redirect URI is not registered.")
         state = query.get("state")
 
         def back(error: str, description: str) -> web.StreamResponse:
@@ -284,7 +300,7 @@ class FakeOpenIDProvider:
             return back("access_denied", "you are not a member of the required organization")
         request_id = secrets.token_urlsafe(24)
         with self._lock:
-            self._pending[request_id] = _PendingConsent(
+            self._pending[request_id] = _Consent(
                 app, user, redirect_uri, scopes, state, query.get("nonce"), challenge
             )
         return _consent_page(app, user, scopes, request_id)
@@ -295,7 +311,7 @@ class FakeOpenIDProvider:
         with self._lock:
             pending = self._pending.pop(request_id, None) if isinstance(request_id, str) else None
         if pending is None:
-            return _page(400, "Expired request", "This authorization request is no longer valid.")
+            return _error_page("Expired request", "This authorization request is no longer valid.")
         if form.get("decision") != "approve":
             return _redirect(
                 pending.redirect_uri,
@@ -305,15 +321,7 @@ class FakeOpenIDProvider:
             )
         code = random_secret("fake_code_", 32)
         with self._lock:
-            self._codes[code] = _Code(
-                pending.app,
-                pending.user,
-                pending.redirect_uri,
-                pending.scopes,
-                pending.nonce,
-                pending.code_challenge,
-                time.time() + self.code_lifetime,
-            )
+            self._codes[code] = _Code(pending, time.time() + self.code_lifetime)
         return _redirect(pending.redirect_uri, code=code, state=pending.state)
 
     # -- POST /oauth/token, grant_type=authorization_code ----------------------------------
@@ -355,45 +363,46 @@ class FakeOpenIDProvider:
             code = self._codes.pop(params.get("code", ""), None)  # single use, even on failure
         if code is None or code.expires_at <= time.time():
             return oauth_error(400, "invalid_grant", "the code is invalid, expired or used")
-        if code.app.client_id != client.client_id:
+        consent = code.consent
+        if consent.app.client_id != client.client_id:
             return oauth_error(400, "invalid_grant", "the code was issued to another client")
-        if params.get("redirect_uri") != code.redirect_uri:
+        if params.get("redirect_uri") != consent.redirect_uri:
             return oauth_error(400, "invalid_grant", "redirect_uri does not match")
-        if code.code_challenge is not None:
+        if consent.code_challenge is not None:
             verifier = params.get("code_verifier", "")
             if not verifier or not hmac.compare_digest(
-                pkce_challenge(verifier), code.code_challenge
+                pkce_challenge(verifier), consent.code_challenge
             ):
                 return oauth_error(400, "invalid_grant", "PKCE verification failed")
-        access_token, seconds = self._oauth.issue_access_token(code.user)
+        access_token, seconds = self._oauth.issue_access_token(consent.user)
         with self._lock:
-            self._issued[access_token] = (code.user, code.scopes)
+            self._issued[access_token] = (consent.user, consent.scopes)
         return json_response(
             {
                 "access_token": access_token,
                 "token_type": "bearer",
                 "expires_in": int(seconds),
-                "scope": " ".join(code.scopes),
-                "id_token": self._id_token(code),
-                "refresh_token": self._oauth.mint_refresh_token(code.user),
+                "scope": " ".join(consent.scopes),
+                "id_token": self._id_token(consent),
+                "refresh_token": self._oauth.mint_refresh_token(consent.user),
             }
         )
 
-    def _id_token(self, code: _Code) -> str:
+    def _id_token(self, consent: _Consent) -> str:
         from joserfc import jwt
 
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "aud": code.app.client_id,
-            "sub": self.userinfo(code.user, code.scopes)["sub"],
+            "aud": consent.app.client_id,
+            "sub": self.userinfo(consent.user, consent.scopes)["sub"],
             "iat": now,
             "auth_time": now,
             "exp": now + int(self.id_token_lifetime),
         }
-        if code.nonce is not None:
-            claims["nonce"] = code.nonce
-        claims.update(self.userinfo(code.user, code.scopes))
+        if consent.nonce is not None:
+            claims["nonce"] = consent.nonce
+        claims.update(self.userinfo(consent.user, consent.scopes))
         with self._lock:
             corruption = self._corruptions.pop(0) if self._corruptions else None
         if corruption == "expired":
@@ -452,13 +461,10 @@ class FakeOpenIDProvider:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         with self._lock:
             issued = self._issued.get(token) if scheme.lower() == "bearer" else None
-        account = self._hub._accounts.get(token)  # FakeHub's own token table
-        alive = account is not None and (
-            account.expires_at is None or account.expires_at > time.time()
-        )
-        if issued is None and account is not None:
-            issued = (account.user, ("openid", "profile"))  # a refreshed token
-        if issued is None or not alive:
+        user = self._hub._unexpired_user(token)  # FakeHub's own token table
+        if issued is None and user is not None:
+            issued = (user, ("openid", "profile"))  # a refreshed token
+        if issued is None or user is None:
             return oauth_error(401, "invalid_token", "the access token is invalid or expired")
         return json_response(self.userinfo(*issued))
 
@@ -504,12 +510,8 @@ def _redirect(uri: str, **params: str | None) -> web.StreamResponse:
     )
 
 
-def _page(status: int, title: str, message: str) -> web.Response:
-    body = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"</head><body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>"
-    )
-    return web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
+def _error_page(title: str, message: str) -> web.Response:
+    return html_page(title, f"<p>{html.escape(message)}</p>", status=400)
 
 
 def _consent_page(
@@ -517,12 +519,7 @@ def _consent_page(
 ) -> web.Response:
     items = "".join(f"<li><code>{html.escape(scope)}</code></li>" for scope in scopes)
     name = html.escape(app.name)
-    body = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Authorize {name}</title>
-<style>body{{font-family:sans-serif;max-width:32rem;margin:3rem auto}}
-button{{font-size:1rem;padding:.5rem 1.5rem;margin-right:1rem}}</style></head>
-<body>
-<h1>Authorize <span id="app-name">{name}</span></h1>
+    body = f"""
 <p>Signed in at the fake Hub as <strong id="hub-user">{html.escape(user.name)}</strong>.</p>
 <p><strong>{name}</strong> wants to:</p>
 <ul id="scopes">{items}</ul>
@@ -531,16 +528,13 @@ button{{font-size:1rem;padding:.5rem 1.5rem;margin-right:1rem}}</style></head>
 <button type="submit" name="decision" value="approve" id="approve">Approve</button>
 <button type="submit" name="decision" value="deny" id="deny">Deny</button>
 </form>
-</body></html>
 """
-    return web.Response(
-        text=body,
-        content_type="text/html",
-        charset="utf-8",
-        headers={
-            "Cache-Control": "no-store",
-            "X-Frame-Options": "DENY",  # as the Hub: no consent inside someone's iframe
-            # No form-action: browsers apply it to the redirect back to the app too.
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-        },
+    return html_page(
+        f"Authorize {app.name}",
+        body,
+        heading=f'Authorize <span id="app-name">{name}</span>',
+        style="body{font-family:sans-serif;max-width:32rem;margin:3rem auto}"
+        "button{font-size:1rem;padding:.5rem 1.5rem;margin-right:1rem}",
+        # No form-action: browsers apply it to the redirect back to the app too.
+        csp="default-src 'none'; style-src 'unsafe-inline'",
     )
