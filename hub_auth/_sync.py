@@ -70,20 +70,21 @@ class HubAuthSync(SyncFacade):
         retry_budget: float = 20.0,
         pool_limit: int = 100,
     ) -> None:
-        auth = HubAuth(
-            token=token,
-            endpoint=endpoint,
-            hf_home=hf_home,
-            token_path=token_path,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            read_env=read_env,
-            cache=cache,
-            max_attempts=max_attempts,
-            retry_budget=retry_budget,
-            pool_limit=pool_limit,
+        super().__init__(
+            HubAuth(
+                token=token,
+                endpoint=endpoint,
+                hf_home=hf_home,
+                token_path=token_path,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                read_env=read_env,
+                cache=cache,
+                max_attempts=max_attempts,
+                retry_budget=retry_budget,
+                pool_limit=pool_limit,
+            )
         )
-        super().__init__(auth)
 
     @property
     def endpoint(self) -> str:
@@ -116,10 +117,7 @@ class HubAuthSync(SyncFacade):
         return self._run("HubAuthSync.get_token", HubAuth.get_token)
 
     def exchange_oidc_token(
-        self,
-        resource: str,
-        *,
-        id_token: str | SecretStr | None = None,
+        self, resource: str, *, id_token: str | SecretStr | None = None
     ) -> Result[SecretStr]:
         """A short-lived Hub token for ``resource``, exchanged for a CI's OIDC id token
         ("Trusted Publishers").
@@ -216,7 +214,7 @@ class HubAuthSync(SyncFacade):
             match auth.start_device_login():
                 case Ok(device):
                     print("Open", device.verification_uri_complete, "code", device.user_code)
-                    info = (auth.complete_device_login(device)).unwrap()
+                    info = auth.complete_device_login(device).unwrap()
 
         The client id is ``HF_DEVICE_CODE_OAUTH_CLIENT_ID`` or huggingface_hub's public one.
         Errors: ``offline``, ``network``, ``timeout``, ``server_error``, ``rate_limited``,
@@ -225,10 +223,7 @@ class HubAuthSync(SyncFacade):
         return self._run("HubAuthSync.start_device_login", HubAuth.start_device_login)
 
     def complete_device_login(
-        self,
-        device: DeviceCode,
-        *,
-        add_to_git_credentials: bool = False,
+        self, device: DeviceCode, *, add_to_git_credentials: bool = False
     ) -> Result[LoginInfo]:
         """Wait until the person approves the device login, then store the token as active.
 
