@@ -114,6 +114,8 @@ def test_docstrings_are_copied_with_examples_written_for_the_sync_caller() -> No
             assert text_only(function) == text_only(source), name
             assert "await " not in function, name
             assert not re.search(r"(?<![\w.])auth\.|\(hf_auth\.\w+\([^()]*\)\)", function), name
+            for mentioned in re.findall(r"hf_auth\.(\w+)", function):
+                assert hasattr(hf_auth, mentioned), f"{name} mentions hf_auth.{mentioned}"
     for name in documented:
         assert f"hf_auth.{name}(" in doc(hf_auth, name), name
 
