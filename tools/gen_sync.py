@@ -150,8 +150,8 @@ def define(func: Function, params: str, doc: str | None, body: str) -> str:
 
 
 def for_caller(doc: str | None, *, module: bool = False) -> str | None:
-    """``doc``'s examples without ``await`` (nor ``(...).unwrap()``); for a module function,
-    called on ``hf_auth``, the module, instead of ``auth``, a client."""
+    """``doc`` as a sync caller writes it: ``(await auth.f(x)).unwrap()`` → ``auth.f(x).unwrap()``,
+    ``await auth.f()`` → ``auth.f()``; in the module, ``auth.f`` → ``hf_auth.f``."""
     doc = re.sub(r"\(await (\w+\.\w+\([^()]*\))\)", r"\1", doc or "")
     doc = re.sub(r"\bawait (?=\w+\.)", "", doc)
     if module:
@@ -161,8 +161,8 @@ def for_caller(doc: str | None, *, module: bool = False) -> str | None:
 
 def args_doc(cls: ast.ClassDef) -> str:
     """The ``Args:`` section of ``HubAuth``'s docstring, less the dropped, indented as there."""
-    _, args, entries = (ast.get_docstring(cls, clean=False) or "").partition("Args:")
-    entries = re.split(r"\n(?=        \w+:)", (args + entries).rstrip())
+    _, heading, section = (ast.get_docstring(cls, clean=False) or "").partition("Args:")
+    entries = re.split(r"\n(?=        \w+:)", (heading + section).rstrip())
     return "\n".join(e for e in entries if e.split(":")[0].strip() not in DROPPED)
 
 
