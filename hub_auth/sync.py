@@ -120,9 +120,7 @@ def get_token() -> Result[SecretStr]:
 
 
 def exchange_oidc_token(
-    resource: str,
-    *,
-    id_token: str | SecretStr | None = None,
+    resource: str, *, id_token: str | SecretStr | None = None
 ) -> Result[SecretStr]:
     """A short-lived Hub token for ``resource``, exchanged for a CI's OIDC id token
     ("Trusted Publishers").
@@ -144,15 +142,12 @@ def exchange_oidc_token(
 
     Example::
 
-        match auth.exchange_oidc_token("my-org/my-model"):
+        match hf_auth.exchange_oidc_token("my-org/my-model"):
             case Ok(token):
                 headers = {"authorization": f"Bearer {token.get_secret_value()}"}
     """
     return default_client()._run(
-        "hf_auth.exchange_oidc_token",
-        HubAuth.exchange_oidc_token,
-        resource,
-        id_token=id_token,
+        "hf_auth.exchange_oidc_token", HubAuth.exchange_oidc_token, resource, id_token=id_token
     )
 
 
@@ -187,10 +182,7 @@ def validate_token(token: str | SecretStr, *, remote: bool = True) -> Result[Non
     "could not check" stay apart.
     """
     return default_client()._run(
-        "hf_auth.validate_token",
-        HubAuth.validate_token,
-        token,
-        remote=remote,
+        "hf_auth.validate_token", HubAuth.validate_token, token, remote=remote
     )
 
 
@@ -226,10 +218,10 @@ def start_device_login() -> Result[DeviceCode]:
     ``user_code``), then pass the ``DeviceCode`` to ``complete_device_login``, which waits
     for their decision. Nothing waits here and nothing is stored::
 
-        match auth.start_device_login():
+        match hf_auth.start_device_login():
             case Ok(device):
                 print("Open", device.verification_uri_complete, "code", device.user_code)
-                info = (auth.complete_device_login(device)).unwrap()
+                info = hf_auth.complete_device_login(device).unwrap()
 
     The client id is ``HF_DEVICE_CODE_OAUTH_CLIENT_ID`` or huggingface_hub's public one.
     Errors: ``offline``, ``network``, ``timeout``, ``server_error``, ``rate_limited``,
@@ -239,9 +231,7 @@ def start_device_login() -> Result[DeviceCode]:
 
 
 def complete_device_login(
-    device: DeviceCode,
-    *,
-    add_to_git_credentials: bool = False,
+    device: DeviceCode, *, add_to_git_credentials: bool = False
 ) -> Result[LoginInfo]:
     """Wait until the person approves the device login, then store the token as active.
 

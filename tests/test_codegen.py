@@ -1,416 +1,129 @@
-"""The generated sync facade cannot drift from HubAuth.
+"""The generated sync facade (``python -m tools.gen_sync``) cannot drift from ``HubAuth``.
 
-Three layers: the checked-in files equal what the generator writes now (whole files);
-``--check`` turns red after a new ``HubAuth`` method or a hand edit; and, by import, every
-public coroutine of ``HubAuth`` has a twin in ``HubAuthSync`` and in ``hub_auth.sync`` with the
-very same signature. The generator's output is also type-checked and run end to end on a
-source with every kind of parameter.
+The checked-in files are what the generator writes now; ``--check`` fails on a drifted file;
+every public coroutine and property of ``HubAuth`` has a twin with its signature and its
+docstring, the examples rewritten for the sync caller; the output is clean for ruff and mypy.
 """
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import inspect
 import re
 import shutil
 import subprocess
 import sys
-import textwrap
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from hub_auth import HubAuth
 from hub_auth import sync as hf_auth
 from hub_auth._sync import HubAuthSync
-from tools.gen_sync import FACADE_FILE, MODULE_FILE, GeneratorError, generate
+from tools import gen_sync
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "hub_auth"
-SOURCE = PACKAGE / "_client.py"
-PYPROJECT = ROOT / "pyproject.toml"
-
-needs_ruff = pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="needs ruff")
-needs_mypy = pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="needs mypy")
-
-
-def codegen(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.gen_sync", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+GENERATED = [ROOT / "hub_auth" / gen_sync.FACADE, ROOT / "hub_auth" / gen_sync.MODULE]
+COROUTINES = sorted(
+    name
+    for name, member in vars(HubAuth).items()
+    if inspect.iscoroutinefunction(member) and not name.startswith("_") and name != "aclose"
+)
+PROPERTIES = sorted(
+    name
+    for name, member in vars(HubAuth).items()
+    if isinstance(member, property) and not name.startswith("_") and name != "closed"
+)  # aclose and closed: SyncFacade has its own close() and closed, written by hand
 
 
-def tool(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def add_to_hubauth(source: str, methods: str, module_code: str = "") -> str:
-    """``source`` with ``methods`` added at the end of class HubAuth (and code before it)."""
-    tree = ast.parse(source)
-    hubauth = next(
-        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "HubAuth"
-    )
-    lines = source.splitlines(keepends=True)
-    assert hubauth.end_lineno is not None
-    head, tail = "".join(lines[: hubauth.end_lineno]), "".join(lines[hubauth.end_lineno :])
-    methods = textwrap.indent(textwrap.dedent(methods), "    ")
-    if module_code:
-        head = head.replace(
-            "\n\nclass HubAuth:", f"\n\n{textwrap.dedent(module_code)}\n\nclass HubAuth:"
-        )
-    return f"{head}\n{methods.rstrip()}\n{tail}"
+def without_self(signature: inspect.Signature) -> inspect.Signature:
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
 
 
-PING = '''
-async def ping(self) -> Result[None]:
-    """Say hello to the Hub."""
-    return Ok(None)
-'''
-
-
-# -- the checked-in files ---------------------------------------------------------------------
-
-
-def test_checked_in_files_are_what_the_generator_writes() -> None:
-    generated = generate(SOURCE.read_text(encoding="utf-8"))
-    assert set(generated) == {FACADE_FILE, MODULE_FILE}
-    for name, text in generated.items():
-        assert (PACKAGE / name).read_text(encoding="utf-8") == text, (
-            f"hub_auth/{name} is stale: run `python -m tools.gen_sync`"
+def test_checked_in_files_equal_a_fresh_generation() -> None:
+    generated = gen_sync.generate(gen_sync.SOURCE.read_text(encoding="utf-8"))
+    assert sorted(generated) == sorted(path.name for path in GENERATED)
+    for path in GENERATED:
+        assert path.read_bytes().decode("utf-8") == generated[path.name], (
+            f"{path.name} is out of date: run `python -m tools.gen_sync`"
         )
 
 
-def test_generated_files_say_so_at_the_top() -> None:
-    for name in (FACADE_FILE, MODULE_FILE):
-        first = (PACKAGE / name).read_text(encoding="utf-8").splitlines()[0]
-        assert "Generated by `python -m tools.gen_sync` from hub_auth/_client.py" in first
-        assert "do not edit by hand" in first
+def test_check_fails_with_a_diff_when_a_file_drifted(tmp_path: Path) -> None:
+    for path in GENERATED:
+        shutil.copy(path, tmp_path / path.name)
+    assert run("tools.gen_sync", "--check", "--out-dir", tmp_path).returncode == 0
 
-
-def test_generation_is_deterministic() -> None:
-    source = SOURCE.read_text(encoding="utf-8")
-    assert generate(source) == generate(source)
-
-
-def test_check_passes_on_main() -> None:
-    result = codegen("--check")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "up to date" in result.stdout
-
-
-# -- --check turns red ------------------------------------------------------------------------
-
-
-def test_check_fails_after_a_new_hubauth_method(tmp_path: Path) -> None:
-    source = tmp_path / "_client.py"
-    source.write_text(add_to_hubauth(SOURCE.read_text(encoding="utf-8"), PING), encoding="utf-8")
-
-    # The checked-in files no longer match the source: red, with a diff naming the method.
-    result = codegen("--check", "--source", source)
-    assert result.returncode == 1
-    assert "+    def ping(self) -> Result[None]:" in result.stdout
-    assert '+        return self._run("HubAuthSync.ping", HubAuth.ping)' in result.stdout
-    assert '+    return default_client()._run("hf_auth.ping", HubAuth.ping)' in result.stdout
-    assert "+def ping() -> Result[None]:" in result.stdout
-    assert "python -m tools.gen_sync" in result.stderr
-    # --check wrote nothing.
-    assert "def ping" not in (PACKAGE / FACADE_FILE).read_text(encoding="utf-8")
-
-    # Regenerating (here into a scratch folder) makes it green again.
-    out = tmp_path / "out"
-    out.mkdir()
-    assert codegen("--source", source, "--out-dir", out).returncode == 0
-    assert "def ping(self)" in (out / FACADE_FILE).read_text(encoding="utf-8")
-    assert codegen("--check", "--source", source, "--out-dir", out).returncode == 0
-
-
-def copy_generated(tmp_path: Path) -> Path:
-    out = tmp_path / "out"
-    out.mkdir()
-    for name in (FACADE_FILE, MODULE_FILE):
-        shutil.copy(PACKAGE / name, out / name)
-    assert codegen("--check", "--out-dir", out).returncode == 0
-    return out
-
-
-@pytest.mark.parametrize(
-    ("name", "edit"),
-    [
-        # A hand edit in the middle of a method.
-        (FACADE_FILE, lambda text: text.replace("HubAuth.whoami, token", "HubAuth.whoami, None")),
-        # A line added at the end: a line-by-line zip() comparison would miss it.
-        (FACADE_FILE, lambda text: text + "\n# tweak\n"),
-        # The last line removed.
-        (FACADE_FILE, lambda text: text.rstrip("\n").rsplit("\n", 1)[0] + "\n"),
-        # Only the line endings changed.
-        (FACADE_FILE, lambda text: text.replace("\n", "\r\n")),
-        (MODULE_FILE, lambda text: text.replace("HubAuth.whoami, token)", "HubAuth.whoami, None)")),
-    ],
-    ids=["edit", "appended-line", "removed-line", "crlf", "module-edit"],
-)
-def test_check_fails_after_a_hand_edit(
-    tmp_path: Path, name: str, edit: Callable[[str], str]
-) -> None:
-    out = copy_generated(tmp_path)
-    path = out / name
-    original = path.read_bytes().decode("utf-8")
-    edited = edit(original)
-    assert edited != original
-    path.write_bytes(edited.encode("utf-8"))
-
-    result = codegen("--check", "--out-dir", out)
+    drifted = tmp_path / gen_sync.FACADE
+    text = drifted.read_text(encoding="utf-8")
+    drifted.write_text(text.replace("HubAuthSync.whoami", "HubAuthSync.who"), encoding="utf-8")
+    result = run("tools.gen_sync", "--check", "--out-dir", tmp_path)
 
     assert result.returncode == 1
-    assert name in result.stdout
-    assert "out of date" in result.stderr
+    assert '-        return self._run("HubAuthSync.who",' in result.stdout
+    assert '+        return self._run("HubAuthSync.whoami",' in result.stdout
+    assert "HubAuthSync.whoami" not in drifted.read_text(encoding="utf-8")  # nothing written
 
 
-def test_check_fails_when_a_file_is_missing(tmp_path: Path) -> None:
-    out = copy_generated(tmp_path)
-    (out / MODULE_FILE).unlink()
-    result = codegen("--check", "--out-dir", out)
-    assert result.returncode == 1
-    assert "+def whoami(" in result.stdout
-
-
-def test_write_is_idempotent(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    first = codegen("--out-dir", out)
-    assert first.returncode == 0
-    assert first.stdout.count("wrote") == 2
-    second = codegen("--out-dir", out)
-    assert "already up to date" in second.stdout
-    for name in (FACADE_FILE, MODULE_FILE):
-        assert (out / name).read_bytes() == (PACKAGE / name).read_bytes()
-
-
-@pytest.mark.parametrize(
-    ("methods", "message"),
-    [
-        ("def helper(self) -> int:\n    return 1\n", "public plain method"),
-        ("async def items(self) -> Any:\n    yield 1\n", "async generator"),
-        ("@staticmethod\nasync def make() -> int:\n    return 1\n", "decorated"),
-        ("async def close(self) -> Result[None]:\n    return Ok(None)\n", "clashes"),
-        ("async def configure(self) -> Result[None]:\n    return Ok(None)\n", "clashes"),
-        ("async def odd(self, x: Unknown) -> Result[None]:\n    return Ok(None)\n", "'Unknown'"),
-    ],
-)
-def test_the_generator_refuses_what_it_cannot_mirror(methods: str, message: str) -> None:
-    source = add_to_hubauth(SOURCE.read_text(encoding="utf-8"), methods)
-    with pytest.raises(GeneratorError, match=message):
-        generate(source)
-
-
-# -- signatures, by import --------------------------------------------------------------------
-
-
-def public_coroutines() -> dict[str, Callable[..., Any]]:
-    return {
-        name: member
-        for name, member in inspect.getmembers(HubAuth, inspect.iscoroutinefunction)
-        if not name.startswith("_") and name != "aclose"
-    }
-
-
-def shape(func: Callable[..., Any], *, drop_self: bool) -> tuple[object, ...]:
-    """What must match: each parameter's name, kind, default and annotation (as text)."""
-    signature = inspect.signature(func)
-    params = list(signature.parameters.values())[1 if drop_self else 0 :]
-    return (
-        [(p.name, p.kind, p.default, str(p.annotation)) for p in params],
-        str(signature.return_annotation),
-    )
-
-
-def synced_doc(func: Callable[..., Any]) -> str | None:
-    doc = inspect.getdoc(func)
-    return re.sub(r"\bawait (?=[A-Za-z_]\w*\.)", "", doc) if doc else doc
-
-
-def test_every_coroutine_has_a_twin_with_the_same_signature() -> None:
-    coroutines = public_coroutines()
-    assert {"whoami", "login", "logout", "get_token"} <= set(coroutines)
-    for name, coroutine in coroutines.items():
-        twin = getattr(HubAuthSync, name, None)
-        assert twin is not None, f"HubAuthSync has no {name}: regenerate"
-        assert not inspect.iscoroutinefunction(twin)
-        assert shape(twin, drop_self=True) == shape(coroutine, drop_self=True), name
-        assert inspect.getdoc(twin) == synced_doc(coroutine), name
-
-
-def test_the_facade_adds_nothing_but_its_lifecycle() -> None:
-    properties = {name for name, value in vars(HubAuth).items() if isinstance(value, property)} - {
-        "closed"
-    }
+def test_every_coroutine_and_property_has_a_facade_twin_with_its_signature() -> None:
+    assert "whoami" in COROUTINES and "endpoint" in PROPERTIES  # the lists are not empty
     public = {name for name in dir(HubAuthSync) if not name.startswith("_")}
-    assert public == set(public_coroutines()) | properties | {"close", "closed"}
-    for name in properties:
-        ours = getattr(HubAuthSync, name)
-        theirs = getattr(HubAuth, name)
-        assert inspect.signature(ours.fget) == inspect.signature(theirs.fget), name
-        assert ours.__doc__ == theirs.__doc__, name
+    assert public == {*COROUTINES, *PROPERTIES, "close", "closed"}
+    for name in COROUTINES:
+        assert inspect.signature(getattr(HubAuthSync, name)) == inspect.signature(
+            getattr(HubAuth, name)
+        ), name
+    for name in PROPERTIES:
+        facade, source = getattr(HubAuthSync, name), getattr(HubAuth, name)
+        assert isinstance(facade, property), name
+        assert inspect.signature(facade.fget) == inspect.signature(source.fget), name
+
+    # The configuration of HubAuth, but the aiohttp session (it belongs to one event loop).
+    config = inspect.signature(HubAuth).parameters.copy()
+    del config["session"]
+    assert inspect.signature(HubAuthSync).parameters == config
+    assert inspect.signature(hf_auth.configure).parameters == config
 
 
-def test_constructor_takes_hubauths_configuration_without_session() -> None:
-    theirs = inspect.signature(HubAuth.__init__).parameters
-    expected = [p for name, p in theirs.items() if name != "session"]
-    assert list(inspect.signature(HubAuthSync.__init__).parameters.values()) == expected
-    assert list(inspect.signature(hf_auth.configure).parameters.values()) == expected[1:]
-    assert "session" in theirs
+def test_every_coroutine_has_a_module_function_with_its_signature() -> None:
+    assert hf_auth.__all__ == sorted([*COROUTINES, "configure", "default_client"])
+    for name in COROUTINES:
+        expected = without_self(inspect.signature(getattr(HubAuth, name)))
+        assert inspect.signature(getattr(hf_auth, name)) == expected, name
 
 
-def test_module_functions_mirror_every_coroutine() -> None:
-    coroutines = public_coroutines()
-    assert sorted(hf_auth.__all__) == sorted([*coroutines, "configure", "default_client"])
-    for name, coroutine in coroutines.items():
-        function = getattr(hf_auth, name)
-        assert shape(function, drop_self=False) == shape(coroutine, drop_self=True), name
-        assert inspect.getdoc(function) == synced_doc(coroutine), name
+def test_docstrings_are_copied_with_examples_written_for_the_sync_caller() -> None:
+    def text_only(doc: str) -> str:
+        """The docstring less what the rewrites may change: await, hf_ and parentheses."""
+        return re.sub(r"await |hf_|[()]", "", doc)
+
+    def doc(owner: object, name: str) -> str:
+        return inspect.getdoc(getattr(owner, name)) or ""
+
+    documented = [name for name in COROUTINES if "await auth." in doc(HubAuth, name)]
+    assert documented, "no HubAuth docstring has an example left to check"
+    for name in [*COROUTINES, *PROPERTIES]:
+        source, facade = doc(HubAuth, name), doc(HubAuthSync, name)
+        assert text_only(facade) == text_only(source), name
+        assert "await " not in facade, name
+        assert not re.search(r"\((hf_)?auth\.\w+\([^()]*\)\)", facade), name  # (x).unwrap()
+        if name in COROUTINES:
+            function = doc(hf_auth, name)
+            assert text_only(function) == text_only(source), name
+            assert "await " not in function, name
+            assert not re.search(r"(?<![\w.])auth\.|\(hf_auth\.\w+\([^()]*\)\)", function), name
+            for mentioned in re.findall(r"hf_auth\.(\w+)", function):
+                assert hasattr(hf_auth, mentioned), f"{name} mentions hf_auth.{mentioned}"
+    for name in documented:
+        assert f"hf_auth.{name}(" in doc(hf_auth, name), name
 
 
-# -- the output is clean code -----------------------------------------------------------------
-
-
-@needs_ruff
-def test_checked_in_output_passes_ruff() -> None:
-    files = [PACKAGE / FACADE_FILE, PACKAGE / MODULE_FILE]
-    formatted = tool("ruff", "format", "--check", *files)
-    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
-    checked = tool("ruff", "check", *files)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-
-
-@needs_mypy
-def test_checked_in_output_passes_mypy_strict(tmp_path: Path) -> None:
-    files = [PACKAGE / FACADE_FILE, PACKAGE / MODULE_FILE, PACKAGE / "_sync_support.py"]
-    result = tool("mypy", "--strict", "--cache-dir", tmp_path / "cache", *files)
+def test_the_output_passes_ruff_and_mypy_strict(tmp_path: Path) -> None:
+    for args in (["format", "--check"], ["check"]):
+        result = run("ruff", *args, *GENERATED)
+        assert result.returncode == 0, result.stdout + result.stderr
+    # The one mypy run of this file: it takes a while.
+    result = run("mypy", "--strict", "--cache-dir", tmp_path, *GENERATED)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-# Every kind of parameter, a default naming a module constant, an annotation imported only
-# for type checking, a coroutine returning None and a docstring example that awaits.
-ODD_METHODS = '''
-async def echo_kinds(
-    self,
-    first: int,
-    /,
-    second: str | None = _ECHO_DEFAULT,
-    *rest: int,
-    flag: bool,
-    limit: float = 1.5,
-    **extra: Decimal,
-) -> Result[tuple[object, ...]]:
-    """Return the arguments as received.
-
-    Example::
-
-        await auth.echo_kinds(1, flag=True)
-    """
-    self._check_open()
-    return Ok((first, second, rest, flag, limit, extra))
-
-async def forget_everything_about_this_rather_long_method_name(
-    self, reason: str | None = None
-) -> None:
-    """Do nothing."""
-    self._check_open()
-'''
-ODD_MODULE_CODE = """
-if TYPE_CHECKING:
-    from decimal import Decimal
-
-_ECHO_DEFAULT = "second"
-"""
-ODD_SCRIPT = """
-import inspect
-from decimal import Decimal
-from hub_auth import HubAuth, sync as hf_auth
-from hub_auth._sync import HubAuthSync
-
-auth = HubAuthSync(read_env=False)
-print(auth.echo_kinds(1, "two", 3, 4, flag=True, extra=Decimal("5")))
-print(auth.echo_kinds(1, flag=False))
-print(auth.forget_everything_about_this_rather_long_method_name("why"))
-ours = inspect.signature(HubAuthSync.echo_kinds)
-theirs = inspect.signature(HubAuth.echo_kinds)
-print(ours == theirs, inspect.signature(hf_auth.echo_kinds) == theirs.replace(
-    parameters=list(theirs.parameters.values())[1:]
-))
-print(inspect.getdoc(HubAuthSync.echo_kinds).splitlines()[-1])
-"""
-
-
-def odd_package(tmp_path: Path) -> Path:
-    """A copy of hub_auth whose HubAuth has ODD_METHODS, with the facade regenerated."""
-    package = tmp_path / "hub_auth"
-    shutil.copytree(PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
-    source = SOURCE.read_text(encoding="utf-8")
-    (package / "_client.py").write_text(
-        add_to_hubauth(source, ODD_METHODS, ODD_MODULE_CODE), encoding="utf-8"
-    )
-    result = codegen("--source", package / "_client.py", "--out-dir", package)
-    assert result.returncode == 0, result.stderr
-    return package
-
-
-def test_every_parameter_kind_round_trips(tmp_path: Path) -> None:
-    odd_package(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-c", ODD_SCRIPT],
-        cwd=tmp_path,  # the copy comes first on sys.path
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        "Ok((1, 'two', (3, 4), True, 1.5, {'extra': Decimal('5')}))",
-        "Ok((1, 'second', (), False, 1.5, {}))",
-        "None",
-        "True True",
-        "    auth.echo_kinds(1, flag=True)",
-    ]
-
-
-@needs_ruff
-@needs_mypy
-def test_every_parameter_kind_passes_ruff_and_mypy(tmp_path: Path) -> None:
-    package = odd_package(tmp_path)
-    files = [package / FACADE_FILE, package / MODULE_FILE]
-    text = files[0].read_text(encoding="utf-8")
-    assert "if TYPE_CHECKING:\n    from decimal import Decimal\n" in text
-    assert "from hub_auth._client import _ECHO_DEFAULT, HubAuth" in text
-    config = ("--config", PYPROJECT)
-    formatted = tool("ruff", "format", "--check", "--diff", *config, *files, cwd=tmp_path)
-    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
-    checked = tool("ruff", "check", *config, *files, cwd=tmp_path)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    typed = tool(
-        "mypy",
-        "--strict",
-        "--config-file",
-        PYPROJECT,
-        "--cache-dir",
-        tmp_path / "cache",
-        "hub_auth/_sync.py",
-        "hub_auth/sync.py",
-        cwd=tmp_path,
-    )
-    assert typed.returncode == 0, typed.stdout + typed.stderr
