@@ -14,6 +14,8 @@ from tests.oauth_browser import Browser, make_app
 
 redis_server = redis_helper.redis_server  # the fixture
 
+SESSION_SECRET = "test-session-secret-" + "0123456789abcdefghijklmnop"
+
 ADA = FakeUser(name="ada-lovelace", orgs=[{"name": "analytical-engines", "role_in_org": "admin"}])
 
 
@@ -139,7 +141,7 @@ async def test_two_app_instances_on_one_redis_share_sessions(
                 client_id=registered.client_id,
                 client_secret="s3cret",
                 provider_url=hub.url,
-                session_store=RedisSessionStore(client),
+                session_store=RedisSessionStore(client, secret=SESSION_SECRET),
             )
 
         async with (
@@ -175,7 +177,7 @@ async def test_replicas_on_one_redis_refresh_a_session_once(
                 client_id=registered.client_id,
                 client_secret="s3cret",
                 provider_url=hub.url,
-                session_store=RedisSessionStore(client),
+                session_store=RedisSessionStore(client, secret=SESSION_SECRET),
                 refresh_margin=1.0,
             )
 

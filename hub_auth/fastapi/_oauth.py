@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -30,7 +31,7 @@ import os
 import secrets
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn
 from urllib.parse import urlencode, urlsplit
@@ -42,7 +43,12 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from hub_auth._settings import normalize_endpoint
-from hub_auth.fastapi._sessions import PENDING_LOGIN_PREFIX, MemorySessionStore, SessionStore
+from hub_auth.fastapi._sessions import (
+    PENDING_LOGIN_PREFIX,
+    MemorySessionStore,
+    SessionStore,
+    save_if_present,
+)
 
 __all__ = [
     "CALLBACK_PATH",
@@ -456,7 +462,9 @@ class HubOAuth:
         """End the session (server-side too) and go to ``next``."""
         session_id = request.cookies.get(self.cookie_name)
         if session_id:
-            await self.session_store.delete(_key(session_id))
+            key = _key(session_id)
+            async with self._session_lock(key):  # after a refresh in flight, not before
+                await self.session_store.delete(key)
         response = RedirectResponse(safe_next(next), status_code=302)
         response.delete_cookie(self.cookie_name, path="/")
         response.headers["Cache-Control"] = "no-store"
@@ -530,12 +538,18 @@ class HubOAuth:
             return None
         return session
 
-    async def _refreshed(self, key: str) -> _Session | None:
-        """The session with a fresh access token; ``None`` when it ended."""
+    @contextlib.asynccontextmanager
+    async def _session_lock(self, key: str) -> AsyncIterator[None]:
+        """Held while a session is refreshed or ended: this process's lock, then the store's."""
         lock = self._refresh_locks.get(key)
         if lock is None:
             lock = self._refresh_locks[key] = asyncio.Lock()
         async with lock, self.session_store.lock(key, self._timeout.total or 10.0):
+            yield
+
+    async def _refreshed(self, key: str) -> _Session | None:
+        """The session with a fresh access token; ``None`` when it ended."""
+        async with self._session_lock(key):
             session = await self._load(key)  # another request may have refreshed meanwhile
             if session is None or session.expires_at - self.refresh_margin > time.time():
                 return session
@@ -567,9 +581,11 @@ class HubOAuth:
                     "expires_at": time.time() + _expires_in(tokens),
                 }
             )
-            await self.session_store.save(
-                key, session.model_dump_json(), max(1.0, session.ends_at - time.time())
-            )
+            lifetime = max(1.0, session.ends_at - time.time())
+            if not await save_if_present(
+                self.session_store, key, session.model_dump_json(), lifetime
+            ):
+                return None  # signed out meanwhile: a refresh never brings a session back
             return session
 
     async def _end_if_expired(self, key: str, session: _Session) -> _Session | None:
