@@ -1,16 +1,37 @@
-"""Shared fixtures: every test runs with a private HF_HOME, HOME and no HF_* variables."""
+"""Shared fixtures and the ``slow`` marker.
+
+Every test runs with a private HF_HOME and HOME and without any environment variable that
+hub_auth reads (``test_env_isolation.py`` keeps the list complete). Shared fixtures: ``hub`` (a
+started FakeHub, without users: a module overrides it to add its own), ``store``, ``auth``,
+``redis_server`` (one ``redis-server`` per session, emptied for each test) and ``clock``.
+
+``pytest -m "not slow"`` leaves out the tests that start processes, browsers or servers: every
+test of the modules in ``SLOW_MODULES``, every test using a fixture in ``SLOW_FIXTURES``, and
+tests marked ``@pytest.mark.slow``. A test that starts a subprocess without the marker fails.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from manual_clock import ManualClock
+from redis_server import redis_server, redis_session
+
+from hub_auth import HubAuth
+from hub_auth._login.store import TokenStore
+from hub_auth.testing import FakeHub
 
 # secret_guard fails any test whose logs or output carry a token (tests/secret_guard.py).
 pytest_plugins = ["pytester", "tests.secret_guard"]
 
-_ENV_TO_CLEAR = (
+__all__ = ["ENV_TO_CLEAR", "redis_server", "redis_session"]
+
+ENV_TO_CLEAR = (
+    # huggingface_hub's variables: token, paths, endpoint, offline mode
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
     "HF_TOKEN_PATH",
@@ -21,13 +42,63 @@ _ENV_TO_CLEAR = (
     "XDG_CACHE_HOME",
     "XDG_CONFIG_HOME",
     "HF_HUB_DISABLE_IMPLICIT_TOKEN",
+    # device login and token refresh
+    "HF_DEVICE_CODE_OAUTH_CLIENT_ID",
+    # OIDC token exchange, GitHub Actions' id token included
+    "HF_OIDC_RESOURCE",
+    "HF_OIDC_ID_TOKEN",
+    "GITHUB_ACTIONS",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    # HubOAuth (the variables a Hugging Face Space sets)
+    "OAUTH_CLIENT_ID",
+    "OAUTH_CLIENT_SECRET",
+    "OAUTH_SCOPES",
+    "OPENID_PROVIDER_URL",
+    "SPACE_HOST",
+    # the shared cache secret of the docs' RedisCache examples
+    "HUB_AUTH_CACHE_SECRET",
+    # terminal output of the CLI
+    "NO_COLOR",
+    "FORCE_COLOR",
 )
+"""Unset for every test; ``test_env_isolation.py`` fails when hub_auth reads one not listed."""
+
+SLOW_MODULES = frozenset(
+    {
+        "test_cli_pty",  # pseudo-terminals (pexpect)
+        "test_device_cli",
+        "test_device_browser",  # chromium
+        "test_signin_browser",  # chromium and uvicorn
+        "test_scale_out",  # replica processes and redis-server
+        "test_docs_code",  # runs the docs' code blocks in subprocesses
+        "test_examples",
+        "test_readme",
+        "test_interop_cli",  # huggingface_hub's CLI in subprocesses
+        "test_refresh_interop",
+        "test_fakehub_cli",
+        "test_fakehub_tls",
+        "test_codegen",
+        "test_pytest_plugin",
+    }
+)
+"""Modules whose every test starts a process, a browser or a server."""
+
+SLOW_FIXTURES = frozenset({"redis_server", "redis_session"})
+"""Fixtures that make a test slow (a real ``redis-server``)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.stem
+        if module in SLOW_MODULES or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point HF_HOME and HOME at temporary folders so no test touches real login files."""
-    for name in _ENV_TO_CLEAR:
+    for name in ENV_TO_CLEAR:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     home.mkdir()
@@ -39,7 +110,71 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield hf_home
 
 
+@pytest.fixture(autouse=True)
+def _fast_tests_start_no_process(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """A test not marked ``slow`` that starts a subprocess fails: the marker cannot drift.
+
+    The process still starts (the test runs as it would), the test fails afterwards.
+    """
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    started: list[None] = []
+    popen_init = subprocess.Popen.__init__
+
+    def watched(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        started.append(None)
+        popen_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", watched)
+    yield
+    if started:
+        pytest.fail(
+            f"{request.node.nodeid} starts {len(started)} subprocess(es) but is not marked "
+            "slow: add @pytest.mark.slow, or list its module in SLOW_MODULES in tests/conftest.py",
+            pytrace=False,
+        )
+
+
 @pytest.fixture
 def hf_home(isolated_env: Path) -> Path:
     """The temporary HF_HOME of this test."""
     return isolated_env
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[FakeHub]:
+    """A FakeHub started on the test's event loop, without users.
+
+    A module that needs users overrides it and asks for this one::
+
+        @pytest.fixture
+        def hub(hub: FakeHub) -> FakeHub:
+            hub.add_token(TOKEN, FakeUser(name="ada-lovelace"))
+            return hub
+
+    Sync tests (CliRunner, the sync facade) use the plugin's threaded ``fake_hub`` instead.
+    """
+    async with FakeHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def store(hf_home: Path) -> TokenStore:
+    """The token store at ``$HF_HOME/token``, empty."""
+    return TokenStore(hf_home / "token")
+
+
+@pytest.fixture
+async def auth(hub: FakeHub, hf_home: Path) -> AsyncIterator[HubAuth]:
+    """A ``HubAuth`` pointed at ``hub`` and the test's HF_HOME."""
+    async with HubAuth(endpoint=hub.url, hf_home=hf_home) as client:
+        yield client
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock at 1000.0 s that moves only when the test calls ``clock.advance(seconds)``."""
+    return ManualClock()
