@@ -7,11 +7,13 @@ started FakeHub, without users: a module overrides it to add its own), ``store``
 
 ``pytest -m "not slow"`` leaves out the tests that start processes, browsers or servers: every
 test of the modules in ``SLOW_MODULES``, every test using a fixture in ``SLOW_FIXTURES``, and
-tests marked ``@pytest.mark.slow``. A test that starts a subprocess without the marker fails.
+tests marked ``@pytest.mark.slow``. A test that starts a process (other than git) without
+the marker fails.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -84,15 +86,62 @@ SLOW_MODULES = frozenset(
 )
 """Modules whose every test starts a process, a browser or a server."""
 
+SLOW_TESTS = frozenset(
+    {
+        "test_cli::test_importing_the_cli_is_light",
+        "test_cli::test_local_commands_do_not_import_aiohttp",
+        "test_cli::test_real_process_never_shows_the_token_except_in_token",
+        "test_cli::test_token_does_not_import_pydantic",
+        "test_cli::test_without_click_the_command_says_which_extra_to_install",
+        "test_cli_output::test_usage_errors_in_a_real_process_mask_a_token",
+        "test_device_login::test_the_stored_login_reads_back_with_huggingface_hub",
+        "test_endpoint_config::test_module_default_client_says_where_the_endpoint_came_from",
+        "test_fakehub::test_command_line_entry_point",
+        "test_fastapi::test_example_under_uvicorn_on_loopback",
+        "test_login_files::test_shared_modules_load_neither_aiohttp_nor_pydantic",
+        "test_network_errors::test_retries_are_logged_at_debug_on_the_hub_auth_logger",
+        "test_network_errors::test_retries_print_nothing_without_logging_configured",
+        "test_oidc::test_same_requests_as_huggingface_hub_on_github",
+        "test_oidc::test_same_requests_as_huggingface_hub_with_an_id_token",
+        "test_store::test_disk_full_keeps_the_old_file",
+        "test_store::test_files_are_byte_identical_to_huggingface_hub",
+        "test_store::test_huggingface_hub_holds_the_same_lock",
+        "test_store::test_huggingface_hub_logout_of_our_entry",
+        "test_store::test_huggingface_hub_reads_what_we_write",
+        "test_store::test_importing_the_store_stays_light",
+        "test_store::test_killed_writer_leaves_the_old_files_and_no_stale_lock",
+        "test_store::test_our_save_keeps_huggingface_hub_oauth_fields",
+        "test_store::test_processes_saving_at_once_lose_nothing",
+        "test_store::test_we_read_what_huggingface_hub_writes",
+        "test_sync::test_example_script_runs",
+        "test_sync_loop::test_it_works_in_a_jupyter_kernel_cell",
+        "test_sync_loop::test_the_default_client_is_closed_at_interpreter_exit",
+    }
+)
+"""Tests (``module::function``) that start a Python process, a CLI or uvicorn, in other modules."""
+
 SLOW_FIXTURES = frozenset({"redis_server", "redis_session"})
 """Fixtures that make a test slow (a real ``redis-server``)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    modules: set[str] = set()
+    named: set[str] = set()
     for item in items:
         module = item.path.stem
-        if module in SLOW_MODULES or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        name = f"{module}::{getattr(item, 'originalname', item.name)}"
+        modules.add(module)
+        if name in SLOW_TESTS:
+            named.add(name)
+        if (
+            module in SLOW_MODULES
+            or name in SLOW_TESTS
+            or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        ):
             item.add_marker(pytest.mark.slow)
+    stale = {name for name in SLOW_TESTS - named if name.partition("::")[0] in modules}
+    if stale:
+        raise pytest.UsageError(f"SLOW_TESTS in tests/conftest.py names no test: {sorted(stale)}")
 
 
 @pytest.fixture(autouse=True)
@@ -110,30 +159,47 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield hf_home
 
 
+FAST_PROGRAMS = frozenset({"git"})
+"""Programs a fast test may run: hub_auth's logout runs ``git credential`` (milliseconds)."""
+
+
+def _program(args: Any) -> str:
+    """The program's name in ``Popen``'s ``args`` (a sequence, a path, or a command line)."""
+    if isinstance(args, str | bytes):
+        argv: list[Any] = os.fsdecode(args).split()
+    elif isinstance(args, os.PathLike):
+        argv = [args]
+    else:
+        argv = list(args)
+    return Path(os.fsdecode(argv[0])).name if argv else ""
+
+
 @pytest.fixture(autouse=True)
 def _fast_tests_start_no_process(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    """A test not marked ``slow`` that starts a subprocess fails: the marker cannot drift.
+    """A test not marked ``slow`` that starts a process fails, so the marker cannot drift.
 
-    The process still starts (the test runs as it would), the test fails afterwards.
+    The process still starts (the test runs as it would); the test fails afterwards. Only the
+    programs in ``FAST_PROGRAMS`` are allowed.
     """
     if request.node.get_closest_marker("slow") is not None:
         yield
         return
-    started: list[None] = []
+    started: list[str] = []
     popen_init = subprocess.Popen.__init__
 
     def watched(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
-        started.append(None)
+        if (program := _program(args)) not in FAST_PROGRAMS:
+            started.append(program)
         popen_init(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", watched)
     yield
     if started:
         pytest.fail(
-            f"{request.node.nodeid} starts {len(started)} subprocess(es) but is not marked "
-            "slow: add @pytest.mark.slow, or list its module in SLOW_MODULES in tests/conftest.py",
+            f"{request.node.nodeid} runs {sorted(set(started))} but is not marked slow: add "
+            "@pytest.mark.slow, or list its module in SLOW_MODULES in tests/conftest.py",
             pytrace=False,
         )
 
