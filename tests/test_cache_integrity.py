@@ -361,7 +361,7 @@ async def test_random_secrets_are_always_accepted() -> None:
         loads.append(token)
         return Ok(answer)
 
-    for index in range(300):
+    for index in range(100):
         for secret in (
             secrets.token_urlsafe(32),
             secrets.token_hex(16),
@@ -372,7 +372,7 @@ async def test_random_secrets_are_always_accepted() -> None:
             token = make_token(f"random{index}")
             assert await cache.fetch(token, load, endpoint="https://hub.example") == Ok(answer)
             assert await cache.fetch(token, load, endpoint="https://hub.example") == Ok(answer)
-    assert len(loads) == 900  # one load per cache: every second lookup was a hit
+    assert len(loads) == 300  # one load per cache: every second lookup was a hit
 
 
 # -- flood of bad tokens ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 from pathlib import Path
@@ -24,8 +25,11 @@ def _strings(node: ast.AST | None) -> list[str]:
 
 
 def _mentions_environ(node: ast.AST) -> bool:
-    text = ast.unparse(node)
-    return "environ" in text or text.endswith("getenv")
+    for part in ast.walk(node):
+        name = part.id if isinstance(part, ast.Name) else getattr(part, "attr", "")
+        if "environ" in name or name == "getenv":
+            return True
+    return False
 
 
 def variables_read(source: str) -> set[str]:
@@ -50,12 +54,13 @@ def variables_read(source: str) -> set[str]:
     return {name for name in found if _ENV_NAME.fullmatch(name)}
 
 
-def package_variables() -> set[str]:
-    return {
+@functools.cache
+def package_variables() -> frozenset[str]:
+    return frozenset(
         name
         for path in sorted(PACKAGE.rglob("*.py"))
         for name in variables_read(path.read_text(encoding="utf-8"))
-    }
+    )
 
 
 def test_the_scan_finds_variables_read_each_way() -> None:
