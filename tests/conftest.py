@@ -134,23 +134,25 @@ SLOW_FIXTURES = frozenset({"redis_server", "redis_session"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    modules: set[str] = set()
-    named: set[str] = set()
+    modules: dict[str, object] = {}
     for item in items:
         module = item.path.stem
-        name = f"{module}::{getattr(item, 'originalname', item.name)}"
-        modules.add(module)
-        if name in SLOW_TESTS:
-            named.add(name)
+        if isinstance(item, pytest.Function):
+            modules[module] = item.module
         if (
             module in SLOW_MODULES
-            or name in SLOW_TESTS
+            or f"{module}::{getattr(item, 'originalname', item.name)}" in SLOW_TESTS
             or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         ):
             item.add_marker(pytest.mark.slow)
-    stale = {name for name in SLOW_TESTS - named if name.partition("::")[0] in modules}
+    stale = [
+        name
+        for name in sorted(SLOW_TESTS)
+        if (module := name.partition("::")[0]) in modules
+        and not hasattr(modules[module], name.partition("::")[2])
+    ]
     if stale:
-        raise pytest.UsageError(f"SLOW_TESTS in tests/conftest.py names no test: {sorted(stale)}")
+        raise pytest.UsageError(f"SLOW_TESTS in tests/conftest.py names no test: {stale}")
 
 
 @pytest.fixture(autouse=True)
