@@ -1,10 +1,8 @@
 """A real ``redis-server`` for tests: started on a free 127.0.0.1 port in a temp dir.
 
-Bind the fixture in a test module (pytest puts ``tests/`` on ``sys.path``)::
-
-    import redis_server as redis_helper
-
-    redis_server = redis_helper.redis_server
+``tests/conftest.py`` shares the ``redis_server`` fixture with every test module: one
+``redis-server`` per test session, emptied (FLUSHALL) before each test. A test may ``stop()``
+and ``start()`` it (same port); it is running again for the next test.
 
 Without the ``redis-server`` binary the test is skipped, unless ``HUB_AUTH_REQUIRE_REDIS=1``
 (as in CI), where it fails.
@@ -22,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["RedisServer", "redis_server"]
+__all__ = ["RedisServer", "redis_server", "redis_session"]
 
 _START_TIMEOUT = 10.0
 
@@ -127,13 +125,35 @@ def _start(workdir: Path) -> RedisServer:
     raise AssertionError("unreachable")
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A running ``redis-server`` on a free loopback port, stopped after the test."""
-    workdir = tmp_path / "redis"
-    workdir.mkdir()
-    server = _start(workdir)
+def _flush(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"FLUSHALL\r\n")
+        reply = conn.recv(64)
+    if not reply.startswith(b"+OK"):
+        raise RuntimeError(f"FLUSHALL failed: {reply!r}")
+
+
+@pytest.fixture(scope="session")
+def redis_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The session's ``redis-server``: started when a test first needs it, stopped at the end."""
+    server = _start(tmp_path_factory.mktemp("redis"))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_session: RedisServer) -> Iterator[RedisServer]:
+    """A running, empty ``redis-server`` on a loopback port (shared by the session's tests).
+
+    The test may stop and restart it; it is started again afterwards if the test left it down.
+    """
+    if not redis_session.running:
+        redis_session.start()
+    _flush(redis_session.port)
+    try:
+        yield redis_session
+    finally:
+        if not redis_session.running:
+            redis_session.start()

@@ -18,8 +18,6 @@ from hub_auth import ErrorKind, HubAuthError, RedisCache, Result, UserInfo
 from hub_auth._result import Err
 from hub_auth.testing import make_token
 
-redis_server = redis_helper.redis_server  # the fixture
-
 ENDPOINT = "https://hub.example"
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from manual_clock import ManualClock
 
 from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
 from hub_auth._cache.memory import CacheStats, MemoryCache, SingleFlight, cache_lifetime, token_key
@@ -22,19 +23,6 @@ TOKEN = make_token("ada")
 OTHER = make_token("charles")
 KEY = b"7Rk2pW9xQz4LmN8vB3cT6yH1sD5fG0aJ"
 HUB = "https://hub.example"
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def user(name: str = "ada", **fields: object) -> UserInfo:
@@ -61,11 +49,11 @@ def err(kind: ErrorKind, status: int | None = None) -> Err[HubAuthError]:
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.add_token(TOKEN, FakeUser(name="ada-lovelace", token_name="ada-laptop"))
-        fake.add_token(OTHER, FakeUser(name="charles-b", token_name="charles-desk"))
-        yield fake
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.add_token(TOKEN, FakeUser(name="ada-lovelace", token_name="ada-laptop"))
+    hub.add_token(OTHER, FakeUser(name="charles-b", token_name="charles-desk"))
+    return hub
 
 
 @pytest.fixture
@@ -132,7 +120,7 @@ async def test_random_key_per_cache() -> None:
 
 
 async def test_hit_within_ttl_and_reload_after() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     cache = MemoryCache(ttl=10.0, clock=clock)
     load = Loader()
     first = await cache.fetch(TOKEN, load, endpoint=HUB)
@@ -192,7 +180,7 @@ async def test_unauthorized_not_cached_by_default() -> None:
 
 
 async def test_negative_ttl_caches_unauthorized_for_its_own_time() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     cache = MemoryCache(ttl=60.0, negative_ttl=2.0, clock=clock)
     load = Loader({TOKEN: err(ErrorKind.UNAUTHORIZED, 401)})
     first = await cache.fetch(TOKEN, load, endpoint=HUB)
@@ -468,7 +456,7 @@ async def test_switch_token_invalidates_the_previous_active_token(
 
 
 async def test_revoked_token_is_seen_after_ttl_not_before(hub: FakeHub, hf_home: Path) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     async with HubAuth(endpoint=hub.url, cache=MemoryCache(ttl=30.0, clock=clock)) as auth:
         assert isinstance(await auth.whoami(TOKEN), Ok)
         hub.revoke(TOKEN)

@@ -31,8 +31,6 @@ from hub_auth._cache.redis import MAX_VALUE_BYTES, RedisCache, seal, value_mac_k
 from hub_auth.fastapi import HubBearer
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
-redis_server = redis_helper.redis_server  # the fixture
-
 SECRET = secrets.token_urlsafe(32).encode()
 MALLORY = make_token("mallory")  # the attacker's own, real token: no orgs, read role
 ADMIN = make_token("admin")  # a real admin of huggingface
@@ -59,12 +57,12 @@ def forged_values(stolen: bytes) -> dict[str, bytes]:
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.add_token(MALLORY, FakeUser(name="mallory", role="read"))
-        admin_orgs = [{"name": "huggingface", "role_in_org": "admin"}]
-        fake.add_token(ADMIN, FakeUser(name="root", orgs=admin_orgs, role="admin"))
-        yield fake
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.add_token(MALLORY, FakeUser(name="mallory", role="read"))
+    admin_orgs = [{"name": "huggingface", "role_in_org": "admin"}]
+    hub.add_token(ADMIN, FakeUser(name="root", orgs=admin_orgs, role="admin"))
+    return hub
 
 
 @pytest.fixture
@@ -353,14 +351,28 @@ def test_weak_secrets_are_refused_with_advice(weak: str | bytes) -> None:
         assert text not in str(caught.value)
 
 
-def test_random_secrets_are_always_accepted() -> None:
-    for _ in range(300):
+async def test_random_secrets_are_always_accepted() -> None:
+    """The strength check refuses no secret that ``secrets`` makes, and a cache keyed with one
+    works: the second lookup of a token is a hit."""
+    answer = UserInfo.model_validate(FakeUser(name="ada").body())
+    loads: list[str] = []
+
+    async def load(token: str) -> Result[UserInfo]:
+        loads.append(token)
+        return Ok(answer)
+
+    for index in range(100):
         for secret in (
             secrets.token_urlsafe(32),
             secrets.token_hex(16),
             secrets.token_bytes(32),
         ):
-            MemoryCache(key=secret)
+            RedisCache(aioredis.Redis(), secret=secret)
+            cache = MemoryCache(key=secret)
+            token = make_token(f"random{index}")
+            assert await cache.fetch(token, load, endpoint="https://hub.example") == Ok(answer)
+            assert await cache.fetch(token, load, endpoint="https://hub.example") == Ok(answer)
+    assert len(loads) == 300  # one load per cache: every second lookup was a hit
 
 
 # -- flood of bad tokens ----------------------------------------------------------------------

@@ -51,11 +51,6 @@ def hub(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
 
 
 @pytest.fixture
-def store(hf_home: Path) -> TokenStore:
-    return TokenStore(hf_home / "token")
-
-
-@pytest.fixture
 def git_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """HOME (from conftest) with git's plain-file ``store`` helper; cwd outside any repo."""
     workdir = tmp_path / "work"

@@ -11,7 +11,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -40,11 +39,6 @@ def run(*args: str, input: str | None = None) -> Result:
 
 def assert_no_control(text: str) -> None:
     assert CONTROL.search(text) is None, repr(text)
-
-
-@pytest.fixture
-def store(hf_home: Path) -> TokenStore:
-    return TokenStore(hf_home / "token")
 
 
 @pytest.fixture

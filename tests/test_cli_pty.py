@@ -37,11 +37,6 @@ def hub(fake_hub: FakeHub) -> FakeHub:
     return fake_hub
 
 
-@pytest.fixture
-def store(hf_home: Path) -> TokenStore:
-    return TokenStore(hf_home / "token")
-
-
 class Terminal:
     """A child process on a pseudo-terminal and everything it displayed."""
 

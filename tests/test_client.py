@@ -20,20 +20,20 @@ OTHER = make_token("charles")
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.add_token(
-            TOKEN,
-            FakeUser(
-                name="ada-lovelace",
-                email="ada@example.com",
-                orgs=["analytical-engines"],
-                token_name="ada-workstation",
-                role="write",
-            ),
-        )
-        fake.add_token(OTHER, FakeUser(name="charles-b", token_name=None, role="read"))
-        yield fake
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.add_token(
+        TOKEN,
+        FakeUser(
+            name="ada-lovelace",
+            email="ada@example.com",
+            orgs=["analytical-engines"],
+            token_name="ada-workstation",
+            role="write",
+        ),
+    )
+    hub.add_token(OTHER, FakeUser(name="charles-b", token_name=None, role="read"))
+    return hub
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +71,11 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.oauth.device_interval = 0.05
-        fake.oauth.browser_user = FakeUser(name="grace-hopper")
-        yield fake
-
-
-@pytest.fixture
-async def auth(hub: FakeHub, hf_home: Path) -> AsyncIterator[HubAuth]:
-    async with HubAuth(endpoint=hub.url, hf_home=hf_home) as client:
-        yield client
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.oauth.device_interval = 0.05
+    hub.oauth.browser_user = FakeUser(name="grace-hopper")
+    return hub
 
 
 def _result_text(driver: Any) -> str:

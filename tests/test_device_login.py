@@ -34,16 +34,10 @@ FAST = 0.02
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.oauth.device_interval = FAST
-        yield fake
-
-
-@pytest.fixture
-async def auth(hub: FakeHub, hf_home: Path) -> AsyncIterator[HubAuth]:
-    async with HubAuth(endpoint=hub.url, hf_home=hf_home) as client:
-        yield client
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.oauth.device_interval = FAST
+    return hub
 
 
 @pytest.fixture

@@ -24,12 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis_server as redis_helper
 
 from hub_auth.testing import FakeHub
 from tests.markdown_blocks import PYTHON_LANGUAGES, Block, Expected, python_blocks, run_block
-
-redis_server = redis_helper.redis_server  # the fixture, for the Redis example
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -77,10 +77,10 @@ async def exchange(
 
 
 @pytest.fixture
-async def hub():
-    async with FakeHub() as hub:
-        hub.oauth.browser_user = ADA
-        yield hub
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.oauth.browser_user = ADA
+    return hub
 
 
 async def test_discovery_and_jwks(hub: FakeHub) -> None:

@@ -38,10 +38,10 @@ def no_space_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def hub():
-    async with FakeHub() as hub:
-        hub.oauth.browser_user = ADA
-        yield hub
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.oauth.browser_user = ADA
+    return hub
 
 
 def make_oauth(hub: FakeHub, *, secret: str | None = "s3cret", **options) -> HubOAuth:

@@ -12,8 +12,6 @@ from hub_auth.fastapi import HubOAuth, MemorySessionStore, RedisSessionStore
 from hub_auth.testing import FakeHub, FakeUser
 from tests.oauth_browser import Browser, make_app
 
-redis_server = redis_helper.redis_server  # the fixture
-
 SESSION_SECRET = "test-session-secret-" + "0123456789abcdefghijklmnop"
 
 ADA = FakeUser(name="ada-lovelace", orgs=[{"name": "analytical-engines", "role_in_org": "admin"}])
@@ -26,10 +24,10 @@ def no_space_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def hub():
-    async with FakeHub() as hub:
-        hub.oauth.browser_user = ADA
-        yield hub
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.oauth.browser_user = ADA
+    return hub
 
 
 def make_oauth(hub: FakeHub, **options) -> HubOAuth:

@@ -46,12 +46,12 @@ def no_ci_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.add_token(ENV_TOKEN, FakeUser(name="env-user"))
-        fake.add_token(FILE_TOKEN, FakeUser(name="file-user"))
-        fake.add_token(GIVEN_TOKEN, FakeUser(name="given-user"))
-        yield fake
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.add_token(ENV_TOKEN, FakeUser(name="env-user"))
+    hub.add_token(FILE_TOKEN, FakeUser(name="file-user"))
+    hub.add_token(GIVEN_TOKEN, FakeUser(name="given-user"))
+    return hub
 
 
 @pytest.fixture

@@ -21,8 +21,6 @@ from hub_auth._cache.memory import MemoryCache, token_key
 from hub_auth._cache.redis import RedisCache, seal, unseal, value_mac_key
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
-redis_server = redis_helper.redis_server  # the fixture
-
 TOKEN = make_token("ada")
 OTHER = make_token("charles")
 HUB = "https://hub.example"
@@ -38,11 +36,11 @@ class FakeClock:
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.add_token(TOKEN, FakeUser(name="ada-lovelace", orgs=["analytical-engines"]))
-        fake.add_token(OTHER, FakeUser(name="charles-b"))
-        yield fake
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.add_token(TOKEN, FakeUser(name="ada-lovelace", orgs=["analytical-engines"]))
+    hub.add_token(OTHER, FakeUser(name="charles-b"))
+    return hub
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,11 +31,6 @@ NAME = "oauth-ada"
 @pytest.fixture(autouse=True)
 def _default_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_DEVICE_CODE_OAUTH_CLIENT_ID", raising=False)
-
-
-@pytest.fixture
-def store(hf_home: Path) -> TokenStore:
-    return TokenStore(hf_home / "token")
 
 
 def store_login(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -16,11 +15,6 @@ from hub_auth.testing import FakeHub, FakeUser, make_token
 
 HOUR = 3600
 DAY = 24 * HOUR
-
-
-@pytest.fixture
-def store(hf_home: Path) -> TokenStore:
-    return TokenStore(hf_home / "token")
 
 
 @pytest.fixture

@@ -71,11 +71,6 @@ def env(fake_hub: FakeHub, hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> di
     return environ
 
 
-@pytest.fixture
-def store(hf_home: Path) -> TokenStore:
-    return TokenStore(hf_home / "token")
-
-
 def store_due_login(hub: FakeHub, store: TokenStore) -> dict[str, Any]:
     """A browser login, stored as huggingface_hub stores it, with an hour left."""
     answer = hub.oauth.issue_login(FakeUser(name="ada", token_name=None), lifetime=HOUR)

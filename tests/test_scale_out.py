@@ -22,8 +22,6 @@ import redis_server as redis_helper
 
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
-redis_server = redis_helper.redis_server  # the fixture
-
 TOKEN = make_token("ada")
 NEW = make_token("grace")
 SECRET = "Qm7vT2xK9pL4wN8rB3cZ6yH1sD5fG0aJ"

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -79,11 +79,11 @@ FAULTS: dict[str, Callable[[FakeHub], None]] = {
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.add_token(TOKEN, FakeUser(name="ada", token_name="laptop"))
-        fake.add_token(OTHER, FakeUser(name="bob", token_name="desktop"))
-        yield fake
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.add_token(TOKEN, FakeUser(name="ada", token_name="laptop"))
+    hub.add_token(OTHER, FakeUser(name="bob", token_name="desktop"))
+    return hub
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))

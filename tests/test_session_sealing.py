@@ -28,8 +28,6 @@ from hub_auth.fastapi import HubOAuth, MemorySessionStore, RedisSessionStore, Se
 from hub_auth.testing import FakeHub, FakeUser
 from tests.oauth_browser import APP, Browser, make_app
 
-redis_server = redis_helper.redis_server  # the fixture
-
 SECRET = "sealing-test-secret-" + "0123456789abcdefghijklmnopq"
 OTHER_SECRET = "another-test-secret-" + "qponmlkjihgfedcba9876543210"
 PREFIX = "hub_auth:session:"
@@ -421,25 +419,28 @@ async def test_an_anonymous_flood_leaves_room_for_sessions_in_redis(
             )
         )
     )
-    async with Browser(app, hub) as ada, Browser(app, hub) as stranger:
-        await ada.sign_in()
-        used = (await client.info("memory"))["used_memory"]
-        await client.config_set("maxmemory-policy", "noeviction")
-        await client.config_set("maxmemory", used + (512 << 10))
-        long_next = "/" + "x" * 1500  # under the 2 KiB `next` limit
-        for _ in range(400):
-            stranger.client.cookies.clear()
-            started = await stranger.client.get(
-                "/oauth/huggingface/login", params={"next": long_next}, follow_redirects=False
-            )
-            assert started.status_code == 302
-        pending = [key async for key in client.scan_iter(PREFIX + "login:*")]
-        assert len(pending) <= 20
-        assert sum([await client.strlen(key) for key in pending]) <= 64 << 10
-        for key in pending:
-            assert 0 < await client.pttl(key) <= 600_000
-        assert (await ada.client.get("/me")).json()["username"] == "ada-lovelace"
-        hub.oauth.browser_user = GRACE  # and someone new can still sign in
-        async with Browser(app, hub) as grace:
-            await grace.sign_in()
-            assert (await grace.client.get("/me")).json()["username"] == "grace-hopper"
+    try:
+        async with Browser(app, hub) as ada, Browser(app, hub) as stranger:
+            await ada.sign_in()
+            used = (await client.info("memory"))["used_memory"]
+            await client.config_set("maxmemory-policy", "noeviction")
+            await client.config_set("maxmemory", used + (512 << 10))
+            long_next = "/" + "x" * 1500  # under the 2 KiB `next` limit
+            for _ in range(400):
+                stranger.client.cookies.clear()
+                started = await stranger.client.get(
+                    "/oauth/huggingface/login", params={"next": long_next}, follow_redirects=False
+                )
+                assert started.status_code == 302
+            pending = [key async for key in client.scan_iter(PREFIX + "login:*")]
+            assert len(pending) <= 20
+            assert sum([await client.strlen(key) for key in pending]) <= 64 << 10
+            for key in pending:
+                assert 0 < await client.pttl(key) <= 600_000
+            assert (await ada.client.get("/me")).json()["username"] == "ada-lovelace"
+            hub.oauth.browser_user = GRACE  # and someone new can still sign in
+            async with Browser(app, hub) as grace:
+                await grace.sign_in()
+                assert (await grace.client.get("/me")).json()["username"] == "grace-hopper"
+    finally:  # the Redis server is shared by the session's tests
+        await client.config_set("maxmemory", 0)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from manual_clock import ManualClock
 
 from hub_auth import Err, ErrorKind, HubAuth, Ok, Result, UserInfo
 from hub_auth._cache.memory import MemoryCache
@@ -21,28 +22,12 @@ TOKEN = make_token("ada")
 NEW = make_token("grace")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.add_token(TOKEN, FakeUser(name="ada-lovelace"))
-        fake.add_token(NEW, FakeUser(name="grace-hopper"))
-        yield fake
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.add_token(TOKEN, FakeUser(name="ada-lovelace"))
+    hub.add_token(NEW, FakeUser(name="grace-hopper"))
+    return hub
 
 
 @pytest.fixture
@@ -84,7 +69,7 @@ FAULTS: dict[str, Callable[[FakeHub], None]] = {
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 async def test_stale_answer_stands_in_while_the_hub_cannot_answer(
     hub: FakeHub,
-    clock: FakeClock,
+    clock: ManualClock,
     client: Callable[[MemoryCache], HubAuth],
     caplog: pytest.LogCaptureFixture,
     fault: str,
@@ -105,7 +90,7 @@ async def test_stale_answer_stands_in_while_the_hub_cannot_answer(
 
 
 async def test_stale_is_not_served_while_the_hub_answers(
-    hub: FakeHub, clock: FakeClock, client: Callable[[MemoryCache], HubAuth]
+    hub: FakeHub, clock: ManualClock, client: Callable[[MemoryCache], HubAuth]
 ) -> None:
     cache = MemoryCache(ttl=60.0, stale_ttl=300.0, clock=clock)
     auth = client(cache)
@@ -118,7 +103,7 @@ async def test_stale_is_not_served_while_the_hub_answers(
 
 
 async def test_stale_ends_after_stale_ttl_and_is_off_by_default(
-    hub: FakeHub, clock: FakeClock, client: Callable[[MemoryCache], HubAuth]
+    hub: FakeHub, clock: ManualClock, client: Callable[[MemoryCache], HubAuth]
 ) -> None:
     stale = MemoryCache(ttl=60.0, stale_ttl=300.0, clock=clock)
     plain = MemoryCache(ttl=60.0, clock=clock)
@@ -138,7 +123,7 @@ async def test_stale_ends_after_stale_ttl_and_is_off_by_default(
 @pytest.mark.parametrize("verdict", ["revoke", "forbid"])
 async def test_never_stale_after_the_hub_refused_the_token(
     hub: FakeHub,
-    clock: FakeClock,
+    clock: ManualClock,
     client: Callable[[MemoryCache], HubAuth],
     verdict: str,
 ) -> None:
@@ -156,7 +141,7 @@ async def test_never_stale_after_the_hub_refused_the_token(
 
 
 async def test_stale_never_outlives_the_token(
-    hub: FakeHub, clock: FakeClock, client: Callable[[MemoryCache], HubAuth]
+    hub: FakeHub, clock: ManualClock, client: Callable[[MemoryCache], HubAuth]
 ) -> None:
     # A token the Hub says expires in 90 s: stale for 300 s would outlive it.
     expires = datetime.now(UTC) + timedelta(seconds=90)
@@ -174,7 +159,7 @@ async def test_stale_never_outlives_the_token(
 
 async def test_a_429_stops_every_client_of_the_cache_until_the_reset(
     hub: FakeHub,
-    clock: FakeClock,
+    clock: ManualClock,
     client: Callable[[MemoryCache], HubAuth],
 ) -> None:
     cache = MemoryCache(ttl=60.0, stale_ttl=300.0, clock=clock)
@@ -200,7 +185,7 @@ async def test_a_429_stops_every_client_of_the_cache_until_the_reset(
 
 
 async def test_an_exhausted_quota_stops_every_client_of_the_cache(
-    hf_home: Path, clock: FakeClock
+    hf_home: Path, clock: ManualClock
 ) -> None:
     async with FakeHub(rate_limit=1, rate_limit_window=300) as hub:
         hub.add_token(TOKEN, FakeUser(name="ada-lovelace"))

@@ -27,8 +27,6 @@ import redis_server as redis_helper
 from hub_auth import HubAuthSync, MemoryCache, RedisCache
 from hub_auth.testing import FakeHub
 
-redis_server = redis_helper.redis_server  # the fixture
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

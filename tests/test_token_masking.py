@@ -9,7 +9,6 @@ raise an error in the middle of a real ``whoami`` to look at every frame's local
 from __future__ import annotations
 
 import traceback
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,10 +32,10 @@ class _HookFailed(RuntimeError):
 
 
 @pytest.fixture
-async def hub() -> AsyncIterator[FakeHub]:
-    async with FakeHub() as fake:
-        fake.add_token(TOKEN, FakeUser(name="ada", token_name="laptop"))
-        yield fake
+def hub(hub: FakeHub) -> FakeHub:
+    """The shared FakeHub (conftest), set up for this module."""
+    hub.add_token(TOKEN, FakeUser(name="ada", token_name="laptop"))
+    return hub
 
 
 def _raw_in(text: str) -> bool:
