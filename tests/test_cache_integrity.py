@@ -144,7 +144,7 @@ async def test_forged_identity_in_redis_is_not_accepted(
             assert "huggingface" not in result.unwrap().organizations, name
             assert redis_cache(auth).available, name
         assert hub.request_count == 2 + len(forged_values(stolen))
-        assert redis_cache(auth).stats.errors == len(forged_values(stolen))
+        assert redis_cache(auth).stats().errors == len(forged_values(stolen))
 
 
 async def test_tampered_expiry_is_a_miss(
@@ -173,7 +173,7 @@ async def test_value_past_its_own_expiry_is_a_miss(
         sealed = seal(value_mac_key(SECRET), key.decode(), int(time.time()) - 1, Ok(user))
         await inspect.set(key, sealed)  # no TTL
         await assert_answered_by_the_hub(auth, hub, inspect, key)
-        assert redis_cache(auth).stats.errors == 0  # expiry is ordinary, not tampering
+        assert redis_cache(auth).stats().errors == 0  # expiry is ordinary, not tampering
 
 
 async def test_hash_at_the_key_is_a_miss_and_redis_stays_in_use(
@@ -395,13 +395,13 @@ async def test_flood_does_not_evict_valid_users_from_the_local_layer(
     async with service(local=local, negative_ttl=30) as auth:
         for token in valid:
             await auth.whoami(token)
-        redis_hits = redis_cache(auth).stats.hits
+        redis_hits = redis_cache(auth).stats().hits
         for index in range(200):
             await auth.whoami(make_token(f"flood{index}"))
         for token in valid:
             assert isinstance(await auth.whoami(token), Ok)
         # Answered by the local layer: neither the Hub nor Redis was asked again.
-        assert redis_cache(auth).stats.hits == redis_hits
+        assert redis_cache(auth).stats().hits == redis_hits
         assert hub.request_count == 20 + 200
 
 
@@ -430,7 +430,7 @@ async def test_cached_error_is_a_new_object_for_each_caller() -> None:
     first = await cache.fetch(MALLORY, load, endpoint=HUB)
     second = await cache.fetch(MALLORY, load, endpoint=HUB)  # a hit
     third = await cache.fetch(MALLORY, load, endpoint=HUB)
-    assert cache.stats.hits == 2
+    assert cache.stats().hits == 2
     assert isinstance(first, Err) and isinstance(second, Err) and isinstance(third, Err)
     assert first.error is not second.error and second.error is not third.error
     assert first == second == third == unauthorized()

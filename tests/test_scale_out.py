@@ -119,7 +119,7 @@ def test_one_hub_request_for_a_new_token_in_many_processes(
     assert answers == [{"user": "grace-hopper"}] * 4
     assert hub.request_count == 1
     stats = [replica.stats() for replica in group]
-    assert sum(s["loads"] for s in stats) == 1
+    assert sum(s["hub_requests"] for s in stats) == 1
     assert sum(s["waits"] for s in stats) == 3
     assert sum(s["misses"] for s in stats) == 4
 
@@ -162,7 +162,7 @@ def test_stale_answers_across_processes_while_the_hub_cannot_answer(
         hub.rate_limit_next(retry_after=30)
     assert second.whoami(TOKEN) == {"user": "ada-lovelace"}
     stats = second.stats()
-    assert (stats["stale"], stats["loads"]) == (1, 1)
+    assert (stats["stale"], stats["hub_requests"]) == (1, 1)
 
 
 @pytest.mark.parametrize("verdict", ["revoke", "forbid"])
