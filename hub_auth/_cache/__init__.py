@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 from hub_auth._models import UserInfo
 from hub_auth._result import Result
 
-__all__ = ["CacheStats", "Tally", "WhoamiCache"]
+__all__ = ["CacheStats", "Counter", "Tally", "WhoamiCache"]
 
 
 class WhoamiCache(Protocol):
@@ -69,69 +69,27 @@ class CacheStats:
     """Seconds of rate-limit backoff the Hub asked for, summed over the 429s this cache saw."""
 
 
+Counter = Literal[
+    "hits", "misses", "hub_requests", "errors", "stale", "waits", "rate_limited", "backoff_seconds"
+]
+"""The ``CacheStats`` fields a cache counts (``entries`` is measured, not counted)."""
+
+
 class Tally:
     """The counters behind ``CacheStats``, safe to bump from several threads."""
 
-    __slots__ = (
-        "_backoff_seconds",
-        "_errors",
-        "_hits",
-        "_hub_requests",
-        "_lock",
-        "_misses",
-        "_rate_limited",
-        "_stale",
-        "_waits",
-    )
+    __slots__ = ("_counts", "_lock")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._hits = self._misses = self._hub_requests = self._errors = 0
-        self._stale = self._waits = self._rate_limited = 0
-        self._backoff_seconds = 0.0
+        self._counts: dict[Counter, float] = dict.fromkeys(get_args(Counter), 0)
 
-    def hit(self) -> None:
+    def add(self, counter: Counter, amount: float = 1) -> None:
         with self._lock:
-            self._hits += 1
-
-    def miss(self) -> None:
-        with self._lock:
-            self._misses += 1
-
-    def hub_request(self) -> None:
-        with self._lock:
-            self._hub_requests += 1
-
-    def error(self) -> None:
-        with self._lock:
-            self._errors += 1
-
-    def stale(self) -> None:
-        with self._lock:
-            self._stale += 1
-
-    def wait(self) -> None:
-        with self._lock:
-            self._waits += 1
-
-    def rate_limited(self) -> None:
-        with self._lock:
-            self._rate_limited += 1
-
-    def backoff(self, seconds: float) -> None:
-        with self._lock:
-            self._backoff_seconds += seconds
+            self._counts[counter] += amount
 
     def snapshot(self, entries: int | None) -> CacheStats:
         with self._lock:
-            return CacheStats(
-                hits=self._hits,
-                misses=self._misses,
-                hub_requests=self._hub_requests,
-                entries=entries,
-                errors=self._errors,
-                stale=self._stale,
-                waits=self._waits,
-                rate_limited=self._rate_limited,
-                backoff_seconds=self._backoff_seconds,
-            )
+            counts = dict(self._counts)
+        whole = {name: int(value) for name, value in counts.items() if name != "backoff_seconds"}
+        return CacheStats(entries=entries, backoff_seconds=counts["backoff_seconds"], **whole)

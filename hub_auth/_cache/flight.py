@@ -136,7 +136,7 @@ class Backoff:
                 return False
             self._until[endpoint] = until
         if counted:
-            self._tally.backoff(wait)
+            self._tally.add("backoff_seconds", wait)
         return True
 
     def heard(self, endpoint: str, wait: float) -> bool:

@@ -13,16 +13,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from hub_auth._cache import CacheStats, Tally
-from hub_auth._cache.flight import Backoff, SingleFlight, rate_limited
+from hub_auth._cache import CacheStats
+from hub_auth._cache.flight import SingleFlight, rate_limited
 from hub_auth._cache.policy import (
     REPLACES_STALE,
     STALE_IF,
+    CacheBase,
     Loader,
-    StaleNotice,
     cache_lifetime,
     check_count,
-    check_seconds,
     check_secret,
     own_copy,
     stale_lifetime,
@@ -38,7 +37,7 @@ _Entry = tuple[float, Result[UserInfo], float]
 """(fresh until, result, may be served stale-if-error until), in ``clock()`` seconds."""
 
 
-class MemoryCache:
+class MemoryCache(CacheBase):
     """An in-process whoami cache: TTL, LRU bound, optional negative caching, single-flight.
 
     Give one to ``HubAuth`` and share that client across requests::
@@ -74,9 +73,7 @@ class MemoryCache:
         stale_ttl: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl = check_seconds(ttl, "ttl", allow_zero=False)
-        self._stale_ttl = check_seconds(stale_ttl, "stale_ttl", allow_zero=True)
-        self._negative_ttl = check_seconds(negative_ttl, "negative_ttl", allow_zero=True)
+        super().__init__(ttl, negative_ttl, stale_ttl, clock=clock)
         self._max_entries = check_count(max_entries, "max_entries")
         self._max_negative_entries = (
             max(1, max_entries // 10)
@@ -84,7 +81,6 @@ class MemoryCache:
             else check_count(max_negative_entries, "max_negative_entries")
         )
         self._secret = secrets.token_bytes(32) if key is None else check_secret(key, "key")
-        self._clock = clock
         self._lock = threading.Lock()
         # Successful answers and 401s in two LRU tables with their own bounds.
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
@@ -92,21 +88,6 @@ class MemoryCache:
         self._flight: SingleFlight[bytes, Result[UserInfo]] = SingleFlight()
         # Bumped by invalidate/clear: a load that started before must not store its answer.
         self._generation = 0
-        self._tally = Tally()
-        self._backoff = Backoff(clock, self._tally)
-        self._stale_notice = StaleNotice()
-
-    @property
-    def ttl(self) -> float:
-        return self._ttl
-
-    @property
-    def stale_ttl(self) -> float:
-        return self._stale_ttl
-
-    @property
-    def negative_ttl(self) -> float:
-        return self._negative_ttl
 
     @property
     def max_entries(self) -> int:
@@ -130,30 +111,30 @@ class MemoryCache:
             if entry is not None:
                 if entry[0] > now:
                     table.move_to_end(key)
-                    self._tally.hit()
+                    self._tally.add("hits")
                     return own_copy(entry[1])
                 if entry[2] <= now:  # kept past ttl only while it may be served stale
                     del table[key]
-        self._tally.miss()
+        self._tally.add("misses")
         return own_copy(await self._flight.run(key, lambda: self._load(key, token, load, endpoint)))
 
     def on_backoff(self, endpoint: str, seconds: float) -> None:
         """The Hub said to wait ``seconds``: no client of this cache asks it before then."""
-        self._backoff.heard(endpoint, seconds)
+        self._rate_limit.heard(endpoint, seconds)
 
     async def _load(self, key: bytes, token: str, load: Loader, endpoint: str) -> Result[UserInfo]:
         with self._lock:
             generation = self._generation
-        remaining = self._backoff.remaining(endpoint)
+        remaining = self._rate_limit.remaining(endpoint)
         result: Result[UserInfo]
         if remaining > 0:
-            self._tally.rate_limited()
+            self._tally.add("rate_limited")
             result = rate_limited(remaining)
         else:
-            self._tally.hub_request()
-            heard = self._backoff.heard_count(endpoint)
+            self._tally.add("hub_requests")
+            heard = self._rate_limit.heard_count(endpoint)
             result = await load(token)
-            self._backoff.after_load(endpoint, result, heard)
+            self._rate_limit.after_load(endpoint, result, heard)
         if isinstance(result, Err):
             return self._after_error(key, result, generation)
         self._keep(key, generation, result)
@@ -197,8 +178,7 @@ class MemoryCache:
                 entry = self._entries.get(key)
             if entry is None or entry[2] <= self._clock():
                 return result
-            self._tally.stale()
-            self._stale_notice.served(error, self._stale_ttl)
+            self._serving_stale(error)
             return entry[1]
         return result
 
@@ -217,7 +197,7 @@ class MemoryCache:
             self._entries.clear()
             self._negatives.clear()
             self._generation += 1
-        self._backoff.clear()
+        self._rate_limit.clear()
 
     def stats(self) -> CacheStats:
         """Hits, misses, Hub requests, stale answers, backoff and entries (successes and 401s)

@@ -24,6 +24,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
+from hub_auth._cache import Tally
+from hub_auth._cache.flight import Backoff
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._models import UserInfo
 from hub_auth._result import Err, Ok, Result
@@ -31,6 +33,7 @@ from hub_auth._result import Err, Ok, Result
 __all__ = [
     "REPLACES_STALE",
     "STALE_IF",
+    "CacheBase",
     "Loader",
     "StaleNotice",
     "cache_lifetime",
@@ -119,6 +122,50 @@ def check_count(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     return value
+
+
+class CacheBase:
+    """What every cache has: its lifetimes checked once (``minimum``: the smallest value other
+    than 0 it can keep), a clock, its counters, its rate-limit backoff and the stale notice."""
+
+    def __init__(
+        self,
+        ttl: float,
+        negative_ttl: float,
+        stale_ttl: float,
+        *,
+        clock: Callable[[], float],
+        minimum: float = 0.0,
+    ) -> None:
+        self._ttl = check_seconds(ttl, "ttl", minimum=minimum, allow_zero=False)
+        self._negative_ttl = check_seconds(
+            negative_ttl, "negative_ttl", minimum=minimum, allow_zero=True
+        )
+        self._stale_ttl = check_seconds(stale_ttl, "stale_ttl", minimum=minimum, allow_zero=True)
+        self._clock = clock
+        self._tally = Tally()
+        self._rate_limit = Backoff(clock, self._tally)
+        self._stale_notice = StaleNotice()
+
+    @property
+    def ttl(self) -> float:
+        """Seconds a successful answer is fresh."""
+        return self._ttl
+
+    @property
+    def negative_ttl(self) -> float:
+        """Seconds a 401 is kept (0: none)."""
+        return self._negative_ttl
+
+    @property
+    def stale_ttl(self) -> float:
+        """Seconds past ``ttl`` a success may stand in while the Hub cannot answer (0: none)."""
+        return self._stale_ttl
+
+    def _serving_stale(self, error: HubAuthError) -> None:
+        """Count and log a stale answer standing in for ``error``."""
+        self._tally.add("stale")
+        self._stale_notice.served(error, self._stale_ttl)
 
 
 def own_copy(result: Result[UserInfo]) -> Result[UserInfo]:

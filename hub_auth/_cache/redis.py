@@ -49,14 +49,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hub_auth._cache import CacheStats, Tally
-from hub_auth._cache.flight import MAX_BACKOFF, Backoff, SingleFlight, rate_limited
+from hub_auth._cache import CacheStats
+from hub_auth._cache.flight import MAX_BACKOFF, SingleFlight, rate_limited
 from hub_auth._cache.memory import MemoryCache
 from hub_auth._cache.policy import (
     REPLACES_STALE,
     STALE_IF,
+    CacheBase,
     Loader,
-    StaleNotice,
     cache_lifetime,
     check_seconds,
     check_secret,
@@ -207,7 +207,7 @@ def unseal(
     return result
 
 
-class RedisCache:
+class RedisCache(CacheBase):
     """A whoami cache in Redis, shared by every replica that uses the same ``secret``.
 
     ::
@@ -273,13 +273,9 @@ class RedisCache:
     ) -> None:
         self._secret = check_secret(secret, "secret")
         self._mac_key = value_mac_key(self._secret)
-        self._ttl = check_seconds(ttl, "ttl", minimum=1.0, allow_zero=False)
-        self._negative_ttl = check_seconds(
-            negative_ttl, "negative_ttl", minimum=1.0, allow_zero=True
-        )
+        super().__init__(ttl, negative_ttl, stale_ttl, clock=clock, minimum=1.0)
         self._timeout = check_seconds(timeout, "timeout", allow_zero=False)
         self._backoff = check_seconds(backoff, "backoff", allow_zero=True)
-        self._stale_ttl = check_seconds(stale_ttl, "stale_ttl", minimum=1.0, allow_zero=True)
         self._wait_for_replica = check_seconds(
             wait_for_replica, "wait_for_replica", allow_zero=True
         )
@@ -290,29 +286,12 @@ class RedisCache:
         self._redis = redis
         self._prefix = prefix
         self._local = local
-        self._clock = clock
         self._flight: SingleFlight[str, Result[UserInfo]] = SingleFlight()
         self._lock = threading.Lock()
         self._generation = 0
         self._down_until: float | None = None  # set while Redis is failing
         self._warned_unreadable = False
-        self._tally = Tally()
-        # The shared backoff's copy in this process, which also holds while Redis is down.
-        self._rate_limit = Backoff(clock, self._tally)
-        self._stale_notice = StaleNotice()
         self._sharing: set[asyncio.Task[None]] = set()
-
-    @property
-    def ttl(self) -> float:
-        return self._ttl
-
-    @property
-    def negative_ttl(self) -> float:
-        return self._negative_ttl
-
-    @property
-    def stale_ttl(self) -> float:
-        return self._stale_ttl
 
     @property
     def wait_for_replica(self) -> float:
@@ -402,19 +381,17 @@ class RedisCache:
         if self._usable():
             cached = await self._read(key)
             if isinstance(cached, Ok | Err):
-                self._tally.hit()
+                self._tally.add("hits")
                 return cached
             stale = cached if isinstance(cached, Stale) else None
             invalid = cached is _Unusable.INVALID
             if invalid:
                 self._unreadable()
-        self._tally.miss()
+        self._tally.add("misses")
         with self._lock:
             generation = self._generation
-        remaining = await self._backoff_remaining(endpoint)
-        if remaining > 0:
-            self._tally.rate_limited()
-            return self._stale_or(rate_limited(remaining), stale)
+        if (limited := await self._while_backing_off(endpoint, stale)) is not None:
+            return limited
         lock = await self._take_lock(key)
         if lock is None:  # another process is asking the Hub: wait for its answer
             answer = await self._wait_for_answer(key)
@@ -422,20 +399,18 @@ class RedisCache:
                 return answer
             # No answer stored: the holder may have been rate-limited, and then it shared a
             # backoff that must stop us too (rather than every waiter asking at once).
-            remaining = await self._backoff_remaining(endpoint)
-            if remaining > 0:
-                self._tally.rate_limited()
-                return self._stale_or(rate_limited(remaining), stale)
+            if (limited := await self._while_backing_off(endpoint, stale)) is not None:
+                return limited
         elif lock:
             # The lock was free: its last holder may have stored the answer since our read.
             cached = await self._read(key)
             if isinstance(cached, Ok | Err):
                 await self._release(key, lock)
-                self._tally.wait()
+                self._tally.add("waits")
                 return cached
         heard = self._rate_limit.heard_count(endpoint)
         try:
-            self._tally.hub_request()
+            self._tally.add("hub_requests")
             result = await load(token)
             if self._sharing:  # a backoff heard during the load: shared before we answer
                 loop = asyncio.get_running_loop()
@@ -479,13 +454,23 @@ class RedisCache:
             # An unreadable value, or a stale one the Hub has now refused: gone.
             await self._call("DEL", self._redis.delete, key)
 
+    async def _while_backing_off(
+        self, endpoint: str, stale: Stale | None
+    ) -> Result[UserInfo] | None:
+        """The answer while a rate-limit backoff lasts (stale, or ``Err(rate_limited)``);
+        ``None`` when the Hub may be asked."""
+        remaining = await self._backoff_remaining(endpoint)
+        if remaining <= 0:
+            return None
+        self._tally.add("rate_limited")
+        return self._stale_or(rate_limited(remaining), stale)
+
     def _stale_or(self, result: Err[HubAuthError], stale: Stale | None) -> Result[UserInfo]:
         """The stale answer when ``result`` says the Hub cannot be asked, else ``result``."""
         error = result.error
         if stale is None or error.kind not in STALE_IF:
             return result
-        self._tally.stale()
-        self._stale_notice.served(error, self._stale_ttl)
+        self._serving_stale(error)
         return stale.result
 
     # -- single-flight across replicas ------------------------------------------------------
@@ -524,7 +509,7 @@ class RedisCache:
             pause = min(pause * 2, 0.05)
             cached = await self._read(key)
             if isinstance(cached, Ok | Err):
-                self._tally.wait()
+                self._tally.add("waits")
                 return cached
             if self._clock() >= deadline or not self._usable():
                 return None
@@ -533,7 +518,7 @@ class RedisCache:
                 # Released: the answer is there now, or was not kept (an error).
                 cached = await self._read(key)
                 if isinstance(cached, Ok | Err):
-                    self._tally.wait()
+                    self._tally.add("waits")
                     return cached
                 return None
 
@@ -597,7 +582,7 @@ class RedisCache:
         return value
 
     def _failed(self, operation: str, reason: str) -> None:
-        self._tally.error()
+        self._tally.add("errors")
         with self._lock:
             first = self._down_until is None
             self._down_until = self._clock() + self._backoff
@@ -619,7 +604,7 @@ class RedisCache:
     def _unreadable(self) -> None:
         # Redis works, one value does not (another program's key, a future format, a forgery):
         # the fresh answer will replace it, and Redis is not put aside for it.
-        self._tally.error()
+        self._tally.add("errors")
         with self._lock:
             first, self._warned_unreadable = not self._warned_unreadable, True
         log = logger.warning if first else logger.debug
