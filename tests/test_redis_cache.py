@@ -31,8 +31,8 @@ SECRET = b"Qm7vT2xK9pL4wN8rB3cZ6yH1sD5fG0aJ"  # as secrets.token_urlsafe(24) mak
 
 
 class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
@@ -111,7 +111,8 @@ async def test_keys_values_and_ttl_in_redis(
     replica: Callable[..., HubAuth],
     make_redis: Callable[[str], aioredis.Redis],
 ) -> None:
-    async with replica(redis_server.url, ttl=120, prefix="svc:") as auth:
+    clock = FakeClock(2_000_000_000.0)
+    async with replica(redis_server.url, ttl=120, prefix="svc:", clock=clock) as auth:
         await auth.whoami(TOKEN)
     inspect = make_redis(redis_server.url)
     keys = [key.decode() for key in await inspect.keys("*")]
@@ -123,10 +124,27 @@ async def test_keys_values_and_ttl_in_redis(
     assert TOKEN.encode() not in raw
     version, expires, mac, body = raw.split(b":", 3)
     assert version == b"v2"
-    assert 110 <= int(expires) - time.time() <= 120  # its own expiry, wall clock
+    assert int(expires) == 2_000_000_120  # its own expiry, on the cache's clock
     assert len(mac) == 64
     value = json.loads(body)  # JSON, not pickle
     assert value["user"]["username"] == "ada-lovelace"
+
+
+async def test_the_injected_clock_decides_freshness(
+    hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
+) -> None:
+    """The value's expiry stamp is on the cache's clock, whatever Redis's own TTL says."""
+    clock = FakeClock(time.time())
+    async with replica(redis_server.url, ttl=60, clock=clock) as auth:
+        await auth.whoami(TOKEN)
+        clock.now += 59
+        await auth.whoami(TOKEN)
+        assert hub.request_count == 1  # still fresh
+        clock.now += 2  # past ttl: Redis still holds the value, but it has expired
+        assert (await auth.whoami(TOKEN)).unwrap().username == "ada-lovelace"
+        assert hub.request_count == 2
+        assert isinstance(auth.cache, RedisCache)
+        assert auth.cache.stats().errors == 0  # an expired value is ordinary
 
 
 async def test_replicas_with_another_secret_do_not_share(
@@ -172,21 +190,23 @@ async def test_a_rate_limit_is_shared_but_not_cached_as_an_answer(
     hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
 ) -> None:
     hub.rate_limit_next(retry_after=1)
+    clock = FakeClock(time.time())  # the second replica's; the first keeps the real one
     async with (
         replica(redis_server.url, negative_ttl=5) as first,
-        replica(redis_server.url, negative_ttl=5) as second,
+        replica(redis_server.url, negative_ttl=5, clock=clock) as second,
     ):
         result = await first.whoami(TOKEN)
         assert isinstance(result, Err)
         assert result.error.kind is ErrorKind.RATE_LIMITED
         # Another replica does not ask the Hub before the wait is over (issue 14)...
+        clock.now = time.time()  # in step with the first replica's clock from here on
         result = await second.whoami(TOKEN)
         assert isinstance(result, Err)
         assert result.error.kind is ErrorKind.RATE_LIMITED
         assert result.error.retry_after is not None and 0 < result.error.retry_after <= 1
         assert hub.request_count == 1
         # ...and the 429 is not the token's answer: after the wait, the Hub is asked.
-        await asyncio.sleep(1.05)
+        clock.now += 1.05
         assert isinstance(await second.whoami(TOKEN), Ok)
     assert hub.request_count == 2
 
