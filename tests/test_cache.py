@@ -6,6 +6,7 @@ import asyncio
 import gc
 import hashlib
 import hmac
+import inspect
 import logging
 import secrets
 import threading
@@ -21,6 +22,7 @@ from hub_auth._cache import CacheStats
 from hub_auth._cache.flight import SingleFlight
 from hub_auth._cache.memory import MemoryCache
 from hub_auth._cache.policy import cache_lifetime, token_key
+from hub_auth._cache.redis import RedisCache
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 TOKEN = make_token("ada")
@@ -149,15 +151,11 @@ async def test_hit_within_ttl_and_reload_after() -> None:
     assert cache.stats() == CacheStats(hits=1, misses=2, hub_requests=2, entries=1)
 
 
-async def test_ttl_with_the_real_clock() -> None:
-    cache = MemoryCache(ttl=0.2)
-    load = Loader()
-    await cache.fetch(TOKEN, load, endpoint=HUB)
-    await cache.fetch(TOKEN, load, endpoint=HUB)
-    assert len(load.calls) == 1
-    await asyncio.sleep(0.25)
-    await cache.fetch(TOKEN, load, endpoint=HUB)
-    assert len(load.calls) == 2
+def test_default_clocks() -> None:
+    """Monotonic in one process; unix seconds for Redis, whose expiry stamps every replica
+    compares with its own clock."""
+    assert inspect.signature(MemoryCache).parameters["clock"].default is time.monotonic
+    assert inspect.signature(RedisCache).parameters["clock"].default is time.time
 
 
 async def test_lru_bound_evicts_least_recently_used() -> None:
@@ -229,18 +227,21 @@ async def test_failures_about_the_hub_are_never_cached(kind: ErrorKind) -> None:
 
 
 async def test_entry_never_outlives_the_tokens_expiry() -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=0.3)).isoformat()
+    clock = FakeClock()
+    soon = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     expiring, expired = make_token("soon"), make_token("past")
     load = Loader({expiring: Ok(user(expires_at=soon)), expired: Ok(user(expires_at=past))})
-    cache = MemoryCache(ttl=60.0)
+    cache = MemoryCache(ttl=60.0, clock=clock)
     await cache.fetch(expired, load, endpoint=HUB)
     await cache.fetch(expired, load, endpoint=HUB)
     assert load.calls == [expired, expired]
     await cache.fetch(expiring, load, endpoint=HUB)
     await cache.fetch(expiring, load, endpoint=HUB)
+    clock.advance(28)  # inside the token's 30 s
+    await cache.fetch(expiring, load, endpoint=HUB)
     assert load.calls.count(expiring) == 1
-    await asyncio.sleep(0.35)
+    clock.advance(3)  # past the token's expiry, long before ttl
     await cache.fetch(expiring, load, endpoint=HUB)
     assert load.calls.count(expiring) == 2
 
