@@ -154,10 +154,8 @@ class Backoff:
 
         Counted when the Hub said it (status 429, not a backoff's remainder) and no
         ``on_backoff`` during the load already counted it."""
-        wait = backoff_wait(result)
-        if wait is None:
+        if not isinstance(result, Err) or (wait := backoff_wait(result)) is None:
             return False
-        assert isinstance(result, Err)  # backoff_wait says so
         counted = result.error.status == 429 and self.heard_count(endpoint) == heard_before
         return self.extend(endpoint, wait, counted=counted)
 

@@ -28,9 +28,14 @@ At scale (several processes or replicas behind one egress IP, one Hub quota):
 - Stale-if-error (``stale_ttl``): a successful answer stays in Redis ``stale_ttl`` seconds past
   its freshness, the end of that window sealed in the value's body (``"stale_until"``; older
   readers ignore it and see an expired value). It is served only when the Hub cannot answer.
-- Shared rate-limit backoff: a 429 that says when to come back sets
-  ``<prefix>backoff:<endpoint hash>`` with that expiry (at most 300 s); until then no replica
-  asks the Hub: a miss gets the stale answer or ``Err(rate_limited)`` with ``retry_after``.
+- Shared rate-limit backoff: when the Hub says to wait (``on_backoff``, the moment a 429 or
+  a used-up quota arrives, or a load's 429), ``<prefix>backoff:<endpoint hash>`` is set to the
+  end of the wait (unix seconds, at most 300 s ahead); until then no replica asks the Hub: a
+  miss gets the stale answer or ``Err(rate_limited)`` with ``retry_after``.
+
+Time: every expiry above (a value's freshness, its stale window, the backoff, the wait for
+another replica, the pause after a Redis failure) is decided by the injected ``clock`` (unix
+seconds, ``time.time`` by default) against stamps; Redis's ``EX``/``PX`` only evict.
 """
 
 from __future__ import annotations
