@@ -15,6 +15,8 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 import redis_server as redis_helper
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
 from hub_auth._cache.memory import MemoryCache
@@ -432,3 +434,51 @@ async def test_a_redis_restart_does_not_put_the_cache_aside(
         assert auth.cache.stats().errors == 0
         assert isinstance(await auth.whoami(OTHER), Ok)
     assert hub.request_count == 2
+
+
+class _Refusing:
+    """A Redis client whose every command fails with ``error`` (the cache sees only this)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Callable[..., object]:
+        async def command(*args: object, **kwargs: object) -> object:
+            self.calls += 1
+            raise self.error
+
+        return command
+
+
+@pytest.mark.parametrize(
+    ("error", "redis_down", "calls"),
+    [
+        # Redis answered about the value (WRONGTYPE has no class of its own): one bad key,
+        # Redis stays in use (the backoff key is read next).
+        (
+            ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            False,
+            2,
+        ),
+        # A subclass says Redis itself is in trouble, whatever its text says: put aside.
+        (ReadOnlyError("WRONGTYPE-looking text from a read-only replica"), True, 1),
+        # A connection error is tried once more (a pooled connection Redis closed), then failed.
+        (RedisConnectionError("Error connecting"), True, 2),
+    ],
+    ids=["wrongtype", "readonly", "connection"],
+)
+async def test_redis_errors_are_classified_by_type(
+    error: Exception, redis_down: bool, calls: int
+) -> None:
+    client = _Refusing(error)
+    cache = RedisCache(client, secret=SECRET, wait_for_replica=0)  # type: ignore[arg-type]
+
+    async def load(token: str) -> Result[UserInfo]:
+        return Err(HubAuthError(ErrorKind.NETWORK, "the Hub is down too"))
+
+    result = await cache.fetch(TOKEN, load, endpoint=HUB)
+    assert isinstance(result, Err) and result.error.kind is ErrorKind.NETWORK
+    assert cache.available is not redis_down
+    assert cache.stats().errors == 1
+    assert client.calls == calls
