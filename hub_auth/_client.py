@@ -64,7 +64,7 @@ from hub_auth._tokens import MaskedStr, check_format
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["HubAuth", "WhoamiCache"]
+__all__ = ["HubAuth"]
 
 logger = logging.getLogger("hub_auth")
 
