@@ -20,12 +20,12 @@ from hub_auth._cache.policy import (
     STALE_IF,
     CacheBase,
     Loader,
+    TokenKeys,
     cache_lifetime,
     check_count,
     check_secret,
     own_copy,
     stale_lifetime,
-    token_digest,
 )
 from hub_auth._errors import HubAuthError
 from hub_auth._models import UserInfo
@@ -52,7 +52,7 @@ class MemoryCache(CacheBase):
         max_negative_entries: 401s at most, kept apart from the successful answers so a
             flood of bad tokens never evicts a valid user; a tenth of ``max_entries`` (at
             least 1) by default.
-        key: The HMAC key for the cache keys (at least 32 bytes, not a repeated pattern);
+        key: The MAC key for the cache keys (at least 32 bytes, not a repeated pattern);
             random per process by default.
         stale_ttl: Seconds a successful answer may still be served after ``ttl`` while the
             Hub cannot be asked (network, timeout, 5xx, 429, a rate-limit backoff); never
@@ -80,7 +80,7 @@ class MemoryCache(CacheBase):
             if max_negative_entries is None
             else check_count(max_negative_entries, "max_negative_entries")
         )
-        self._secret = secrets.token_bytes(32) if key is None else check_secret(key, "key")
+        self._key = TokenKeys(secrets.token_bytes(32) if key is None else check_secret(key, "key"))
         self._lock = threading.Lock()
         # Successful answers and 401s in two LRU tables with their own bounds.
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
@@ -100,7 +100,7 @@ class MemoryCache(CacheBase):
     async def fetch(self, token: str, load: Loader, *, endpoint: str) -> Result[UserInfo]:
         """The cached outcome for ``token`` at ``endpoint``, or ``load(token)`` shared by
         concurrent callers."""
-        key = token_digest(self._secret, token, endpoint)
+        key = self._key(token, endpoint)
         now = self._clock()
         with self._lock:
             table = self._entries
@@ -184,7 +184,7 @@ class MemoryCache(CacheBase):
 
     async def invalidate(self, token: str, *, endpoint: str) -> None:
         """Forget ``token`` at ``endpoint``; a load already running for it will not be stored."""
-        key = token_digest(self._secret, token, endpoint)
+        key = self._key(token, endpoint)
         with self._lock:
             self._entries.pop(key, None)
             self._negatives.pop(key, None)
