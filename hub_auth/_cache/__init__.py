@@ -16,7 +16,7 @@ from typing import Literal, Protocol, get_args
 from hub_auth._models import UserInfo
 from hub_auth._result import Result
 
-__all__ = ["CacheStats", "Counter", "Tally", "WhoamiCache"]
+__all__ = ["CacheStats", "CountName", "Tally", "WhoamiCache"]
 
 
 class WhoamiCache(Protocol):
@@ -69,7 +69,7 @@ class CacheStats:
     """Seconds of rate-limit backoff the Hub asked for, summed over the 429s this cache saw."""
 
 
-Counter = Literal[
+CountName = Literal[
     "hits", "misses", "hub_requests", "errors", "stale", "waits", "rate_limited", "backoff_seconds"
 ]
 """The ``CacheStats`` fields a cache counts (``entries`` is measured, not counted)."""
@@ -82,9 +82,9 @@ class Tally:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[Counter, float] = dict.fromkeys(get_args(Counter), 0)
+        self._counts: dict[CountName, float] = dict.fromkeys(get_args(CountName), 0)
 
-    def add(self, counter: Counter, amount: float = 1) -> None:
+    def add(self, counter: CountName, amount: float = 1) -> None:
         with self._lock:
             self._counts[counter] += amount
 
