@@ -22,9 +22,10 @@ from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._result import Err, Ok, Result, is_err, is_ok
 
 if TYPE_CHECKING:
-    from hub_auth._cache.memory import CacheStats, MemoryCache
+    from hub_auth._cache import CacheStats, WhoamiCache
+    from hub_auth._cache.memory import MemoryCache
     from hub_auth._cache.redis import RedisCache
-    from hub_auth._client import HubAuth, WhoamiCache
+    from hub_auth._client import HubAuth
     from hub_auth._login.store import TokenStore
     from hub_auth._models import (
         DeviceCode,
@@ -44,7 +45,7 @@ __version__ = "0.1.0.dev0"
 """The version of hub_auth (PEP 440)."""
 
 _LAZY = {
-    "CacheStats": "hub_auth._cache.memory",
+    "CacheStats": "hub_auth._cache",
     "MemoryCache": "hub_auth._cache.memory",
     "RedisCache": "hub_auth._cache.redis",
     "DeviceCode": "hub_auth._models",
@@ -60,7 +61,7 @@ _LAZY = {
     "TokenInfo": "hub_auth._models",
     "TokenStore": "hub_auth._login.store",
     "UserInfo": "hub_auth._models",
-    "WhoamiCache": "hub_auth._client",
+    "WhoamiCache": "hub_auth._cache",
 }
 
 __all__ = [

@@ -13,15 +13,16 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Self
 
 import anyio.to_thread
 from pydantic import SecretStr
 
+from hub_auth._cache import WhoamiCache
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._http import HubClient, RetryPolicy
 from hub_auth._login import git as _git
@@ -63,28 +64,9 @@ from hub_auth._tokens import MaskedStr, check_format
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["HubAuth", "WhoamiCache"]
+__all__ = ["HubAuth"]
 
 logger = logging.getLogger("hub_auth")
-
-
-class WhoamiCache(Protocol):
-    """What ``HubAuth`` needs from a whoami cache (``MemoryCache``, ``RedisCache``).
-
-    ``endpoint`` is the Hub the answer comes from: a cache shared by clients of several Hubs
-    (staging and production) must keep their answers apart.
-    """
-
-    async def fetch(
-        self, token: str, load: Callable[[str], Awaitable[Result[UserInfo]]], *, endpoint: str
-    ) -> Result[UserInfo]:
-        """Return the cached outcome for ``token`` at ``endpoint``, or ``load`` it (once for
-        concurrent callers)."""
-        ...
-
-    async def invalidate(self, token: str, *, endpoint: str) -> None:
-        """Forget what is cached for ``token`` at ``endpoint``."""
-        ...
 
 
 def _plain(token: str | SecretStr, what: str = "token") -> str:
@@ -193,6 +175,10 @@ class HubAuth:
             retry=RetryPolicy(max_attempts, retry_budget),
             pool_limit=pool_limit,
         )
+        if cache is not None:  # the cache shares the Hub's "wait" with its other clients
+            self._client.add_rate_limit_listener(
+                functools.partial(cache.on_backoff, self._settings.endpoint)
+            )
         self._refresher = StoredTokenRefresher(
             self._store,
             self._client,

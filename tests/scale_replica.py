@@ -8,6 +8,8 @@ from stdin and answers each with one JSON line:
 
 - ``{"whoami": TOKEN}`` -> ``{"user": NAME}`` or ``{"error": KIND, "retry_after": S}``
 - ``{"stats": true}`` -> the cache's statistics
+- ``{"advance": S}`` -> ``{"advanced": S}``: the cache's clock (unix seconds) moves S seconds
+  ahead of the real one, so tests step past a ttl or a backoff without sleeping
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 
 import redis.asyncio as aioredis
 
@@ -26,7 +29,13 @@ from hub_auth import Err, HubAuth, RedisCache
 async def main(redis_url: str, hub_url: str, options: dict[str, object]) -> None:
     attempts = int(options.pop("max_attempts", 1))  # type: ignore[call-overload]
     client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=1.0)
-    cache = RedisCache(client, secret=os.environ["HUB_AUTH_CACHE_SECRET"], **options)  # type: ignore[arg-type]
+    offset = 0.0
+
+    def clock() -> float:
+        return time.time() + offset
+
+    secret = os.environ["HUB_AUTH_CACHE_SECRET"]
+    cache = RedisCache(client, secret=secret, clock=clock, **options)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     auth = HubAuth(endpoint=hub_url, cache=cache, max_attempts=attempts, read_env=False)
     async with auth:
@@ -43,6 +52,9 @@ async def main(redis_url: str, hub_url: str, options: dict[str, object]) -> None
                     }
                 else:
                     answer = {"user": result.value.username}
+            elif "advance" in command:
+                offset += command["advance"]
+                answer = {"advanced": command["advance"]}
             else:
                 answer = dataclasses.asdict(cache.stats())
             print(json.dumps(answer), flush=True)

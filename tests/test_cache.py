@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
+import hmac
+import inspect
 import logging
 import secrets
 import threading
@@ -16,7 +19,11 @@ import pytest
 from manual_clock import ManualClock
 
 from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
-from hub_auth._cache.memory import CacheStats, MemoryCache, SingleFlight, cache_lifetime, token_key
+from hub_auth._cache import CacheStats
+from hub_auth._cache.flight import SingleFlight
+from hub_auth._cache.memory import MemoryCache
+from hub_auth._cache.policy import cache_lifetime, token_key
+from hub_auth._cache.redis import RedisCache
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 TOKEN = make_token("ada")
@@ -86,34 +93,37 @@ def test_bad_arguments(kwargs: dict[str, object], error: type[Exception]) -> Non
         MemoryCache(**kwargs)  # type: ignore[arg-type]
 
 
-async def test_keys_are_hmac_of_the_token_never_the_token() -> None:
+async def test_keys_are_a_mac_of_the_token_never_the_token() -> None:
     cache = MemoryCache(key=KEY)
     await cache.fetch(TOKEN, Loader(), endpoint=HUB)
     (stored,) = cache._entries
-    assert stored.hex() == token_key(KEY, TOKEN, HUB)
+    # Keyed BLAKE2b (a MAC by design; a third of HMAC's cost on the hit path), checked
+    # against hashlib directly, with the endpoint's length first.
+    scope = b"%d:%s" % (len(HUB), HUB.encode())
+    assert stored == hashlib.blake2b(scope + TOKEN.encode(), key=KEY, digest_size=32).digest()
     assert TOKEN.encode() not in stored
     assert TOKEN not in repr(cache)
-    # The same token under another key gives another cache key.
-    assert token_key(secrets.token_bytes(32), TOKEN, HUB) != token_key(KEY, TOKEN, HUB)
 
 
-def test_key_matches_hmac_for_long_secrets() -> None:
-    long_key = secrets.token_bytes(200)  # longer than SHA-256's block: hashed first (RFC 2104)
-    assert MemoryCache(key=long_key)._key(TOKEN, HUB).hex() == token_key(long_key, TOKEN, HUB)
-
-
-def test_keys_stay_right_when_one_cache_serves_two_endpoints_in_turn() -> None:
-    """The inner HMAC state is kept per endpoint: switching endpoints must not reuse it."""
-    cache = MemoryCache(key=KEY)
+def test_shared_keys_are_standard_hmac_sha256_scoped_by_endpoint() -> None:
+    """Redis keys, which replicas must agree on, checked against ``hmac`` directly: any
+    secret length, the endpoint's length first."""
     other = "https://hub.example.org"
-    for endpoint in (HUB, other, HUB, other):
-        assert cache._key(TOKEN, endpoint).hex() == token_key(KEY, TOKEN, endpoint)
-    assert cache._key(TOKEN, HUB) != cache._key(TOKEN, other)
+    for secret in (KEY, secrets.token_bytes(200)):  # 200: longer than SHA-256's block
+        for endpoint in (HUB, other):
+            scope = b"%d:%s" % (len(endpoint), endpoint.encode())
+            expected = hmac.new(secret, scope + TOKEN.encode(), hashlib.sha256).hexdigest()
+            assert token_key(secret, TOKEN, endpoint) == expected
+    assert token_key(KEY, TOKEN, HUB) != token_key(KEY, TOKEN, other)
+    # The same token under another secret gives another key.
+    assert token_key(secrets.token_bytes(32), TOKEN, HUB) != token_key(KEY, TOKEN, HUB)
 
 
 async def test_random_key_per_cache() -> None:
     first, second = MemoryCache(), MemoryCache()
-    assert first._key(TOKEN, HUB) != second._key(TOKEN, HUB)
+    for cache in (first, second):
+        await cache.fetch(TOKEN, Loader(), endpoint=HUB)
+    assert list(first._entries) != list(second._entries)
 
 
 # -- TTL, LRU, what is cached ----------------------------------------------------------------
@@ -130,18 +140,14 @@ async def test_hit_within_ttl_and_reload_after() -> None:
     clock.advance(0.2)
     assert await cache.fetch(TOKEN, load, endpoint=HUB) == first
     assert load.calls == [TOKEN, TOKEN]
-    assert cache.stats == CacheStats(hits=1, misses=2, loads=2, entries=1)
+    assert cache.stats() == CacheStats(hits=1, misses=2, hub_requests=2, entries=1)
 
 
-async def test_ttl_with_the_real_clock() -> None:
-    cache = MemoryCache(ttl=0.2)
-    load = Loader()
-    await cache.fetch(TOKEN, load, endpoint=HUB)
-    await cache.fetch(TOKEN, load, endpoint=HUB)
-    assert len(load.calls) == 1
-    await asyncio.sleep(0.25)
-    await cache.fetch(TOKEN, load, endpoint=HUB)
-    assert len(load.calls) == 2
+def test_default_clocks() -> None:
+    """Monotonic in one process; unix seconds for Redis, whose expiry stamps every replica
+    compares with its own clock."""
+    assert inspect.signature(MemoryCache).parameters["clock"].default is time.monotonic
+    assert inspect.signature(RedisCache).parameters["clock"].default is time.time
 
 
 async def test_lru_bound_evicts_least_recently_used() -> None:
@@ -165,7 +171,7 @@ async def test_memory_stays_bounded() -> None:
     load = Loader()
     for index in range(1000):
         await cache.fetch(make_token(f"t{index}"), load, endpoint=HUB)
-    assert len(cache) == 100 == cache.stats.entries
+    assert len(cache) == 100 == cache.stats().entries
 
 
 async def test_unauthorized_not_cached_by_default() -> None:
@@ -213,27 +219,30 @@ async def test_failures_about_the_hub_are_never_cached(kind: ErrorKind) -> None:
 
 
 async def test_entry_never_outlives_the_tokens_expiry() -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=0.3)).isoformat()
+    clock = ManualClock()
+    soon = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     expiring, expired = make_token("soon"), make_token("past")
     load = Loader({expiring: Ok(user(expires_at=soon)), expired: Ok(user(expires_at=past))})
-    cache = MemoryCache(ttl=60.0)
+    cache = MemoryCache(ttl=60.0, clock=clock)
     await cache.fetch(expired, load, endpoint=HUB)
     await cache.fetch(expired, load, endpoint=HUB)
     assert load.calls == [expired, expired]
     await cache.fetch(expiring, load, endpoint=HUB)
     await cache.fetch(expiring, load, endpoint=HUB)
+    clock.advance(28)  # inside the token's 30 s
+    await cache.fetch(expiring, load, endpoint=HUB)
     assert load.calls.count(expiring) == 1
-    await asyncio.sleep(0.35)
+    clock.advance(3)  # past the token's expiry, long before ttl
     await cache.fetch(expiring, load, endpoint=HUB)
     assert load.calls.count(expiring) == 2
 
 
 def test_cache_lifetime_rules() -> None:
-    assert cache_lifetime(Ok(user()), 60.0, 5.0) == 60.0
-    assert cache_lifetime(err(ErrorKind.UNAUTHORIZED), 60.0, 5.0) == 5.0
-    assert cache_lifetime(err(ErrorKind.INVALID_TOKEN), 60.0, 5.0) == 0.0
-    assert cache_lifetime(err(ErrorKind.FORBIDDEN), 60.0, 5.0) == 0.0
+    assert cache_lifetime(Ok(user()), 60.0, 5.0, now=time.time()) == 60.0
+    assert cache_lifetime(err(ErrorKind.UNAUTHORIZED), 60.0, 5.0, now=time.time()) == 5.0
+    assert cache_lifetime(err(ErrorKind.INVALID_TOKEN), 60.0, 5.0, now=time.time()) == 0.0
+    assert cache_lifetime(err(ErrorKind.FORBIDDEN), 60.0, 5.0, now=time.time()) == 0.0
 
 
 async def test_clear_and_stats() -> None:
@@ -241,11 +250,11 @@ async def test_clear_and_stats() -> None:
     load = Loader()
     await cache.fetch(TOKEN, load, endpoint=HUB)
     await cache.fetch(TOKEN, load, endpoint=HUB)
-    assert cache.stats == CacheStats(hits=1, misses=1, loads=1, entries=1)
+    assert cache.stats() == CacheStats(hits=1, misses=1, hub_requests=1, entries=1)
     cache.clear()
     assert len(cache) == 0
     await cache.fetch(TOKEN, load, endpoint=HUB)
-    assert cache.stats == CacheStats(hits=1, misses=2, loads=2, entries=1)
+    assert cache.stats() == CacheStats(hits=1, misses=2, hub_requests=2, entries=1)
 
 
 async def test_hits_log_nothing_and_are_fast(caplog: pytest.LogCaptureFixture) -> None:
@@ -259,7 +268,7 @@ async def test_hits_log_nothing_and_are_fast(caplog: pytest.LogCaptureFixture) -
         await cache.fetch(TOKEN, load, endpoint=HUB)
     per_hit = (time.perf_counter() - started) / count
     assert [r for r in caplog.records if r.name.startswith("hub_auth")] == []
-    assert cache.stats.hits == count
+    assert cache.stats().hits == count
     # A few microseconds on a laptop; the bound only catches an accidental slow path.
     assert per_hit < 50e-6, f"{per_hit * 1e6:.1f} us per hit"
 

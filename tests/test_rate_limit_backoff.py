@@ -117,3 +117,24 @@ async def test_each_client_keeps_its_own_wait(hub: FakeHub) -> None:
         rate_limited(await limited.whoami(ADA))
         assert isinstance(await other.whoami(ADA), Ok)
     assert hub.request_count == 2
+
+
+async def test_the_cache_hears_the_wait_through_its_protocol(hub: FakeHub) -> None:
+    """HubAuth tells its cache (``on_backoff``) the moment the Hub says to wait; the wait is
+    counted once, though the 429 the load returns says it again."""
+
+    class Listening(MemoryCache):
+        def __init__(self) -> None:
+            super().__init__()
+            self.heard: list[tuple[str, float]] = []
+
+        def on_backoff(self, endpoint: str, seconds: float) -> None:
+            self.heard.append((endpoint, seconds))
+            super().on_backoff(endpoint, seconds)
+
+    cache = Listening()
+    async with HubAuth(endpoint=hub.url, max_attempts=1, cache=cache) as auth:
+        hub.rate_limit_next(retry_after=30, send_ratelimit_header=False)
+        rate_limited(await auth.whoami(ADA))
+    assert cache.heard == [(hub.url, 30.0)]
+    assert cache.stats().backoff_seconds == 30.0

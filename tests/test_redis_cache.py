@@ -15,9 +15,12 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 import redis_server as redis_helper
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from hub_auth import Err, ErrorKind, HubAuth, HubAuthError, Ok, Result, UserInfo
-from hub_auth._cache.memory import MemoryCache, token_key
+from hub_auth._cache.memory import MemoryCache
+from hub_auth._cache.policy import token_key
 from hub_auth._cache.redis import RedisCache, seal, unseal, value_mac_key
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
@@ -28,8 +31,8 @@ SECRET = b"Qm7vT2xK9pL4wN8rB3cZ6yH1sD5fG0aJ"  # as secrets.token_urlsafe(24) mak
 
 
 class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
@@ -108,7 +111,8 @@ async def test_keys_values_and_ttl_in_redis(
     replica: Callable[..., HubAuth],
     make_redis: Callable[[str], aioredis.Redis],
 ) -> None:
-    async with replica(redis_server.url, ttl=120, prefix="svc:") as auth:
+    clock = FakeClock(2_000_000_000.0)
+    async with replica(redis_server.url, ttl=120, prefix="svc:", clock=clock) as auth:
         await auth.whoami(TOKEN)
     inspect = make_redis(redis_server.url)
     keys = [key.decode() for key in await inspect.keys("*")]
@@ -120,10 +124,27 @@ async def test_keys_values_and_ttl_in_redis(
     assert TOKEN.encode() not in raw
     version, expires, mac, body = raw.split(b":", 3)
     assert version == b"v2"
-    assert 110 <= int(expires) - time.time() <= 120  # its own expiry, wall clock
+    assert int(expires) == 2_000_000_120  # its own expiry, on the cache's clock
     assert len(mac) == 64
     value = json.loads(body)  # JSON, not pickle
     assert value["user"]["username"] == "ada-lovelace"
+
+
+async def test_the_injected_clock_decides_freshness(
+    hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
+) -> None:
+    """The value's expiry stamp is on the cache's clock, whatever Redis's own TTL says."""
+    clock = FakeClock(time.time())
+    async with replica(redis_server.url, ttl=60, clock=clock) as auth:
+        await auth.whoami(TOKEN)
+        clock.now += 59
+        await auth.whoami(TOKEN)
+        assert hub.request_count == 1  # still fresh
+        clock.now += 2  # past ttl: Redis still holds the value, but it has expired
+        assert (await auth.whoami(TOKEN)).unwrap().username == "ada-lovelace"
+        assert hub.request_count == 2
+        assert isinstance(auth.cache, RedisCache)
+        assert auth.cache.stats().errors == 0  # an expired value is ordinary
 
 
 async def test_replicas_with_another_secret_do_not_share(
@@ -169,21 +190,23 @@ async def test_a_rate_limit_is_shared_but_not_cached_as_an_answer(
     hub: FakeHub, redis_server: redis_helper.RedisServer, replica: Callable[..., HubAuth]
 ) -> None:
     hub.rate_limit_next(retry_after=1)
+    clock = FakeClock(time.time())  # the second replica's; the first keeps the real one
     async with (
         replica(redis_server.url, negative_ttl=5) as first,
-        replica(redis_server.url, negative_ttl=5) as second,
+        replica(redis_server.url, negative_ttl=5, clock=clock) as second,
     ):
         result = await first.whoami(TOKEN)
         assert isinstance(result, Err)
         assert result.error.kind is ErrorKind.RATE_LIMITED
         # Another replica does not ask the Hub before the wait is over (issue 14)...
+        clock.now = time.time()  # in step with the first replica's clock from here on
         result = await second.whoami(TOKEN)
         assert isinstance(result, Err)
         assert result.error.kind is ErrorKind.RATE_LIMITED
         assert result.error.retry_after is not None and 0 < result.error.retry_after <= 1
         assert hub.request_count == 1
         # ...and the 429 is not the token's answer: after the wait, the Hub is asked.
-        await asyncio.sleep(1.05)
+        clock.now += 1.05
         assert isinstance(await second.whoami(TOKEN), Ok)
     assert hub.request_count == 2
 
@@ -196,9 +219,9 @@ async def test_single_flight_across_concurrent_requests(
         results = await asyncio.gather(*(auth.whoami(TOKEN) for _ in range(300)))
         assert all(result.unwrap().username == "ada-lovelace" for result in results)
         assert isinstance(auth.cache, RedisCache)
-        stats = auth.cache.stats
+        stats = auth.cache.stats()
     assert hub.request_count == 1
-    assert stats.loads == 1
+    assert stats.hub_requests == 1
     assert stats.errors == 0
 
 
@@ -227,10 +250,10 @@ async def test_local_cache_in_front_of_redis(
         for _ in range(5):
             await auth.whoami(TOKEN)
         assert isinstance(auth.cache, RedisCache)
-        redis_stats = auth.cache.stats
+        redis_stats = auth.cache.stats()
     assert hub.request_count == 1
-    assert local.stats.hits == 4
-    assert local.stats.loads == 1
+    assert local.stats().hits == 4
+    assert local.stats().hub_requests == 1
     assert redis_stats.misses == 1
     assert redis_stats.hits == 0
 
@@ -277,7 +300,7 @@ async def test_redis_never_reachable(
         for _ in range(3):
             assert (await auth.whoami(TOKEN)).unwrap().username == "ada-lovelace"
         assert isinstance(auth.cache, RedisCache)
-        assert auth.cache.stats.errors >= 3  # backoff=0: tried every time
+        assert auth.cache.stats().errors >= 3  # backoff=0: tried every time
     assert hub.request_count == 3
     assert len(hub_auth_warnings(caplog)) == 1
 
@@ -409,3 +432,51 @@ async def test_a_redis_restart_does_not_put_the_cache_aside(
         assert auth.cache.stats().errors == 0
         assert isinstance(await auth.whoami(OTHER), Ok)
     assert hub.request_count == 2
+
+
+class _Refusing:
+    """A Redis client whose every command fails with ``error`` (the cache sees only this)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Callable[..., object]:
+        async def command(*args: object, **kwargs: object) -> object:
+            self.calls += 1
+            raise self.error
+
+        return command
+
+
+@pytest.mark.parametrize(
+    ("error", "redis_down", "calls"),
+    [
+        # Redis answered about the value (WRONGTYPE has no class of its own): one bad key,
+        # Redis stays in use (the backoff key is read next).
+        (
+            ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            False,
+            2,
+        ),
+        # A subclass says Redis itself is in trouble, whatever its text says: put aside.
+        (ReadOnlyError("WRONGTYPE-looking text from a read-only replica"), True, 1),
+        # A connection error is tried once more (a pooled connection Redis closed), then failed.
+        (RedisConnectionError("Error connecting"), True, 2),
+    ],
+    ids=["wrongtype", "readonly", "connection"],
+)
+async def test_redis_errors_are_classified_by_type(
+    error: Exception, redis_down: bool, calls: int
+) -> None:
+    client = _Refusing(error)
+    cache = RedisCache(client, secret=SECRET, wait_for_replica=0)  # type: ignore[arg-type]
+
+    async def load(token: str) -> Result[UserInfo]:
+        return Err(HubAuthError(ErrorKind.NETWORK, "the Hub is down too"))
+
+    result = await cache.fetch(TOKEN, load, endpoint=HUB)
+    assert isinstance(result, Err) and result.error.kind is ErrorKind.NETWORK
+    assert cache.available is not redis_down
+    assert cache.stats().errors == 1
+    assert client.calls == calls

@@ -2,7 +2,8 @@
 token, a dead lock holder, stale-if-error and the shared rate-limit backoff.
 
 Each replica is ``tests/scale_replica.py`` in a process of its own (its own HubAuth, HubClient
-and RedisCache); FakeHub runs in a thread of the test process and counts the requests.
+and RedisCache); FakeHub runs in a thread of the test process and counts the requests. Time
+passes by moving every replica's cache clock ahead together (``advance``), not by sleeping.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import redis_server as redis_helper
 
 from hub_auth.testing import FakeHub, FakeUser, make_token
@@ -59,6 +61,10 @@ class Replica:
         self._send({"stats": True})
         return self.answer()
 
+    def advance(self, seconds: float) -> None:
+        self._send({"advance": seconds})
+        assert self.answer() == {"advanced": seconds}
+
     def _send(self, command: dict[str, Any]) -> None:
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps(command) + "\n")
@@ -78,6 +84,20 @@ class Replica:
             self.process.kill()
             self.process.wait()
         self.process.stdout.close()
+
+
+def advance(group: list[Replica], seconds: float) -> None:
+    """Time passes for every replica of ``group`` (their clocks stay in step)."""
+    for replica in group:
+        replica.advance(seconds)
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` (something another process does) for up to 10 s."""
+    deadline = time.monotonic() + 10
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert condition()
 
 
 @pytest.fixture
@@ -117,7 +137,7 @@ def test_one_hub_request_for_a_new_token_in_many_processes(
     assert answers == [{"user": "grace-hopper"}] * 4
     assert hub.request_count == 1
     stats = [replica.stats() for replica in group]
-    assert sum(s["loads"] for s in stats) == 1
+    assert sum(s["hub_requests"] for s in stats) == 1
     assert sum(s["waits"] for s in stats) == 3
     assert sum(s["misses"] for s in stats) == 4
 
@@ -126,12 +146,10 @@ def test_a_dead_lock_holder_is_waited_for_a_bounded_time(
     hub: FakeHub, replicas: Callable[..., list[Replica]]
 ) -> None:
     (holder,) = replicas(1, wait_for_replica=30)  # its lock lasts 30 s
-    others = replicas(2, wait_for_replica=1)
+    others = replicas(2, wait_for_replica=0.5)
     hub.delay_next(60)  # the holder's request hangs...
     holder.ask(NEW)
-    deadline = time.monotonic() + 10
-    while hub.request_count < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: hub.request_count >= 1)
     assert hub.request_count == 1
     holder.process.kill()  # ...and the holder dies holding the lock
     holder.process.wait()
@@ -141,7 +159,7 @@ def test_a_dead_lock_holder_is_waited_for_a_bounded_time(
     answers = [replica.answer() for replica in others]
     elapsed = time.monotonic() - started
     assert answers == [{"user": "grace-hopper"}] * 2
-    assert 0.9 <= elapsed < 5  # waited its bound, then asked the Hub itself
+    assert 0.45 <= elapsed < 5  # waited its bound, then asked the Hub itself
     assert hub.request_count in (2, 3)  # one each, or one after the other's answer landed
 
 
@@ -149,9 +167,9 @@ def test_a_dead_lock_holder_is_waited_for_a_bounded_time(
 def test_stale_answers_across_processes_while_the_hub_cannot_answer(
     hub: FakeHub, replicas: Callable[..., list[Replica]], fault: str
 ) -> None:
-    first, second = replicas(2, ttl=1, stale_ttl=60)
+    group = first, second = replicas(2, ttl=60, stale_ttl=60)
     assert first.whoami(TOKEN) == {"user": "ada-lovelace"}
-    time.sleep(1.1)  # past ttl, inside stale_ttl
+    advance(group, 61)  # past ttl, inside stale_ttl
     if fault == "500":
         hub.fail_next(500)
     elif fault == "network":
@@ -160,17 +178,17 @@ def test_stale_answers_across_processes_while_the_hub_cannot_answer(
         hub.rate_limit_next(retry_after=30)
     assert second.whoami(TOKEN) == {"user": "ada-lovelace"}
     stats = second.stats()
-    assert (stats["stale"], stats["loads"]) == (1, 1)
+    assert (stats["stale"], stats["hub_requests"]) == (1, 1)
 
 
 @pytest.mark.parametrize("verdict", ["revoke", "forbid"])
 def test_never_stale_after_the_hub_refused_the_token(
     hub: FakeHub, replicas: Callable[..., list[Replica]], verdict: str
 ) -> None:
-    first, second, third = replicas(3, ttl=1, stale_ttl=60)
+    group = first, second, third = replicas(3, ttl=60, stale_ttl=60)
     assert first.whoami(TOKEN) == {"user": "ada-lovelace"}
     getattr(hub, verdict)(TOKEN)
-    time.sleep(1.1)
+    advance(group, 61)
     refused = "unauthorized" if verdict == "revoke" else "forbidden"
     assert second.whoami(TOKEN)["error"] == refused
     hub.fail_next(500)
@@ -181,9 +199,9 @@ def test_never_stale_after_the_hub_refused_the_token(
 def test_a_429_stops_every_process_until_the_reset(
     hub: FakeHub, replicas: Callable[..., list[Replica]]
 ) -> None:
-    first, second, third = replicas(3, ttl=1, stale_ttl=60)
+    group = first, second, third = replicas(3, ttl=60, stale_ttl=60)
     assert first.whoami(TOKEN) == {"user": "ada-lovelace"}
-    time.sleep(1.1)
+    advance(group, 61)
     hub.rate_limit_next(retry_after=3)
     assert second.whoami(NEW)["error"] == "rate_limited"
     asked = hub.request_count
@@ -198,7 +216,7 @@ def test_a_429_stops_every_process_until_the_reset(
     assert [s["rate_limited"] for s in stats] == [1, 0, 2]
     assert [s["backoff_seconds"] for s in stats] == [0, 3, 0]
     assert stats[2]["stale"] == 1
-    time.sleep(3)
+    advance(group, 3)
     assert third.whoami(NEW) == {"user": "grace-hopper"}
     assert hub.request_count == asked + 1
 
@@ -227,21 +245,26 @@ def test_an_exhausted_quota_stops_every_process_before_any_429(
 
 
 def test_the_backoff_is_shared_the_moment_the_429_arrives(
-    hub: FakeHub, replicas: Callable[..., list[Replica]]
+    hub: FakeHub,
+    replicas: Callable[..., list[Replica]],
+    redis_server: redis_helper.RedisServer,
 ) -> None:
     # The first replica retries after the Hub's wait (3 attempts): the others must not wait
     # for that call to end to learn about the backoff.
     (patient,) = replicas(1, max_attempts=3)
     (other,) = replicas(1)
-    hub.rate_limit_next(retry_after=4)
+    hub.rate_limit_next(retry_after=2)  # HubClient's own wait before its retry: real seconds
     patient.ask(TOKEN)
-    deadline = time.monotonic() + 10
-    while hub.request_count < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.5)  # the 429 has been answered; the patient replica sleeps before retrying
+    inspect = redis.Redis.from_url(redis_server.url)
+    try:
+        # The backoff reaches Redis while the patient replica still waits to retry.
+        wait_until(lambda: bool(inspect.keys("hub_auth:backoff:*")))
+    finally:
+        inspect.close()
+    assert hub.request_count == 1
     limited = other.whoami(NEW)
     assert limited["error"] == "rate_limited"
     assert hub.request_count == 1
     assert patient.answer() == {"user": "ada-lovelace"}  # its retry, after the wait
     assert hub.request_count == 2
-    assert patient.stats()["backoff_seconds"] == 4
+    assert patient.stats()["backoff_seconds"] == 2

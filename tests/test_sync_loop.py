@@ -72,8 +72,8 @@ def test_redis_cache_works_through_the_facade(
     assert names == ["ada"] * 5
     assert fake_hub.request_count == 1
     assert cache.available
-    stats = cache.stats
-    assert (stats.hits, stats.loads, stats.errors) == (4, 1, 0)
+    stats = cache.stats()
+    assert (stats.hits, stats.hub_requests, stats.errors) == (4, 1, 0)
 
 
 def test_fifty_threads_asking_about_one_new_token_make_one_request(

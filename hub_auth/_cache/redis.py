@@ -28,15 +28,19 @@ At scale (several processes or replicas behind one egress IP, one Hub quota):
 - Stale-if-error (``stale_ttl``): a successful answer stays in Redis ``stale_ttl`` seconds past
   its freshness, the end of that window sealed in the value's body (``"stale_until"``; older
   readers ignore it and see an expired value). It is served only when the Hub cannot answer.
-- Shared rate-limit backoff: a 429 that says when to come back sets
-  ``<prefix>backoff:<endpoint hash>`` with that expiry (at most 300 s); until then no replica
-  asks the Hub: a miss gets the stale answer or ``Err(rate_limited)`` with ``retry_after``.
+- Shared rate-limit backoff: when the Hub says to wait (``on_backoff``, the moment a 429 or
+  a used-up quota arrives, or a load's 429), ``<prefix>backoff:<endpoint hash>`` is set to the
+  end of the wait (unix seconds, at most 300 s ahead); until then no replica asks the Hub: a
+  miss gets the stale answer or ``Err(rate_limited)`` with ``retry_after``.
+
+Time: every expiry above (a value's freshness, its stale window, the backoff, the wait for
+another replica, the pause after a Redis failure) is decided by the injected ``clock`` (unix
+seconds, ``time.time`` by default) against stamps; Redis's ``EX``/``PX`` only evict.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import hmac
 import logging
@@ -50,22 +54,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hub_auth._cache.memory import (
-    MAX_BACKOFF,
+from hub_auth._cache import CacheStats
+from hub_auth._cache.flight import MAX_BACKOFF, SingleFlight, rate_limited
+from hub_auth._cache.memory import MemoryCache
+from hub_auth._cache.policy import (
     REPLACES_STALE,
     STALE_IF,
-    CacheStats,
+    CacheBase,
     Loader,
-    MemoryCache,
-    RateLimitHooks,
-    SingleFlight,
-    StaleNotice,
-    backoff_wait,
     cache_lifetime,
     check_seconds,
     check_secret,
     own_copy,
-    rate_limited,
     stale_lifetime,
     token_key,
 )
@@ -212,7 +212,7 @@ def unseal(
     return result
 
 
-class RedisCache:
+class RedisCache(CacheBase):
     """A whoami cache in Redis, shared by every replica that uses the same ``secret``.
 
     ::
@@ -254,7 +254,11 @@ class RedisCache:
         wait_for_replica: Seconds a miss waits for another process that is already asking
             the Hub about the same token (single-flight across replicas) before asking
             itself; 0 turns the Redis lock off.
-        clock: A monotonic clock in seconds (tests inject a fake one).
+        clock: The time in unix seconds (``time.time`` by default; tests inject a fake one).
+            It governs every expiry: a value's freshness and stale window are stamps in it
+            that every replica compares with its own ``clock()``, and so are the shared
+            backoff, the wait for another replica and the pause after a Redis failure.
+            Redis's own expiry (``EX``, ``PX``) only evicts what the stamps already expired.
     """
 
     def __init__(
@@ -270,17 +274,13 @@ class RedisCache:
         backoff: float = 5.0,
         stale_ttl: float = 0.0,
         wait_for_replica: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = check_secret(secret, "secret")
         self._mac_key = value_mac_key(self._secret)
-        self._ttl = check_seconds(ttl, "ttl", minimum=1.0, allow_zero=False)
-        self._negative_ttl = check_seconds(
-            negative_ttl, "negative_ttl", minimum=1.0, allow_zero=True
-        )
+        super().__init__(ttl, negative_ttl, stale_ttl, clock=clock, minimum=1.0)
         self._timeout = check_seconds(timeout, "timeout", allow_zero=False)
         self._backoff = check_seconds(backoff, "backoff", allow_zero=True)
-        self._stale_ttl = check_seconds(stale_ttl, "stale_ttl", minimum=1.0, allow_zero=True)
         self._wait_for_replica = check_seconds(
             wait_for_replica, "wait_for_replica", allow_zero=True
         )
@@ -291,38 +291,12 @@ class RedisCache:
         self._redis = redis
         self._prefix = prefix
         self._local = local
-        self._clock = clock
         self._flight: SingleFlight[str, Result[UserInfo]] = SingleFlight()
         self._lock = threading.Lock()
         self._generation = 0
         self._down_until: float | None = None  # set while Redis is failing
         self._warned_unreadable = False
-        self._hits = 0
-        self._misses = 0
-        self._loads = 0
-        self._errors = 0
-        self._stale = 0
-        self._waits = 0
-        self._rate_limited = 0
-        self._backoff_seconds = 0.0
-        # endpoint -> clock() before which the Hub is not asked: the shared backoff's copy
-        # in this process, which also holds while Redis is down.
-        self._backoff_until: dict[str, float] = {}
-        self._stale_notice = StaleNotice()
-        self._hooks = RateLimitHooks()
         self._sharing: set[asyncio.Task[None]] = set()
-
-    @property
-    def ttl(self) -> float:
-        return self._ttl
-
-    @property
-    def negative_ttl(self) -> float:
-        return self._negative_ttl
-
-    @property
-    def stale_ttl(self) -> float:
-        return self._stale_ttl
 
     @property
     def wait_for_replica(self) -> float:
@@ -368,23 +342,20 @@ class RedisCache:
         # Tried even while Redis is considered down: a stale entry must not outlive recovery.
         await self._call("DEL", self._redis.delete, key)
 
-    @property
-    def stats(self) -> CacheStats:
-        """Redis hits and misses, Hub requests (``loads``), Redis failures, stale answers,
-        waits for another replica and the rate-limit backoff so far (``entries`` unknown);
-        ``cache.stats()`` works too."""
-        with self._lock:
-            return CacheStats(
-                hits=self._hits,
-                misses=self._misses,
-                loads=self._loads,
-                entries=None,
-                errors=self._errors,
-                stale=self._stale,
-                waits=self._waits,
-                rate_limited=self._rate_limited,
-                backoff_seconds=self._backoff_seconds,
+    def on_backoff(self, endpoint: str, seconds: float) -> None:
+        """The Hub said to wait ``seconds`` (the client will wait, then retry): tell the other
+        replicas now, not when the call returns."""
+        if self._rate_limit.heard(endpoint, seconds):
+            task = asyncio.get_running_loop().create_task(
+                self._share_backoff(endpoint, min(seconds, MAX_BACKOFF))
             )
+            self._sharing.add(task)
+            task.add_done_callback(self._sharing.discard)
+
+    def stats(self) -> CacheStats:
+        """Redis hits and misses, Hub requests, Redis failures, stale answers, waits for
+        another replica and the rate-limit backoff so far (``entries`` unknown): a snapshot."""
+        return self._tally.snapshot(entries=None)
 
     def __repr__(self) -> str:
         state = "up" if self.available else "down"
@@ -405,7 +376,7 @@ class RedisCache:
             return None
         if raw is _BAD_VALUE or not isinstance(raw, bytes | str):
             return _Unusable.INVALID
-        return unseal(self._mac_key, key, raw, time.time())
+        return unseal(self._mac_key, key, raw, self._clock())
 
     async def _get_or_load(
         self, key: str, token: str, load: Loader, endpoint: str
@@ -415,21 +386,17 @@ class RedisCache:
         if self._usable():
             cached = await self._read(key)
             if isinstance(cached, Ok | Err):
-                with self._lock:
-                    self._hits += 1
+                self._tally.add("hits")
                 return cached
             stale = cached if isinstance(cached, Stale) else None
             invalid = cached is _Unusable.INVALID
             if invalid:
                 self._unreadable()
+        self._tally.add("misses")
         with self._lock:
-            self._misses += 1
             generation = self._generation
-        remaining = await self._backoff_remaining(endpoint)
-        if remaining > 0:
-            with self._lock:
-                self._rate_limited += 1
-            return self._stale_or(rate_limited(remaining), stale)
+        if (limited := await self._while_backing_off(endpoint, stale)) is not None:
+            return limited
         lock = await self._take_lock(key)
         if lock is None:  # another process is asking the Hub: wait for its answer
             answer = await self._wait_for_answer(key)
@@ -437,23 +404,18 @@ class RedisCache:
                 return answer
             # No answer stored: the holder may have been rate-limited, and then it shared a
             # backoff that must stop us too (rather than every waiter asking at once).
-            remaining = await self._backoff_remaining(endpoint)
-            if remaining > 0:
-                with self._lock:
-                    self._rate_limited += 1
-                return self._stale_or(rate_limited(remaining), stale)
+            if (limited := await self._while_backing_off(endpoint, stale)) is not None:
+                return limited
         elif lock:
             # The lock was free: its last holder may have stored the answer since our read.
             cached = await self._read(key)
             if isinstance(cached, Ok | Err):
                 await self._release(key, lock)
-                with self._lock:
-                    self._waits += 1
+                self._tally.add("waits")
                 return cached
-        heard = self._listen(load, endpoint)
+        heard = self._rate_limit.heard_count(endpoint)
         try:
-            with self._lock:
-                self._loads += 1
+            self._tally.add("hub_requests")
             result = await load(token)
             if self._sharing:  # a backoff heard during the load: shared before we answer
                 loop = asyncio.get_running_loop()
@@ -477,37 +439,43 @@ class RedisCache:
         generation: int,
         endpoint: str,
         replaces: bool,
-        heard: bool,
+        heard: int,
     ) -> None:
-        """Store ``result`` under ``key`` (or drop what is there), start a backoff on a 429
-        (counted when the Hub said it, not a backoff's remainder, and no listener did)."""
-        if isinstance(result, Err) and (wait := backoff_wait(result)) is not None:
-            counted = result.error.status == 429 and not heard
-            if self._note_backoff(endpoint, wait, counted=counted):
-                await self._share_backoff(endpoint, wait)
-        seconds = int(cache_lifetime(result, self._ttl, self._negative_ttl))
+        """Store ``result`` under ``key`` (or drop what is there), start a backoff on a 429."""
+        if self._rate_limit.after_load(endpoint, result, heard):
+            await self._share_backoff(endpoint, self._rate_limit.remaining(endpoint))
+        now = int(self._clock())
+        seconds = int(cache_lifetime(result, self._ttl, self._negative_ttl, now=now))
         if generation != self._generation or not self._usable():
             return
         if seconds >= 1:
-            now = int(time.time())
-            stale_seconds = int(stale_lifetime(result, self._ttl, self._stale_ttl))
+            stale_seconds = int(stale_lifetime(result, self._ttl, self._stale_ttl, now=now))
             stale_until = now + stale_seconds if stale_seconds > seconds else None
-            # Wall-clock expiry inside the value: replicas share it, Redis's own TTL
-            # does not protect it (PERSIST, a restored snapshot).
+            # The expiry inside the value decides (on the clock): replicas share it, and
+            # Redis's own TTL does not protect it (PERSIST, a restored snapshot).
             value = seal(self._mac_key, key, now + seconds, result, stale_until=stale_until)
             await self._call("SET", self._redis.set, key, value, ex=max(seconds, stale_seconds))
         elif replaces and (isinstance(result, Ok) or result.error.kind in REPLACES_STALE):
             # An unreadable value, or a stale one the Hub has now refused: gone.
             await self._call("DEL", self._redis.delete, key)
 
+    async def _while_backing_off(
+        self, endpoint: str, stale: Stale | None
+    ) -> Result[UserInfo] | None:
+        """The answer while a rate-limit backoff lasts (stale, or ``Err(rate_limited)``);
+        ``None`` when the Hub may be asked."""
+        remaining = await self._backoff_remaining(endpoint)
+        if remaining <= 0:
+            return None
+        self._tally.add("rate_limited")
+        return self._stale_or(rate_limited(remaining), stale)
+
     def _stale_or(self, result: Err[HubAuthError], stale: Stale | None) -> Result[UserInfo]:
         """The stale answer when ``result`` says the Hub cannot be asked, else ``result``."""
         error = result.error
         if stale is None or error.kind not in STALE_IF:
             return result
-        with self._lock:
-            self._stale += 1
-        self._stale_notice.served(error, self._stale_ttl)
+        self._serving_stale(error)
         return stale.result
 
     # -- single-flight across replicas ------------------------------------------------------
@@ -546,8 +514,7 @@ class RedisCache:
             pause = min(pause * 2, 0.05)
             cached = await self._read(key)
             if isinstance(cached, Ok | Err):
-                with self._lock:
-                    self._waits += 1
+                self._tally.add("waits")
                 return cached
             if self._clock() >= deadline or not self._usable():
                 return None
@@ -556,8 +523,7 @@ class RedisCache:
                 # Released: the answer is there now, or was not kept (an error).
                 cached = await self._read(key)
                 if isinstance(cached, Ok | Err):
-                    with self._lock:
-                        self._waits += 1
+                    self._tally.add("waits")
                     return cached
                 return None
 
@@ -568,45 +534,27 @@ class RedisCache:
 
     async def _backoff_remaining(self, endpoint: str) -> float:
         """Seconds left of a rate-limit backoff for ``endpoint`` (this process's or Redis's)."""
-        local = self._backoff_until.get(endpoint, 0.0) - self._clock()
+        local = self._rate_limit.remaining(endpoint)
         if local > 0 or not self._usable():
-            return max(local, 0.0)
-        milliseconds = await self._call("PTTL", self._redis.pttl, self._backoff_key(endpoint))
-        if not isinstance(milliseconds, int) or milliseconds <= 0:  # -2 none, -1 no expiry
+            return local
+        stamp = await self._call("GET", self._redis.get, self._backoff_key(endpoint))
+        try:
+            remaining = min(float(stamp) - self._clock(), MAX_BACKOFF)
+        except (TypeError, ValueError):  # no backoff (None), or not ours
             return 0.0
-        remaining = min(milliseconds / 1000, MAX_BACKOFF)
-        with self._lock:
-            self._backoff_until[endpoint] = self._clock() + remaining
+        if not remaining > 0:  # over, or NaN
+            return 0.0
+        self._rate_limit.extend(endpoint, remaining, counted=False)
         return remaining
 
-    def _listen(self, load: Loader, endpoint: str) -> bool:
-        """Whether ``load``'s client tells this cache about backoffs (hooked on first use)."""
-        return self._hooks.hook(load, functools.partial(self._heard_backoff, endpoint))
-
-    def _heard_backoff(self, endpoint: str, wait: float) -> None:
-        """The Hub just said to back off (the client will wait, then retry): tell the other
-        replicas now, not when the call returns."""
-        if self._note_backoff(endpoint, wait, counted=True):
-            task = asyncio.get_running_loop().create_task(self._share_backoff(endpoint, wait))
-            self._sharing.add(task)
-            task.add_done_callback(self._sharing.discard)
-
-    def _note_backoff(self, endpoint: str, wait: float, *, counted: bool) -> bool:
-        """Remember a backoff in this process; whether it is longer than the one known."""
-        with self._lock:
-            until = self._clock() + wait
-            if until <= self._backoff_until.get(endpoint, 0.0):
-                return False
-            self._backoff_until[endpoint] = until
-            if counted:
-                self._backoff_seconds += wait
-        return True
-
     async def _share_backoff(self, endpoint: str, wait: float) -> None:
+        """Tell every replica: the backoff's end as a stamp on the clock (Redis's ``PX``
+        only evicts it)."""
         if self._usable():
+            until = b"%.3f" % (self._clock() + wait)
             milliseconds = max(1, int(wait * 1000))
             await self._call(
-                "SET", self._redis.set, self._backoff_key(endpoint), b"1", px=milliseconds
+                "SET", self._redis.set, self._backoff_key(endpoint), until, px=milliseconds
             )
 
     def _usable(self) -> bool:
@@ -623,7 +571,8 @@ class RedisCache:
                     if not _is_dropped_connection(exc):
                         raise
                     # A pooled connection Redis closed (a restart): the client reconnects on
-                    # the next try. Without this each dead connection cost `backoff` seconds.
+                    # the next try, within the same timeout. Without this each dead
+                    # connection cost `backoff` seconds.
                     value = await method(*args, **kwargs)
         # The cache must never fail a request: whatever the client raises (connection,
         # protocol, a misconfigured client), the answer comes from the Hub instead.
@@ -638,8 +587,8 @@ class RedisCache:
         return value
 
     def _failed(self, operation: str, reason: str) -> None:
+        self._tally.add("errors")
         with self._lock:
-            self._errors += 1
             first = self._down_until is None
             self._down_until = self._clock() + self._backoff
         if first:
@@ -660,8 +609,8 @@ class RedisCache:
     def _unreadable(self) -> None:
         # Redis works, one value does not (another program's key, a future format, a forgery):
         # the fresh answer will replace it, and Redis is not put aside for it.
+        self._tally.add("errors")
         with self._lock:
-            self._errors += 1
             first, self._warned_unreadable = not self._warned_unreadable, True
         log = logger.warning if first else logger.debug
         log(
@@ -677,23 +626,28 @@ def _lock_key(key: str) -> str:
 
 
 def _is_dropped_connection(exc: Exception) -> bool:
-    """Whether a redis-py call failed on a connection the server had closed."""
+    """Whether a redis-py call failed on its connection (one the server closed, say)."""
     try:
         from redis.exceptions import ConnectionError as RedisConnectionError
     except ImportError:  # pragma: no cover - a client that is not redis-py
         return False
-    return isinstance(exc, RedisConnectionError) and "closed" in str(exc).lower()
+    return isinstance(exc, RedisConnectionError)
 
 
 def _is_bad_value(exc: Exception) -> bool:
-    """Whether Redis answered, but about a value that is not a string we can read."""
+    """Whether Redis answered, but about a value that is not a string we can read.
+
+    ``WRONGTYPE`` has no class of its own in redis-py: it is a plain ``ResponseError``. Its
+    subclasses (``READONLY``, ``OOM``, ``NOPERM``, ``LOADING``...) say Redis itself is in
+    trouble, and are failures.
+    """
     if isinstance(exc, UnicodeDecodeError):  # decode_responses=True and bytes that are not UTF-8
         return True
     try:
         from redis.exceptions import ResponseError
     except ImportError:  # pragma: no cover - a client that is not redis-py
         return False
-    return isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE")
+    return type(exc) is ResponseError
 
 
 def _describe(exc: BaseException) -> str:

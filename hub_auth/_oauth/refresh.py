@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Final, TypeGuard
 import anyio.from_thread
 import anyio.to_thread
 
-from hub_auth._cache.memory import SingleFlight
+from hub_auth._cache.flight import SingleFlight
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._login.store import entry_token

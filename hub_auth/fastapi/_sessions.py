@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from hub_auth._cache.memory import check_secret
+from hub_auth._cache.policy import check_secret
 
 if TYPE_CHECKING:
     import redis.asyncio
