@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -19,8 +20,8 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from hub_auth import HubAuth, StoredToken
-from hub_auth._login.files import LoginEntry, list_logins, remove_login
+from hub_auth import HubAuth, LogoutInfo, StoredToken, SwitchInfo
+from hub_auth._login.files import list_logins, remove_login, switch_login
 from hub_auth._login.git import approve
 from hub_auth._login.prompt import terminal_text
 from hub_auth._login.store import TokenStore
@@ -66,12 +67,35 @@ CALLERS: dict[str, Callable[[str | None], list[str]]] = {
 # -- one entry type ----------------------------------------------------------------------------
 
 
-def test_login_entry_is_stored_token_without_pydantic(store: TokenStore) -> None:
-    assert [f.name for f in dataclasses.fields(LoginEntry)] == list(StoredToken.model_fields)
-    entries = list_logins(store, {}).unwrap().entries
+def test_the_cli_lists_the_public_stored_token_type(store: TokenStore) -> None:
     public = store.list_tokens().unwrap()
-    assert [StoredToken(**dataclasses.asdict(entry)) for entry in entries] == public
-    assert [entry.as_json() for entry in entries] == [t.model_dump(mode="json") for t in public]
+    assert list_logins(store, {}).unwrap().tokens == tuple(public)
+    assert all(type(token) is StoredToken for token in public)
+    listed = CliRunner().invoke(main, ["list", "--json"])
+    assert json.loads(listed.stdout) == [token.model_dump(mode="json") for token in public]
+
+
+def test_switch_and_logout_return_the_public_types(store: TokenStore) -> None:
+    switched = switch_login(store, "spare", {}).unwrap()
+    assert type(switched) is SwitchInfo
+    assert switched == SwitchInfo(token_name="spare")
+    assert switched.token == OTHER
+    assert switched.model_dump() == {"token_name": "spare", "notes": ()}
+    logged_out = remove_login(store, "work", {}).unwrap()
+    assert type(logged_out) is LogoutInfo
+    assert logged_out.model_dump(mode="json") == {
+        "removed": ["work"],
+        "removed_active": False,
+        "notes": [],
+    }
+
+
+def test_outcomes_are_frozen_and_hashable(store: TokenStore) -> None:
+    token = store.list_tokens().unwrap()[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        token.active = False  # type: ignore[misc]
+    assert hash(token) == hash(dataclasses.replace(token))
+    assert not hasattr(token, "__dict__")  # slotted: small, and no attribute can be added
 
 
 def test_shared_modules_load_neither_aiohttp_nor_pydantic() -> None:
