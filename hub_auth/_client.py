@@ -118,6 +118,8 @@ class HubAuth:
             match await auth.whoami():
                 case Ok(user):
                     print(user.username, user.organizations)
+                case Err(error) if error.kind is ErrorKind.NO_TOKEN:
+                    print("not logged in: run `hub-auth login`")
                 case Err(error):
                     print(error.kind, error)
 

@@ -15,7 +15,6 @@ out of ``repr``, equality and both dumps, and their values mask themselves in an
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -50,6 +49,8 @@ class _Outcome:
 
     def model_dump_json(self, *, indent: int | None = None) -> str:
         """``model_dump(mode="json")`` as a JSON string."""
+        import json  # only here: `hub-auth token` loads this module and never needs json
+
         separators = (",", ":") if indent is None else None
         return json.dumps(self.model_dump(mode="json"), indent=indent, separators=separators)
 
