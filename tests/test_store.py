@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth import LogoutInfo
+from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._login.store import TokenStore
 from hub_auth._result import Err, Ok
 
