@@ -24,8 +24,8 @@ Output rules: results go to stdout, notes and errors to stderr. An error is one 
 with exit status 1 (click's usage errors keep status 2), never a traceback. ``hub-auth
 token`` is the only command that prints a token; everything else shows it masked, usage
 errors included (``hub-auth login hf_...``). Text from the Hub or from ``stored_tokens`` is
-printed with control characters escaped (``_login.prompt.terminal_text``), so no escape sequence
-reaches the terminal; ``--json`` output is JSON-escaped.
+printed with control characters escaped (``_login.prompt.terminal_text``), so no escape
+sequence reaches the terminal; ``--json`` output is JSON-escaped.
 """
 
 from __future__ import annotations
@@ -350,9 +350,9 @@ def _device_login(settings: Settings, add_to_git: bool) -> None:
 def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``run()``, which may prompt on the terminal; Ctrl-C ends with status 1.
 
-    ``HubAuth.login`` asks through ``_login.prompt.ask_for_token``, which restores the terminal's
-    settings itself when Ctrl-C cancels the wait; here the interrupt becomes a message and
-    status 1.
+    ``HubAuth.login`` asks through ``_login.prompt.ask_for_token``, which restores the
+    terminal's settings itself when Ctrl-C cancels the wait; here the interrupt becomes a
+    message and status 1.
     """
     import asyncio
 
