@@ -6,6 +6,7 @@ against real login files and, for git credentials, real git with its ``store`` h
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import dataclasses
 import json
@@ -115,6 +116,40 @@ def test_outcomes_never_show_a_token(store: TokenStore) -> None:
         assert TOKEN not in shown
         assert OTHER not in shown
     assert set(logged_out.removed_tokens) == {TOKEN, OTHER}
+
+
+# The login layer, lowest first: a module imports only those before it (at the top, in
+# functions and under TYPE_CHECKING alike), so there is no cycle and no upward import.
+LAYERS = [
+    "hub_auth._login.outcomes",
+    "hub_auth._login.store",
+    "hub_auth._login.git",
+    "hub_auth._login.files",
+    "hub_auth._login.prompt",
+    "hub_auth._client",
+    "hub_auth.cli._demo",
+    "hub_auth.cli",
+]
+
+
+def imported_modules(module: str) -> set[str]:
+    source = Path(__file__).resolve().parents[1].joinpath(*module.split("."))
+    path = source / "__init__.py" if source.is_dir() else source.with_suffix(".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("position", range(len(LAYERS)))
+def test_the_login_layer_imports_only_downwards(position: int) -> None:
+    module = LAYERS[position]
+    upward = imported_modules(module) & set(LAYERS[position:])
+    assert upward == set(), f"{module} imports {sorted(upward)}"
 
 
 # -- the same rules through both callers --------------------------------------------------------
