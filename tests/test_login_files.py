@@ -152,6 +152,21 @@ def test_the_login_layer_imports_only_downwards(position: int) -> None:
     assert upward == set(), f"{module} imports {sorted(upward)}"
 
 
+def test_the_cli_calls_no_private_method_of_the_client() -> None:
+    # The browser login at a terminal has one home (_client.interactive_device_login).
+    cli = Path(__file__).resolve().parents[1] / "hub_auth" / "cli"
+    private = [
+        f"{path.name}:{node.lineno} auth.{node.attr}"
+        for path in sorted(cli.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "auth"
+        and node.attr.startswith("_")
+    ]
+    assert private == []
+
+
 # -- the same rules through both callers --------------------------------------------------------
 
 
