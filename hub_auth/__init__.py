@@ -26,15 +26,13 @@ if TYPE_CHECKING:
     from hub_auth._cache.memory import MemoryCache
     from hub_auth._cache.redis import RedisCache
     from hub_auth._client import HubAuth
+    from hub_auth._login.outcomes import LogoutInfo, StoredToken, SwitchInfo
     from hub_auth._login.store import TokenStore
     from hub_auth._models import (
         DeviceCode,
         FineGrainedScope,
         LoginInfo,
-        LogoutInfo,
         OrgInfo,
-        StoredToken,
-        SwitchInfo,
         TokenInfo,
         UserInfo,
     )
@@ -54,10 +52,10 @@ _LAZY = {
     "HubAuthSync": "hub_auth._sync",
     "LoopRunningError": "hub_auth._sync_support",
     "LoginInfo": "hub_auth._models",
-    "LogoutInfo": "hub_auth._models",
+    "LogoutInfo": "hub_auth._login.outcomes",
     "OrgInfo": "hub_auth._models",
-    "StoredToken": "hub_auth._models",
-    "SwitchInfo": "hub_auth._models",
+    "StoredToken": "hub_auth._login.outcomes",
+    "SwitchInfo": "hub_auth._login.outcomes",
     "TokenInfo": "hub_auth._models",
     "TokenStore": "hub_auth._login.store",
     "UserInfo": "hub_auth._models",

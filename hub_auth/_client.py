@@ -9,6 +9,7 @@ where it happens.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -16,7 +17,6 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import anyio.to_thread
@@ -26,13 +26,8 @@ from hub_auth._cache import WhoamiCache
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._http import HubClient, RetryPolicy
 from hub_auth._login import git as _git
-from hub_auth._login.files import (
-    forget_git_credentials,
-    list_logins,
-    remove_login,
-    stored_tokens,
-    switch_login,
-)
+from hub_auth._login.files import forget_git_credentials, remove_login, switch_login
+from hub_auth._login.outcomes import LogoutInfo, StoredToken, SwitchInfo
 from hub_auth._login.prompt import (
     ask_for_token,
     ask_login_method,
@@ -41,14 +36,7 @@ from hub_auth._login.prompt import (
     stdin_is_terminal,
 )
 from hub_auth._login.store import TokenStore
-from hub_auth._models import (
-    DeviceCode,
-    LoginInfo,
-    LogoutInfo,
-    StoredToken,
-    SwitchInfo,
-    UserInfo,
-)
+from hub_auth._models import DeviceCode, LoginInfo, UserInfo
 from hub_auth._oauth import device as _device
 from hub_auth._oauth.exchange import OidcExchanger, oidc_resource
 from hub_auth._oauth.refresh import StoredTokenRefresher, oauth_client_id
@@ -64,9 +52,11 @@ from hub_auth._tokens import MaskedStr, check_format
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["HubAuth"]
+__all__ = ["HubAuth", "interactive_device_login"]
 
 logger = logging.getLogger("hub_auth")
+
+_KEEPS_GIVEN_TOKEN = "this client was given a token explicitly; it keeps using that one"
 
 
 def _plain(token: str | SecretStr, what: str = "token") -> str:
@@ -109,6 +99,8 @@ class HubAuth:
             match await auth.whoami():
                 case Ok(user):
                     print(user.username, user.organizations)
+                case Err(error) if error.kind is ErrorKind.NO_TOKEN:
+                    print("not logged in: run `hub-auth login`")
                 case Err(error):
                     print(error.kind, error)
 
@@ -201,12 +193,7 @@ class HubAuth:
         self._check_open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -391,8 +378,8 @@ class HubAuth:
         if (reason := check_format(plain)) is not None:
             return _invalid(reason)
         previous, self._token = self._token, plain
-        if previous is not None and previous != plain and self._cache is not None:
-            await self._cache.invalidate(previous, endpoint=self._settings.endpoint)
+        if previous is not None and previous != plain:
+            await self._forget_cached(previous)
         return Ok(None)
 
     async def auth_headers(
@@ -495,7 +482,7 @@ class HubAuth:
         if add_to_git_credentials:
             notes.extend(await self._git_approve(plain))
         if self._token is not None and self._token != plain:
-            notes.append("this client was given a token explicitly; it keeps using that one")
+            notes.append(_KEEPS_GIVEN_TOKEN)
         logger.info("logged in as %s; token stored as %r", user.username, name)
         return Ok(LoginInfo(user=user, token_name=name, notes=tuple(notes)))
 
@@ -530,23 +517,12 @@ class HubAuth:
             )
         match await ask_login_method():
             case Ok("browser"):
-                return await self._interactive_device_login(add_to_git_credentials=not ask_git)
+                return await interactive_device_login(self, add_to_git_credentials=not ask_git)
             case Ok(_):
                 return await ask_for_token(ask_git=ask_git)
             case Err() as err:
                 return err
         raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _interactive_device_login(self, *, add_to_git_credentials: bool) -> Result[LoginInfo]:
-        """The browser login of ``login()`` on a terminal: show the URL and the code, wait."""
-        started = await self.start_device_login()
-        if isinstance(started, Err):
-            return started
-        show_device_code(started.value)
-        with show_device_pending() as on_pending:
-            return await self._complete_device_login(
-                started.value, add_to_git_credentials=add_to_git_credentials, on_pending=on_pending
-            )
 
     async def start_device_login(self) -> Result[DeviceCode]:
         """Start a login through the browser (the OAuth device flow, RFC 8628).
@@ -643,7 +619,7 @@ class HubAuth:
             notes.extend(await self._git_approve(grant.access_token))
             notes.append("git credentials keep this token until you log in again")
         if self._token is not None:
-            notes.append("this client was given a token explicitly; it keeps using that one")
+            notes.append(_KEEPS_GIVEN_TOKEN)
         logger.info("logged in as %s through the browser; token stored as %r", user.username, name)
         return Ok(LoginInfo(user=user, token_name=name, notes=tuple(notes), expires_at=expires_at))
 
@@ -669,38 +645,49 @@ class HubAuth:
         )
         if isinstance(logged_out, Err):
             return logged_out
-        outcome = logged_out.value
-        stale = [*outcome.removed_tokens, *([self._token] if self._token else [])]
+        stale = [*logged_out.value.removed_tokens, *([self._token] if self._token else [])]
         self._token = None
-        if self._cache is not None:
-            for token in stale:
-                await self._cache.invalidate(token, endpoint=self._settings.endpoint)
-        outcome = await forget_git_credentials(outcome, self._settings.endpoint)
-        return Ok(
-            LogoutInfo(
-                removed=tuple(outcome.removed_names),
-                removed_active=outcome.removed_active,
-                notes=tuple(outcome.notes),
-            )
-        )
+        for token in stale:
+            await self._forget_cached(token)
+        return Ok(await forget_git_credentials(token_name, logged_out.value, self.endpoint))
 
     async def list_tokens(self) -> Result[list[StoredToken]]:
         """The tokens in ``stored_tokens`` (masked), the active one flagged."""
         self._check_open()
-        return list_logins(self._store, {}).map(stored_tokens)  # no notes in the result
+        return self._store.list_tokens()
 
     async def switch_token(self, token_name: str) -> Result[SwitchInfo]:
         """Make the stored token ``token_name`` the active one (``Err(not_found)`` if unknown)."""
         self._check_open()
+        previous = self._store.read_active().unwrap_or(None)
         switched = await anyio.to_thread.run_sync(
             switch_login, self._store, token_name, self._environ()
         )
         if isinstance(switched, Err):
             return switched
-        done = switched.value
-        if self._cache is not None and done.previous is not None and done.previous != done.token:
-            await self._cache.invalidate(done.previous, endpoint=self._settings.endpoint)
-        notes = list(done.notes)
+        info = switched.value
+        if previous is not None and previous != info.token:
+            await self._forget_cached(previous)
         if self._token is not None:
-            notes.append("this client was given a token explicitly; it keeps using that one")
-        return Ok(SwitchInfo(token_name=token_name, notes=tuple(notes)))
+            info = dataclasses.replace(info, notes=(*info.notes, _KEEPS_GIVEN_TOKEN))
+        return Ok(info)
+
+    async def _forget_cached(self, token: str) -> None:
+        """Drop what the whoami cache, if any, holds for ``token``."""
+        if self._cache is not None:
+            await self._cache.invalidate(token, endpoint=self._settings.endpoint)
+
+
+async def interactive_device_login(
+    auth: HubAuth, *, add_to_git_credentials: bool
+) -> Result[LoginInfo]:
+    """The browser login at a terminal, shared by ``HubAuth.login()`` and ``hub-auth login``:
+    show the URL and the code, print a dot per poll while waiting, then store the token."""
+    started = await auth.start_device_login()
+    if isinstance(started, Err):
+        return started
+    show_device_code(started.value)
+    with show_device_pending() as on_pending:
+        return await auth._complete_device_login(
+            started.value, add_to_git_credentials=add_to_git_credentials, on_pending=on_pending
+        )

@@ -1,5 +1,8 @@
 """Pydantic models of what the Hub sends and what hub_auth returns.
 
+(The results of the local operations, ``StoredToken``, ``SwitchInfo`` and ``LogoutInfo``, are
+plain dataclasses in ``_login.outcomes``: the CLI's local commands must not import pydantic.)
+
 Wire payloads use camelCase; the models use snake_case attributes with camelCase aliases.
 Unknown fields are ignored (the Hub adds fields over time), missing optional ones are ``None``.
 
@@ -27,10 +30,7 @@ __all__ = [
     "DeviceCode",
     "FineGrainedScope",
     "LoginInfo",
-    "LogoutInfo",
     "OrgInfo",
-    "StoredToken",
-    "SwitchInfo",
     "TokenInfo",
     "UserInfo",
 ]
@@ -252,29 +252,3 @@ class DeviceCode(_HubModel):
     interval: float
     """Seconds to wait between two polls (the Hub may ask for more with ``slow_down``)."""
     device_code: SecretStr = Field(repr=False)
-
-
-class StoredToken(_HubModel):
-    """One entry of ``stored_tokens``, as ``list_tokens`` shows it (the token masked)."""
-
-    name: str
-    masked_token: str
-    active: bool = False
-    expires_at: datetime | None = None
-
-
-class LogoutInfo(_HubModel):
-    """What ``logout`` removed, and what still authenticates afterwards."""
-
-    removed: tuple[str, ...] = ()
-    """Names of the ``stored_tokens`` entries removed."""
-    removed_active: bool = False
-    """Whether the active token file was removed."""
-    notes: tuple[str, ...] = ()
-
-
-class SwitchInfo(_HubModel):
-    """What ``switch_token`` made active."""
-
-    token_name: str
-    notes: tuple[str, ...] = ()

@@ -22,7 +22,8 @@ from pydantic import SecretStr
 
 from hub_auth._cache import WhoamiCache
 from hub_auth._client import HubAuth
-from hub_auth._models import DeviceCode, LoginInfo, LogoutInfo, StoredToken, SwitchInfo, UserInfo
+from hub_auth._login.outcomes import LogoutInfo, StoredToken, SwitchInfo
+from hub_auth._models import DeviceCode, LoginInfo, UserInfo
 from hub_auth._result import Result
 from hub_auth._sync import HubAuthSync
 

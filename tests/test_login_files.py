@@ -6,8 +6,10 @@ against real login files and, for git credentials, real git with its ``store`` h
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -19,8 +21,8 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
-from hub_auth import HubAuth, StoredToken
-from hub_auth._login.files import LoginEntry, list_logins, remove_login
+from hub_auth import HubAuth, LogoutInfo, StoredToken, SwitchInfo
+from hub_auth._login.files import list_logins, remove_login, switch_login
 from hub_auth._login.git import approve
 from hub_auth._login.prompt import terminal_text
 from hub_auth._login.store import TokenStore
@@ -66,12 +68,35 @@ CALLERS: dict[str, Callable[[str | None], list[str]]] = {
 # -- one entry type ----------------------------------------------------------------------------
 
 
-def test_login_entry_is_stored_token_without_pydantic(store: TokenStore) -> None:
-    assert [f.name for f in dataclasses.fields(LoginEntry)] == list(StoredToken.model_fields)
-    entries = list_logins(store, {}).unwrap().entries
+def test_the_cli_lists_the_public_stored_token_type(store: TokenStore) -> None:
     public = store.list_tokens().unwrap()
-    assert [StoredToken(**dataclasses.asdict(entry)) for entry in entries] == public
-    assert [entry.as_json() for entry in entries] == [t.model_dump(mode="json") for t in public]
+    assert list_logins(store, {}).unwrap().tokens == tuple(public)
+    assert all(type(token) is StoredToken for token in public)
+    listed = CliRunner().invoke(main, ["list", "--json"])
+    assert json.loads(listed.stdout) == [token.model_dump(mode="json") for token in public]
+
+
+def test_switch_and_logout_return_the_public_types(store: TokenStore) -> None:
+    switched = switch_login(store, "spare", {}).unwrap()
+    assert type(switched) is SwitchInfo
+    assert switched == SwitchInfo(token_name="spare")
+    assert switched.token == OTHER
+    assert switched.model_dump() == {"token_name": "spare", "notes": ()}
+    logged_out = remove_login(store, "work", {}).unwrap()
+    assert type(logged_out) is LogoutInfo
+    assert logged_out.model_dump(mode="json") == {
+        "removed": ["work"],
+        "removed_active": False,
+        "notes": [],
+    }
+
+
+def test_outcomes_are_frozen_and_hashable(store: TokenStore) -> None:
+    token = store.list_tokens().unwrap()[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        token.active = False  # type: ignore[misc]
+    assert hash(token) == hash(dataclasses.replace(token))
+    assert not hasattr(token, "__dict__")  # slotted: small, and no attribute can be added
 
 
 def test_shared_modules_load_neither_aiohttp_nor_pydantic() -> None:
@@ -91,6 +116,55 @@ def test_outcomes_never_show_a_token(store: TokenStore) -> None:
         assert TOKEN not in shown
         assert OTHER not in shown
     assert set(logged_out.removed_tokens) == {TOKEN, OTHER}
+
+
+# The login layer, lowest first: a module imports only those before it (at the top, in
+# functions and under TYPE_CHECKING alike), so there is no cycle and no upward import.
+LAYERS = [
+    "hub_auth._login.outcomes",
+    "hub_auth._login.store",
+    "hub_auth._login.git",
+    "hub_auth._login.files",
+    "hub_auth._login.prompt",
+    "hub_auth._client",
+    "hub_auth.cli._demo",
+    "hub_auth.cli",
+]
+
+
+def imported_modules(module: str) -> set[str]:
+    source = Path(__file__).resolve().parents[1].joinpath(*module.split("."))
+    path = source / "__init__.py" if source.is_dir() else source.with_suffix(".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("position", range(len(LAYERS)))
+def test_the_login_layer_imports_only_downwards(position: int) -> None:
+    module = LAYERS[position]
+    upward = imported_modules(module) & set(LAYERS[position:])
+    assert upward == set(), f"{module} imports {sorted(upward)}"
+
+
+def test_the_cli_calls_no_private_method_of_the_client() -> None:
+    # The browser login at a terminal has one home (_client.interactive_device_login).
+    cli = Path(__file__).resolve().parents[1] / "hub_auth" / "cli"
+    private = [
+        f"{path.name}:{node.lineno} auth.{node.attr}"
+        for path in sorted(cli.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "auth"
+        and node.attr.startswith("_")
+    ]
+    assert private == []
 
 
 # -- the same rules through both callers --------------------------------------------------------

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from hub_auth import HubAuth, MemoryCache, OrgInfo, TokenInfo, UserInfo, _models
+from hub_auth import (
+    HubAuth,
+    LogoutInfo,
+    MemoryCache,
+    OrgInfo,
+    SwitchInfo,
+    TokenInfo,
+    UserInfo,
+    _models,
+)
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 SAMPLES = Path(__file__).parent / "data" / "whoami-v2"
@@ -167,8 +176,8 @@ def test_login_logout_and_switch_results_hold_tuples() -> None:
     user = UserInfo(username="ada")
     results = [
         _models.LoginInfo(user=user, token_name="t", notes=["a note"]),  # type: ignore[arg-type]
-        _models.LogoutInfo(removed=["t"], notes=["a note"]),  # type: ignore[arg-type]
-        _models.SwitchInfo(token_name="t", notes=["a note"]),  # type: ignore[arg-type]
+        LogoutInfo(removed=["t"], notes=["a note"]),  # type: ignore[arg-type]
+        SwitchInfo(token_name="t", notes=["a note"]),  # type: ignore[arg-type]
     ]
     for result in results:
         for field_name in ("notes", "removed"):

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from hub_auth import LogoutInfo
 from hub_auth._errors import ErrorKind, HubAuthError
-from hub_auth._login.store import RemoveOutcome, TokenStore
+from hub_auth._login.store import TokenStore
 from hub_auth._result import Err, Ok
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -352,19 +353,15 @@ def test_remove_everything(store: TokenStore) -> None:
     assert store.save("a", TOKEN_A) == Ok(None)
     assert store.save("b", TOKEN_B) == Ok(None)
     result = store.remove()
-    assert result == Ok(
-        RemoveOutcome(
-            removed_names=["a", "b"], removed_active=True, removed_token_values=[TOKEN_A, TOKEN_B]
-        )
-    )
+    assert result == Ok(LogoutInfo(removed=("a", "b"), removed_active=True))
     assert not store.token_path.exists()
     assert not store.stored_tokens_path.exists()
     assert TOKEN_A not in repr(result)
     assert TOKEN_B not in repr(result)
     assert isinstance(result, Ok)
-    assert result.value.removed_token_values == [TOKEN_A, TOKEN_B]
+    assert result.value.removed_tokens == (TOKEN_A, TOKEN_B)
     # Nothing left to remove is not an error.
-    assert store.remove() == Ok(RemoveOutcome(removed_names=[], removed_active=False))
+    assert store.remove() == Ok(LogoutInfo(removed=(), removed_active=False))
 
 
 def test_remove_everything_also_clears_a_corrupt_file(store: TokenStore) -> None:
@@ -372,7 +369,8 @@ def test_remove_everything_also_clears_a_corrupt_file(store: TokenStore) -> None
     store.stored_tokens_path.write_bytes(b"\xff\xfe not ini")
     store.token_path.write_text(TOKEN_A)
     outcome = store.remove()
-    assert outcome == Ok(RemoveOutcome([], removed_active=True, removed_token_values=[TOKEN_A]))
+    assert outcome == Ok(LogoutInfo(removed=(), removed_active=True))
+    assert outcome.unwrap().removed_tokens == (TOKEN_A,)
     assert not store.stored_tokens_path.exists()
     assert not store.token_path.exists()
 
@@ -381,7 +379,8 @@ def test_remove_the_active_entry_deletes_the_token_file(store: TokenStore) -> No
     assert store.save("a", TOKEN_A, activate=False) == Ok(None)
     assert store.save("b", TOKEN_B) == Ok(None)
     result = store.remove("b")
-    assert result == Ok(RemoveOutcome(["b"], removed_active=True, removed_token_values=[TOKEN_B]))
+    assert result == Ok(LogoutInfo(removed=("b",), removed_active=True))
+    assert result.unwrap().removed_tokens == (TOKEN_B,)
     assert TOKEN_B not in repr(result)
     assert not store.token_path.exists()
     assert store.read_entries() == Ok({"a": {"hf_token": TOKEN_A}})
@@ -390,9 +389,9 @@ def test_remove_the_active_entry_deletes_the_token_file(store: TokenStore) -> No
 def test_remove_another_entry_keeps_the_token_file(store: TokenStore) -> None:
     assert store.save("a", TOKEN_A, activate=False) == Ok(None)
     assert store.save("b", TOKEN_B) == Ok(None)
-    assert store.remove("a") == Ok(
-        RemoveOutcome(["a"], removed_active=False, removed_token_values=[TOKEN_A])
-    )
+    removed = store.remove("a")
+    assert removed == Ok(LogoutInfo(removed=("a",), removed_active=False))
+    assert removed.unwrap().removed_tokens == (TOKEN_A,)
     assert store.read_active() == Ok(TOKEN_B)
     assert store.remove("b").is_ok()
     assert store.stored_tokens_path.read_text() == ""

@@ -138,8 +138,9 @@ def test_stored_entries_and_logout_outcome_are_masked(hf_home: Path) -> None:
     entries = store.read_entries().unwrap()
     assert not _raw_in(repr(entries)) and "r" * 30 not in repr(entries)
     removed = store.remove().unwrap()
-    assert removed.removed_token_values == [TOKEN]
-    assert not _raw_in(repr(removed.removed_token_values))
+    assert removed.removed_tokens == (TOKEN,)
+    assert not _raw_in(repr(removed.removed_tokens))
+    assert not _raw_in(repr(removed)) and not _raw_in(str(removed.model_dump(mode="json")))
 
 
 # -- a locals-capturing error reporter records no token --------------------------------------

@@ -25,7 +25,7 @@ from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import clean_token, scrub
 
 if TYPE_CHECKING:
-    from hub_auth._login.files import LoginEntry
+    from hub_auth._login.outcomes import StoredToken
     from hub_auth._models import DeviceCode
 
 __all__ = [
@@ -206,7 +206,7 @@ def show_device_pending() -> Iterator[Callable[[], None]]:
 # -- the menu of stored tokens (the CLI's `switch` without a name) ------------------------------
 
 
-def choose_login(entries: Sequence[LoginEntry]) -> str:
+def choose_login(entries: Sequence[StoredToken]) -> str:
     """Show the stored tokens, numbered, and return the name of the one the user picks.
 
     Needs click (the ``cli`` extra); a wrong answer is asked again, Ctrl-C raises click's

@@ -46,20 +46,17 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
+from hub_auth._login.outcomes import LogoutInfo, StoredToken
 from hub_auth._result import Err, Ok, Result
-from hub_auth._tokens import MaskedStr, clean_token
+from hub_auth._tokens import MaskedStr, clean_token, mask_token
 
-if TYPE_CHECKING:
-    from hub_auth._models import StoredToken
-
-__all__ = ["MAX_FILE_BYTES", "RemoveOutcome", "TokenStore", "entry_expires_at", "entry_token"]
+__all__ = ["MAX_FILE_BYTES", "TokenStore", "entry_expires_at", "entry_token"]
 
 T = TypeVar("T")
 
@@ -78,19 +75,6 @@ _RESERVED_SECTION = configparser.DEFAULTSECT
 _EXTRA_KEY = re.compile(r"[a-z0-9_.\-]+")
 # Folders already checked by _warn_if_unsafe_folder in this process (warn once per folder).
 _checked_folders: set[str] = set()
-
-
-@dataclass(frozen=True)
-class RemoveOutcome:
-    """What ``TokenStore.remove`` deleted.
-
-    ``removed_token_values`` holds the deleted tokens (to drop them from caches and git
-    credentials); it is left out of ``repr`` so the outcome can be logged.
-    """
-
-    removed_names: list[str]
-    removed_active: bool
-    removed_token_values: list[str] = field(default_factory=list, repr=False)
 
 
 def entry_token(fields: Mapping[str, str]) -> str | None:
@@ -173,9 +157,24 @@ class TokenStore:
 
     def list_tokens(self) -> Result[list[StoredToken]]:
         """Return the stored tokens, masked, sorted by name, the active one marked."""
-        from hub_auth._login.files import list_logins, stored_tokens
-
-        return list_logins(self, {}).map(stored_tokens)
+        entries = self.read_entries()
+        if isinstance(entries, Err):
+            return entries
+        active = self.read_active()
+        if isinstance(active, Err):
+            return active
+        listed = []
+        for name, fields in sorted(entries.value.items()):
+            token = entry_token(fields)
+            listed.append(
+                StoredToken(
+                    name=name,
+                    masked_token=mask_token(token) if token else "<not set>",
+                    active=token is not None and token == active.value,
+                    expires_at=entry_expires_at(fields),
+                )
+            )
+        return Ok(listed)
 
     def get_token_by_name(self, name: str) -> Result[str]:
         """Return the token stored under ``name``; ``NOT_FOUND`` when there is none."""
@@ -242,17 +241,18 @@ class TokenStore:
 
         return self._under_lock(write)
 
-    def remove(self, name: str | None = None) -> Result[RemoveOutcome]:
+    def remove(self, name: str | None = None) -> Result[LogoutInfo]:
         """Log out: delete both files, or, given ``name``, that entry only.
 
         Removing the entry of the active token deletes the token file too, as
-        ``huggingface_hub`` does. An unknown ``name`` gives ``NOT_FOUND``.
+        ``huggingface_hub`` does. An unknown ``name`` gives ``NOT_FOUND``. The result's
+        ``removed_tokens`` are the deleted tokens, to drop them from caches.
         """
         if name is None:
             return self._under_lock(self._remove_all)
         return self._under_lock(lambda: self._remove(name))
 
-    def _remove_all(self) -> Result[RemoveOutcome]:
+    def _remove_all(self) -> Result[LogoutInfo]:
         # A corrupt or unreadable file does not stop a full logout: deleting it is the point.
         entries = self.read_entries().unwrap_or({})
         active = self.read_active().unwrap_or(None)
@@ -270,14 +270,14 @@ class TokenStore:
                 return _storage_error(f"cannot delete {path}", _reason(exc))
         _fsync_folder(self.token_path.parent)
         return Ok(
-            RemoveOutcome(
-                removed_names=sorted(entries),
+            LogoutInfo(
+                removed=tuple(sorted(entries)),
                 removed_active=active is not None,
-                removed_token_values=values,
+                removed_tokens=tuple(values),
             )
         )
 
-    def _remove(self, name: str) -> Result[RemoveOutcome]:
+    def _remove(self, name: str) -> Result[LogoutInfo]:
         entries = self.read_entries()
         if isinstance(entries, Err):
             return entries
@@ -300,10 +300,10 @@ class TokenStore:
                 )
             _fsync_folder(self.token_path.parent)
         return Ok(
-            RemoveOutcome(
-                removed_names=[name],
+            LogoutInfo(
+                removed=(name,),
                 removed_active=was_active,
-                removed_token_values=[token] if token else [],
+                removed_tokens=(token,) if token else (),
             )
         )
 

@@ -15,16 +15,17 @@ It reads and writes the files ``hf auth`` uses, so the two commands can be mixed
 A command is often run from scripts, so start-up time matters: this module imports only click
 and the standard library (plus hub_auth's tiny result, error and prompt modules) at the top.
 The commands that only touch local files (``token``, ``list``, ``switch``, ``logout``) run the
-operations of ``_login_files``, shared with ``HubAuth``, and import neither aiohttp nor
-pydantic; ``login`` and ``whoami`` import the client when they run. Prompts live in
-``_prompt``.
+operations of ``_login.files``, shared with ``HubAuth``, and import neither aiohttp nor
+pydantic (their results are the dataclasses of ``_login.outcomes``); ``login`` and ``whoami``
+import the client when they run, and ``login --device`` uses the client's own interactive
+device login. Prompts live in ``_login.prompt``.
 
 Output rules: results go to stdout, notes and errors to stderr. An error is one sentence
 with exit status 1 (click's usage errors keep status 2), never a traceback. ``hub-auth
 token`` is the only command that prints a token; everything else shows it masked, usage
 errors included (``hub-auth login hf_...``). Text from the Hub or from ``stored_tokens`` is
-printed with control characters escaped (``_prompt.terminal_text``), so no escape sequence
-reaches the terminal; ``--json`` output is JSON-escaped.
+printed with control characters escaped (``_login.prompt.terminal_text``), so no escape
+sequence reaches the terminal; ``--json`` output is JSON-escaped.
 """
 
 from __future__ import annotations
@@ -320,19 +321,11 @@ def _device_login(settings: Settings, add_to_git: bool) -> None:
     """``hub-auth login --device``: print the URL and the code, wait with dots, store."""
     import asyncio
 
-    from hub_auth._client import HubAuth
-    from hub_auth._login.prompt import show_device_code, show_device_pending
+    from hub_auth._client import HubAuth, interactive_device_login
 
     async def run() -> Result[Any]:
         async with HubAuth(endpoint=settings.endpoint) as auth:
-            started = await auth.start_device_login()
-            if isinstance(started, Err):
-                return started
-            show_device_code(started.value)
-            with show_device_pending() as on_pending:
-                return await auth._complete_device_login(
-                    started.value, add_to_git_credentials=add_to_git, on_pending=on_pending
-                )
+            return await interactive_device_login(auth, add_to_git_credentials=add_to_git)
 
     try:
         result = asyncio.run(run())
@@ -357,9 +350,9 @@ def _device_login(settings: Settings, add_to_git: bool) -> None:
 def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``run()``, which may prompt on the terminal; Ctrl-C ends with status 1.
 
-    ``HubAuth.login`` asks through ``_prompt.ask_for_token``, which restores the terminal's
-    settings itself when Ctrl-C cancels the wait; here the interrupt becomes a message and
-    status 1.
+    ``HubAuth.login`` asks through ``_login.prompt.ask_for_token``, which restores the
+    terminal's settings itself when Ctrl-C cancels the wait; here the interrupt becomes a
+    message and status 1.
     """
     import asyncio
 
@@ -530,11 +523,11 @@ def list_(as_json: bool) -> None:
     logins = _unwrap(list_logins(store, os.environ))
     for note in logins.notes:
         _note(note)
-    entries = logins.entries
+    entries = logins.tokens
     if as_json:
         import json
 
-        click.echo(json.dumps([entry.as_json() for entry in entries], indent=2))
+        click.echo(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
     elif not entries:
         _echo(f"No tokens stored in {store.stored_tokens_path}. Log in with `hub-auth login`.")
     else:
@@ -601,12 +594,11 @@ def switch(
 
 
 def _choose_token(store: TokenStore) -> str:
-    from hub_auth._login.files import list_logins
     from hub_auth._login.prompt import choose_login, stdin_is_terminal
 
     if not stdin_is_terminal():
         _fail("no token name given: pass --token-name NAME (`hub-auth list` shows the names)")
-    entries = _unwrap(list_logins(store, {})).entries
+    entries = _unwrap(store.list_tokens())
     if not entries:
         _fail(f"no tokens are stored in {store.stored_tokens_path}: log in with `hub-auth login`")
     return choose_login(entries)
@@ -618,7 +610,7 @@ def _choose_token(store: TokenStore) -> str:
 @click.pass_context
 def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> None:
     """Remove the stored login: everything, or one named token."""
-    from hub_auth._login.files import forget_git_credentials, remove_login
+    from hub_auth._login.files import clears_git_credentials, forget_git_credentials, remove_login
     from hub_auth._login.store import TokenStore
 
     settings = _settings(ctx, endpoint)
@@ -629,19 +621,19 @@ def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> 
     if token_name is not None:
         was_active = " (it was the active token: none is active now)"
         _done(f"logged out of {token_name!r}{was_active if outcome.removed_active else ''}")
-    elif outcome.removed_names or outcome.removed_active:
+    elif outcome.removed or outcome.removed_active:
         removed = []
-        if outcome.removed_names:
-            removed.append(", ".join(repr(name) for name in outcome.removed_names))
+        if outcome.removed:
+            removed.append(", ".join(repr(name) for name in outcome.removed))
         if outcome.removed_active:
             removed.append("the active token file")
         _done(f"logged out: removed {' and '.join(removed)}")
     else:
         _echo("Not logged in: there was nothing to remove.")
-    if outcome.clears_git_credentials:  # anyio and git only when there is something to clear
+    if clears_git_credentials(token_name, outcome):  # anyio and git: only then
         import anyio
 
-        outcome = anyio.run(forget_git_credentials, outcome, settings.endpoint)
+        outcome = anyio.run(forget_git_credentials, token_name, outcome, settings.endpoint)
     for note in outcome.notes:
         _note(note)
 
