@@ -177,17 +177,22 @@ def is_insecure_endpoint(endpoint: str) -> bool:
     return parts.scheme == "http" and not is_loopback_host(parts.hostname)
 
 
-def openid_provider_url(provider_url: str | None, environ: Mapping[str, str]) -> str:
+def openid_provider_url(
+    provider_url: str | None, environ: Mapping[str, str], *, hub_endpoint: str | None = None
+) -> str:
     """The OpenID provider to sign in with (``HubOAuth``), checked and without trailing slash.
 
     The argument, else ``OPENID_PROVIDER_URL`` (a Space with ``hf_oauth: true`` sets it), else
-    the Hub endpoint as ``Settings`` resolves it (``HF_ENDPOINT``, else the default). Raises
-    ``ValueError`` naming the source of an unusable value.
+    ``hub_endpoint`` (the endpoint of a ``HubAuth`` the caller shares), else the Hub endpoint
+    as ``Settings`` resolves it (``HF_ENDPOINT``, else the default). Raises ``ValueError``
+    naming the source of an unusable value.
     """
     if provider_url:
         return normalize_endpoint(provider_url, "provider_url")
     if from_space := environ.get("OPENID_PROVIDER_URL"):
         return normalize_endpoint(from_space, "OPENID_PROVIDER_URL")
+    if hub_endpoint:
+        return normalize_endpoint(hub_endpoint)
     if hf_endpoint := environ.get("HF_ENDPOINT"):
         return normalize_endpoint(hf_endpoint, "HF_ENDPOINT")
     return DEFAULT_ENDPOINT
