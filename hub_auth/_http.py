@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple, TypedDict, Unpack
 
 import aiohttp
 from pydantic import ValidationError
@@ -89,6 +89,18 @@ try:
     _USER_AGENT = f"hub_auth/{_version('hub_auth')}; aiohttp/{aiohttp.__version__}"
 except Exception:  # pragma: no cover - running from a source tree without metadata
     _USER_AGENT = f"hub_auth; aiohttp/{aiohttp.__version__}"
+
+
+class RequestParts(TypedDict, total=False):
+    """What a request carries besides its method and URL (``HubClient.request``)."""
+
+    headers: Mapping[str, str]
+    params: Mapping[str, str]
+    """Appended to the query string the URL may already have."""
+    form: Mapping[str, str]
+    """A form-encoded body."""
+    json_body: Mapping[str, object]
+    """A JSON body."""
 
 
 class RawAnswer(NamedTuple):
@@ -412,11 +424,8 @@ class HubClient:
         method: str,
         url: str | URL,
         *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        form: Mapping[str, str] | None = None,
-        json_body: Mapping[str, object] | None = None,
         time_limit: float | None = None,
+        **parts: Unpack[RequestParts],
     ) -> Result[RawAnswer]:
         """One request without retries, its answer left for the caller to read (device login,
         refresh, the OIDC exchange, ``HubOAuth``'s provider calls): any status is ``Ok``.
@@ -428,15 +437,7 @@ class HubClient:
         if time_limit is not None:
             connect = min(time_limit, self._settings.connect_timeout)
             request_timeout = aiohttp.ClientTimeout(total=time_limit, sock_connect=connect)
-        answered = await self._request(
-            method,
-            url,
-            headers=headers,
-            params=params,
-            form=form,
-            json_body=json_body,
-            time_limit=request_timeout,
-        )
+        answered = await self._request(method, url, time_limit=request_timeout, **parts)
         return Err(answered.error) if isinstance(answered, _Retryable) else answered
 
     async def _request(
@@ -444,12 +445,9 @@ class HubClient:
         method: str,
         url: str | URL,
         *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        form: Mapping[str, str] | None = None,
-        json_body: Mapping[str, object] | None = None,
         time_limit: aiohttp.ClientTimeout | None = None,
         timeout_note: str = "",
+        **parts: Unpack[RequestParts],
     ) -> Result[RawAnswer] | _Retryable:
         """The one request path of this client: every call to the Hub (and to the OpenID
         provider or CI service a caller names) goes through here.
@@ -468,6 +466,8 @@ class HubClient:
         session = self._get_session()
         timeout = time_limit or self._timeout
         where = self._where(url)
+        headers, params = parts.get("headers"), parts.get("params")
+        form, json_body = parts.get("form"), parts.get("json_body")
         try:
             for _ in range(_MAX_REDIRECTS + 1):
                 async with session.request(

@@ -675,7 +675,7 @@ class HubOAuth:
     async def _get_json(
         self, http: HubClient, url: str, headers: Mapping[str, str] | None = None
     ) -> Any:
-        answered = await http.request("GET", url, headers=headers, time_limit=self._timeout)
+        answered = await http.request("GET", url, headers=headers or {}, time_limit=self._timeout)
         if isinstance(answered, Err):
             raise _Unavailable(answered.error.message)
         status, path = answered.value.status, urlsplit(url).path
