@@ -307,7 +307,9 @@ class HubClient:
     def forget_session_after_fork(self) -> None:
         """In a child after ``os.fork()``: the session, its sockets and its event loop are the
         parent's. Closing them here would act on the parent's loop, so they are set aside
-        (kept referenced, so no "unclosed" warning fires) and the next call opens a new one."""
+        (kept referenced, so no "unclosed" warning fires) and the next call opens a new one.
+        ``HubOAuth`` does the same with its own client's session when a request comes on
+        another event loop than the one that opened it (a test client's loop per request)."""
         if self._session is not None and self._borrowed is None:
             _LEFT_TO_THE_PARENT.append(self._session)
             self._session = None

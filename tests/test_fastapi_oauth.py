@@ -466,6 +466,21 @@ async def test_the_apps_shutdown_closes_the_own_session(hub: FakeHub) -> None:
     assert not client.session_open
 
 
+def test_a_request_on_another_event_loop_gets_a_session_of_its_own() -> None:
+    # starlette's TestClient without `with` runs every request on a new event loop.
+    hub = FakeHub().start_in_thread()
+    try:
+        oauth = make_oauth(hub)
+        client = TestClient(make_app(oauth), base_url=APP, follow_redirects=False)
+        for _ in range(2):
+            oauth._metadata = None  # so that each login asks the provider again
+            response = client.get("/oauth/huggingface/login")
+            assert response.status_code == 302, response.text
+            assert response.headers["location"].startswith(f"{hub.url}/oauth/authorize?")
+    finally:
+        hub.stop_thread()
+
+
 @pytest.mark.parametrize("how", ["argument", "app.state"])
 async def test_a_hub_auths_client_is_borrowed(hub: FakeHub, how: str) -> None:
     async with HubAuth(endpoint=hub.url, read_env=False) as auth:

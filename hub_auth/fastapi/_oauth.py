@@ -386,11 +386,7 @@ class HubOAuth:
         client, self._own_client = self._own_client, None
         if client is None:
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - aclose is a coroutine: a loop runs
-            running = None
-        if self._own_loop is running:
+        if self._own_loop is asyncio.get_running_loop():
             await client.close()
         else:
             client.forget_session_after_fork()  # its loop is another one: not closable here
