@@ -38,8 +38,9 @@ from hub_auth._login.prompt import (
 from hub_auth._login.store import TokenStore
 from hub_auth._models import DeviceCode, LoginInfo, UserInfo
 from hub_auth._oauth import device as _device
+from hub_auth._oauth import oauth_client_id
 from hub_auth._oauth.exchange import OidcExchanger, oidc_resource
-from hub_auth._oauth.refresh import StoredTokenRefresher, oauth_client_id
+from hub_auth._oauth.refresh import StoredTokenRefresher
 from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import (
     Settings,

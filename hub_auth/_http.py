@@ -1,7 +1,11 @@
-"""HubClient: the aiohttp session, the whoami request, retries and error mapping.
+"""HubClient: the aiohttp session, the one request path, whoami's retries and error mapping.
 
 This is the one boundary where aiohttp and asyncio exceptions become ``HubAuthError``:
-nothing above it sees a foreign exception, nothing below it builds an ``Err``.
+nothing above it sees a foreign exception, nothing below it builds an ``Err``. Every request
+goes through ``HubClient._request`` (timeout, same-origin redirects, the bounded body read,
+errors named by cause, secrets masked): whoami (with the retries below), the device login and
+the refresh (``post_oauth_form``), the OIDC exchange and ``HubOAuth``'s calls to the OpenID
+provider (``request``).
 
 Retries apply to the idempotent ``GET /api/whoami-v2`` on 429, 502, 503, 504 and connection
 errors, with exponential backoff and jitter, honouring ``Retry-After`` and the ``RateLimit``
@@ -47,7 +51,8 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, NamedTuple
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, NamedTuple, TypedDict, Unpack
 
 import aiohttp
 from pydantic import ValidationError
@@ -86,12 +91,25 @@ except Exception:  # pragma: no cover - running from a source tree without metad
     _USER_AGENT = f"hub_auth; aiohttp/{aiohttp.__version__}"
 
 
+class RequestParts(TypedDict, total=False):
+    """What a request carries besides its method and URL (``HubClient.request``)."""
+
+    headers: Mapping[str, str]
+    params: Mapping[str, str]
+    """Appended to the query string the URL may already have."""
+    form: Mapping[str, str]
+    """A form-encoded body."""
+    json_body: Mapping[str, object]
+    """A JSON body."""
+
+
 class RawAnswer(NamedTuple):
-    """A response left for the caller to interpret (``HubClient.oidc_request``)."""
+    """A response left for the caller to interpret (``HubClient.request``)."""
 
     status: int
     body: bytes
     request_id: str | None
+    headers: Mapping[str, str] = MappingProxyType({})
 
 
 class RetryPolicy:
@@ -289,7 +307,9 @@ class HubClient:
     def forget_session_after_fork(self) -> None:
         """In a child after ``os.fork()``: the session, its sockets and its event loop are the
         parent's. Closing them here would act on the parent's loop, so they are set aside
-        (kept referenced, so no "unclosed" warning fires) and the next call opens a new one."""
+        (kept referenced, so no "unclosed" warning fires) and the next call opens a new one.
+        ``HubOAuth`` does the same with its own client's session when a request comes on
+        another event loop than the one that opened it (a test client's loop per request)."""
         if self._session is not None and self._borrowed is None:
             _LEFT_TO_THE_PARENT.append(self._session)
             self._session = None
@@ -305,7 +325,7 @@ class HubClient:
         waits: Iterator[float] | None = None  # made on the first retry: most calls have none
         attempt = 1
         while True:
-            outcome = await self._attempt(token, deadline)
+            outcome = await self._whoami_attempt(token, deadline)
             if not isinstance(outcome, _Retryable):
                 return outcome
             error = outcome.error
@@ -375,119 +395,142 @@ class HubClient:
         connect = min(self._settings.connect_timeout, remaining)
         return aiohttp.ClientTimeout(total=remaining, sock_connect=connect), True
 
-    async def _attempt(self, token: str, deadline: float) -> Result[UserInfo] | _Retryable:
-        """One request (following same-host redirects); retryable failures are returned."""
-        session = self._get_session()
-        url: URL | str = self._whoami_url
-        # MaskedStr: a locals-capturing error reporter sees "Bearer hf_****abcd" here and in
-        # aiohttp's frames below, which keep the value object as it is.
-        headers = {"authorization": MaskedStr(f"Bearer {token}")}
-        # Passed on every request: a borrowed session's own timeout must not apply.
+    async def _whoami_attempt(self, token: str, deadline: float) -> Result[UserInfo] | _Retryable:
+        """One whoami request; the failures another attempt may cure are returned as such."""
         timeout, cut = self._attempt_timeout(deadline)
+        answered = await self._request(
+            "GET",
+            self._whoami_url,
+            # MaskedStr: a locals-capturing error reporter sees "Bearer hf_****abcd" here and
+            # in aiohttp's frames below, which keep the value object as it is.
+            headers={"authorization": MaskedStr(f"Bearer {token}")},
+            time_limit=timeout,
+            timeout_note=(
+                f" (what was left of the {self._retry.budget:g} s retry budget)" if cut else ""
+            ),
+        )
+        if not isinstance(answered, Ok):
+            return answered
+        answer = answered.value
+        if answer.status == 200:
+            self._remember_exhausted_quota(answer.headers)
+            return parse_whoami(answer.body, request_id=answer.request_id)
+        error = _status_error(answer.status, answer.body, answer.headers)
+        self._remember_rate_limit(error)
+        if answer.status in _RETRY_STATUSES:
+            return _Retryable(error)
+        return Err(error)
+
+    async def request(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        time_limit: float | None = None,
+        **parts: Unpack[RequestParts],
+    ) -> Result[RawAnswer]:
+        """One request without retries, its answer left for the caller to read (device login,
+        refresh, the OIDC exchange, ``HubOAuth``'s provider calls): any status is ``Ok``.
+
+        ``Err(network/timeout/bad_response)`` when no usable answer came; ``time_limit``
+        (seconds) replaces the client's timeout for this request. See ``_request``.
+        """
+        request_timeout = None
+        if time_limit is not None:
+            connect = min(time_limit, self._settings.connect_timeout)
+            request_timeout = aiohttp.ClientTimeout(total=time_limit, sock_connect=connect)
+        answered = await self._request(method, url, time_limit=request_timeout, **parts)
+        return Err(answered.error) if isinstance(answered, _Retryable) else answered
+
+    async def _request(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        time_limit: aiohttp.ClientTimeout | None = None,
+        timeout_note: str = "",
+        **parts: Unpack[RequestParts],
+    ) -> Result[RawAnswer] | _Retryable:
+        """The one request path of this client: every call to the Hub (and to the OpenID
+        provider or CI service a caller names) goes through here.
+
+        - ``time_limit`` (else the client's timeout) is passed on every request: a borrowed
+          session's own timeout must not apply;
+        - a ``GET`` follows redirects on the same origin only (scheme, host, port), at most
+          ``_MAX_REDIRECTS``: a token or a form never goes to another host; other methods
+          return the redirect as it is;
+        - the body is read through the bounded loop of ``_read_body``;
+        - foreign exceptions become a ``HubAuthError`` named by cause and origin (never from
+          ``str(exc)``, never a header or body); connection failures that another attempt
+          may cure come back as ``_Retryable``, a certificate this client does not trust as
+          ``Err`` (it will not become trusted in a second).
+        """
+        session = self._get_session()
+        timeout = time_limit or self._timeout
+        where = self._where(url)
+        headers, params = parts.get("headers"), parts.get("params")
+        form, json_body = parts.get("form"), parts.get("json_body")
         try:
             for _ in range(_MAX_REDIRECTS + 1):
-                async with session.get(
-                    url, headers=headers, allow_redirects=False, timeout=timeout
+                async with session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    data=dict(form) if form is not None else None,
+                    json=json_body,
+                    allow_redirects=False,
+                    timeout=timeout,
                 ) as response:
                     status = response.status
-                    if 300 <= status < 400 and status != 304:
+                    if method == "GET" and 300 <= status < 400 and status != 304:
                         next_url = self._same_host_redirect(response)
                         if isinstance(next_url, HubAuthError):
                             return Err(next_url)
-                        url = next_url
+                        url, params = next_url, None  # the Location carries the query
                         continue
                     body = await self._read_body(response)
                     if isinstance(body, HubAuthError):
                         return Err(body)
                     request_id = response.headers.get("X-Request-Id")
-                    if status == 200:
-                        self._remember_exhausted_quota(response.headers)
-                        return parse_whoami(body, request_id=request_id)
-                    error = _status_error(status, body, response.headers)
-                    self._remember_rate_limit(error)
-                    if status in _RETRY_STATUSES:
-                        return _Retryable(error)
-                    return Err(error)
+                    return Ok(RawAnswer(status, body, request_id, response.headers))
             return Err(HubAuthError(ErrorKind.BAD_RESPONSE, "the Hub redirected too many times"))
         except TimeoutError:
             after = timeout.total or self._settings.timeout
-            why = f" (what was left of the {self._retry.budget:g} s retry budget)" if cut else ""
             return Err(
                 HubAuthError(
                     ErrorKind.TIMEOUT,
-                    f"could not reach the Hub at {self._origin}: timed out after {after:.3g} s"
-                    f"{why}",
+                    f"could not reach {where}: timed out after {after:.3g} s{timeout_note}",
                 )
             )
         except aiohttp.ClientResponseError as exc:
             return Err(
                 HubAuthError(
                     ErrorKind.BAD_RESPONSE,
-                    f"the Hub sent a malformed response: {scrub(exc.message)}",
+                    f"{where} sent a malformed response: {scrub(exc.message)[:200]}",
                     status=exc.status or None,
                 )
             )
         except aiohttp.ClientConnectorCertificateError as exc:
-            # Not retried: a certificate this client does not trust stays untrusted.
-            return Err(self._network_error(_certificate_cause(exc.certificate_error)))
+            return Err(self._network_error(where, _certificate_cause(exc.certificate_error)))
+        except aiohttp.InvalidURL:
+            # A URL aiohttp cannot use (from the environment: ACTIONS_ID_TOKEN_REQUEST_URL).
+            return Err(self._network_error(where, "the URL is not usable"))
         except (aiohttp.ClientError, OSError) as exc:
-            return _Retryable(self._network_error(_network_cause(exc)))
+            return _Retryable(self._network_error(where, _network_cause(exc)))
 
     @property
     def _origin(self) -> str:
         return endpoint_origin(self._settings.endpoint)
 
-    def _network_error(self, cause: str) -> HubAuthError:
-        return HubAuthError(
-            ErrorKind.NETWORK, f"could not reach the Hub at {self._origin}: {cause}"
-        )
+    def _where(self, url: str | URL) -> str:
+        """Whom a message names: "the Hub at ORIGIN", or another service by its origin."""
+        origin = endpoint_origin(str(url))
+        return f"the Hub at {origin}" if origin == self._origin else origin
 
-    async def oidc_request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        json_body: Mapping[str, str] | None = None,
-    ) -> Result[RawAnswer]:
-        """One request of the OIDC exchange (``_oauth.exchange``): no retries, no redirects.
-
-        Returns the status and the bounded body for the caller to interpret, or
-        ``Err(network/timeout/bad_response)``; errors name the host, never a header or body.
-        ``params`` are appended to the query string ``url`` may already have.
-        """
-        session = self._get_session()
-        host = URL(url).host or "?"
-        try:
-            async with session.request(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                json=json_body,
-                allow_redirects=False,
-                timeout=self._timeout,
-            ) as response:
-                body = await self._read_body(response)
-                if isinstance(body, HubAuthError):
-                    return Err(body)
-                return Ok(RawAnswer(response.status, body, response.headers.get("X-Request-Id")))
-        except TimeoutError:
-            return Err(
-                HubAuthError(
-                    ErrorKind.TIMEOUT,
-                    f"{host} did not answer within {self._settings.timeout:g}s",
-                )
-            )
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            # ValueError: a URL aiohttp cannot use (from the environment).
-            return Err(
-                HubAuthError(
-                    ErrorKind.NETWORK,
-                    f"could not reach {host}: {scrub(str(exc))[:200] or type(exc).__name__}",
-                )
-            )
+    @staticmethod
+    def _network_error(where: str, cause: str) -> HubAuthError:
+        return HubAuthError(ErrorKind.NETWORK, f"could not reach {where}: {cause}")
 
     def _same_host_redirect(self, response: aiohttp.ClientResponse) -> str | HubAuthError:
         location = response.headers.get("Location")
@@ -572,33 +615,10 @@ class HubClient:
         the caller reads it. ``Err``: ``network``, ``timeout``, or ``bad_response`` (not a
         JSON object; for a 5xx, ``server_error``). The form (secrets) is never logged.
         """
-        session = self._get_session()
-        url = self._settings.endpoint + path
-        try:
-            async with session.post(
-                url, data=dict(form), allow_redirects=False, timeout=self._timeout
-            ) as response:
-                body = await self._read_body(response)
-                if isinstance(body, HubAuthError):
-                    return Err(body)
-                status = response.status
-                headers = response.headers
-        except TimeoutError:
-            return Err(
-                HubAuthError(
-                    ErrorKind.TIMEOUT,
-                    f"the Hub at {self._settings.host} did not answer within "
-                    f"{self._settings.timeout:g}s",
-                )
-            )
-        except (aiohttp.ClientError, OSError) as exc:
-            return Err(
-                HubAuthError(
-                    ErrorKind.NETWORK,
-                    f"could not reach the Hub at {self._settings.host}: "
-                    f"{scrub(str(exc)) or type(exc).__name__}",
-                )
-            )
+        answered = await self.request("POST", self._settings.endpoint + path, form=form)
+        if isinstance(answered, Err):
+            return answered
+        status, body, _, headers = answered.value
         try:
             parsed = json.loads(body)
         except (ValueError, RecursionError):

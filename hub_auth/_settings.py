@@ -11,7 +11,6 @@ This module is imported by the CLI's local commands, so it must not import aioht
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hub_auth._oauth import is_loopback_host
 from hub_auth._tokens import clean_token, scrub
 
 __all__ = [
@@ -31,15 +31,13 @@ __all__ = [
     "env_still_set_note",
     "env_token",
     "is_offline",
+    "openid_provider_url",
 ]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 ENV_TOKEN_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 """Environment variables holding a token, in huggingface_hub's order of precedence."""
 _TRUE_VALUES = frozenset({"1", "ON", "YES", "TRUE"})
-# By name only this one: a resolver may send any other name (``*.localhost`` included, and
-# certainly ``127.evil.example``) across the network.
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
 
 def env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -172,25 +170,32 @@ def endpoint_origin(endpoint: str) -> str:
 def is_insecure_endpoint(endpoint: str) -> bool:
     """Plain http to a host other than loopback: tokens would cross the network in clear.
 
-    Loopback means an IP literal in 127.0.0.0/8 or ``::1`` (an IPv4-mapped ``::ffff:127.x``
-    too), or the name ``localhost``. Every other name warns, whatever it looks like
-    (``http://127.evil.example`` is a DNS name, not an address).
+    Loopback is ``hub_auth._oauth.is_loopback_host``'s rule (127.0.0.0/8, ``::1``, the name
+    ``localhost``); every other name warns, whatever it looks like.
     """
     parts = urlsplit(endpoint)
-    return parts.scheme == "http" and not _is_loopback_host(parts.hostname or "")
+    return parts.scheme == "http" and not is_loopback_host(parts.hostname)
 
 
-def _is_loopback_host(host: str) -> bool:
-    host = host.lower()
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+def openid_provider_url(
+    provider_url: str | None, environ: Mapping[str, str], *, hub_endpoint: str | None = None
+) -> str:
+    """The OpenID provider to sign in with (``HubOAuth``), checked and without trailing slash.
+
+    The argument, else ``OPENID_PROVIDER_URL`` (a Space with ``hf_oauth: true`` sets it), else
+    ``hub_endpoint`` (the endpoint of a ``HubAuth`` the caller shares), else the Hub endpoint
+    as ``Settings`` resolves it (``HF_ENDPOINT``, else the default). Raises ``ValueError``
+    naming the source of an unusable value.
+    """
+    if provider_url:
+        return normalize_endpoint(provider_url, "provider_url")
+    if from_space := environ.get("OPENID_PROVIDER_URL"):
+        return normalize_endpoint(from_space, "OPENID_PROVIDER_URL")
+    if hub_endpoint:
+        return normalize_endpoint(hub_endpoint)
+    if hf_endpoint := environ.get("HF_ENDPOINT"):
+        return normalize_endpoint(hf_endpoint, "HF_ENDPOINT")
+    return DEFAULT_ENDPOINT
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from hub_auth import DeviceCode, Err, ErrorKind, HubAuth, LoginInfo, Ok
 from hub_auth._http import HubClient
+from hub_auth._oauth import CLIENT_ID_ENV, DEFAULT_CLIENT_ID
 from hub_auth._oauth import device as _device
 from hub_auth._settings import Settings
 from hub_auth.testing import FakeHub, FakeUser
@@ -263,10 +264,10 @@ class Waits:
 async def test_slow_down_adds_five_seconds_for_the_rest_of_the_loop(
     http: HubClient, hub: FakeHub
 ) -> None:
-    device = (await _device.request_device_code(http, _device.DEFAULT_CLIENT_ID)).unwrap()
+    device = (await _device.request_device_code(http, DEFAULT_CLIENT_ID)).unwrap()
     hub.oauth.slow_down_next(2)
     waits = Waits(on=4, then=lambda: hub.oauth.approve(device.user_code, name="ada-lovelace"))
-    result = await _device.poll_for_token(http, device, _device.DEFAULT_CLIENT_ID, sleep=waits)
+    result = await _device.poll_for_token(http, device, DEFAULT_CLIENT_ID, sleep=waits)
     assert isinstance(result, Ok), result
     # slow_down, slow_down, pending, pending (approved meanwhile), token.
     assert waits.asked == pytest.approx([FAST + 5, FAST + 10, FAST + 10, FAST + 10])
@@ -277,13 +278,13 @@ async def test_slow_down_adds_five_seconds_for_the_rest_of_the_loop(
 
 
 async def test_first_poll_is_at_once_and_pending_is_reported(http: HubClient, hub: FakeHub) -> None:
-    device = (await _device.request_device_code(http, _device.DEFAULT_CLIENT_ID)).unwrap()
+    device = (await _device.request_device_code(http, DEFAULT_CLIENT_ID)).unwrap()
     pending: list[int] = []
     waits = Waits(on=3, then=lambda: hub.oauth.approve(device.user_code, name="ada"))
     result = await _device.poll_for_token(
         http,
         device,
-        _device.DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_ID,
         sleep=waits,
         on_pending=lambda: pending.append(polls(hub)),
     )
@@ -293,12 +294,12 @@ async def test_first_poll_is_at_once_and_pending_is_reported(http: HubClient, hu
 
 
 async def test_server_errors_are_transient(http: HubClient, hub: FakeHub) -> None:
-    device = (await _device.request_device_code(http, _device.DEFAULT_CLIENT_ID)).unwrap()
+    device = (await _device.request_device_code(http, DEFAULT_CLIENT_ID)).unwrap()
     hub.oauth.fail_next_poll(503, count=2)
     hub.oauth.fail_next_poll(502)
     hub.oauth.approve(device.user_code, name="ada-lovelace")
     waits = Waits()
-    result = await _device.poll_for_token(http, device, _device.DEFAULT_CLIENT_ID, sleep=waits)
+    result = await _device.poll_for_token(http, device, DEFAULT_CLIENT_ID, sleep=waits)
     assert isinstance(result, Ok), result
     assert polls(hub) == 4
     assert waits.asked == pytest.approx([FAST] * 3)
@@ -310,7 +311,7 @@ async def test_network_errors_are_transient(hub: FakeHub) -> None:
         url = down.url
     http = HubClient(Settings.resolve(endpoint=hub.url, read_env=False))
     try:
-        device = (await _device.request_device_code(http, _device.DEFAULT_CLIENT_ID)).unwrap()
+        device = (await _device.request_device_code(http, DEFAULT_CLIENT_ID)).unwrap()
     finally:
         await http.close()
     unreachable = HubClient(Settings.resolve(endpoint=url, read_env=False))
@@ -318,7 +319,7 @@ async def test_network_errors_are_transient(hub: FakeHub) -> None:
     soon = device.model_copy(update={"expires_at": datetime.now(UTC) + timedelta(seconds=0.3)})
     try:
         result = await _device.poll_for_token(
-            unreachable, soon, _device.DEFAULT_CLIENT_ID, sleep=_real_sleep(waits)
+            unreachable, soon, DEFAULT_CLIENT_ID, sleep=_real_sleep(waits)
         )
     finally:
         await unreachable.close()
@@ -338,7 +339,7 @@ async def test_another_oauth_error_ends_with_a_clear_err(
     auth: HubAuth, hub: FakeHub, hf_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Started with a staging client id (from the environment), completed with the default.
-    monkeypatch.setenv(_device.CLIENT_ID_ENV, "staging-app")
+    monkeypatch.setenv(CLIENT_ID_ENV, "staging-app")
     device = await start(auth)
     async with HubAuth(endpoint=hub.url, hf_home=hf_home, read_env=False) as other:
         result = await other.complete_device_login(device)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -11,6 +14,8 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
+from hub_auth import HubAuth
+from hub_auth._oauth import pkce_challenge
 from hub_auth.fastapi import HubBearer, HubOAuth, MemorySessionStore, OAuthInfo
 from hub_auth.fastapi._oauth import safe_next
 from hub_auth.testing import FakeHub, FakeUser
@@ -35,6 +40,24 @@ SPACE_ENV = (
 def no_space_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in SPACE_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+async def close_oauth_clients(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """HubOAuth's own HTTP client closes on the app's shutdown, which httpx's ASGITransport
+    never sends: close the client of every HubOAuth the test made (an unclosed aiohttp
+    session is a warning, and warnings are errors)."""
+    made: list[HubOAuth] = []
+    construct = HubOAuth.__init__
+
+    def recording(self: HubOAuth, *args: object, **kwargs: object) -> None:
+        construct(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(HubOAuth, "__init__", recording)
+    yield
+    for oauth in made:
+        await oauth.aclose()
 
 
 @pytest.fixture
@@ -364,6 +387,114 @@ async def test_a_deeply_nested_provider_answer_is_a_503_page_not_a_500() -> None
         assert response.status_code == 503
     finally:
         await runner.cleanup()
+
+
+def test_pkce_challenge_is_rfc_7636_s256() -> None:
+    # RFC 7636, appendix B.
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert pkce_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+async def test_a_provider_answer_sent_in_two_writes_is_read_whole() -> None:
+    """The body is read up to its end (within the bound), not just what has arrived."""
+
+    async def discovery(request: web.Request) -> web.StreamResponse:
+        base = f"http://{request.host}"
+        body = json.dumps(
+            {
+                "issuer": base,
+                "authorization_endpoint": f"{base}/oauth/authorize",
+                "token_endpoint": f"{base}/oauth/token",
+                "jwks_uri": f"{base}/oauth/jwks",
+            }
+        ).encode()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(body[:20])
+        await asyncio.sleep(0.05)  # the second half comes later, in its own write
+        await response.write(body[20:])
+        await response.write_eof()
+        return response
+
+    provider = web.Application()
+    provider.router.add_get("/.well-known/openid-configuration", discovery)
+    runner = web.AppRunner(provider)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        oauth = HubOAuth(client_id="c", provider_url=base)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=make_app(oauth)), base_url=APP
+        ) as client:
+            response = await client.get("/oauth/huggingface/login")
+        assert response.status_code == 302, response.text
+        assert response.headers["location"].startswith(f"{base}/oauth/authorize?")
+    finally:
+        await runner.cleanup()
+
+
+async def test_one_own_session_for_every_provider_request_closed_by_aclose(
+    hub: FakeHub,
+) -> None:
+    oauth = make_oauth(hub)
+    async with Browser(make_app(oauth), hub) as browser:
+        await browser.sign_in()  # discovery, token, JWKS, userinfo
+        client = oauth._own_client
+        assert client is not None
+        session = client._session
+        await browser.client.get("/oauth/huggingface/logout")
+        await browser.sign_in()
+        assert oauth._own_client is client
+        assert client._session is session and client.session_open
+    await oauth.aclose()
+    assert not client.session_open
+    assert oauth._own_client is None
+
+
+async def test_the_apps_shutdown_closes_the_own_session(hub: FakeHub) -> None:
+    oauth = make_oauth(hub)
+    app = make_app(oauth)
+    # include_router merged HubOAuth's lifespan into the app's.
+    async with app.router.lifespan_context(app):
+        async with Browser(app, hub) as browser:
+            await browser.sign_in()
+        client = oauth._own_client
+        assert client is not None and client.session_open
+    assert not client.session_open
+
+
+def test_a_request_on_another_event_loop_gets_a_session_of_its_own() -> None:
+    # starlette's TestClient without `with` runs every request on a new event loop.
+    hub = FakeHub().start_in_thread()
+    try:
+        oauth = make_oauth(hub)
+        client = TestClient(make_app(oauth), base_url=APP, follow_redirects=False)
+        for _ in range(2):
+            oauth._metadata = None  # so that each login asks the provider again
+            response = client.get("/oauth/huggingface/login")
+            assert response.status_code == 302, response.text
+            assert response.headers["location"].startswith(f"{hub.url}/oauth/authorize?")
+    finally:
+        hub.stop_thread()
+
+
+@pytest.mark.parametrize("how", ["argument", "app.state"])
+async def test_a_hub_auths_client_is_borrowed(hub: FakeHub, how: str) -> None:
+    async with HubAuth(endpoint=hub.url, read_env=False) as auth:
+        oauth = make_oauth(hub, auth=auth) if how == "argument" else make_oauth(hub)
+        app = make_app(oauth)
+        if how == "app.state":
+            app.state.hub_auth = auth
+        async with Browser(app, hub) as browser:
+            await browser.sign_in()
+            assert (await browser.client.get("/me")).json()["username"] == "ada-lovelace"
+        assert oauth._own_client is None  # no session of its own
+        assert auth._client.session_open
+        await oauth.aclose()
+        assert auth._client.session_open  # borrowed: never closed by HubOAuth
 
 
 async def test_websocket_routes_take_the_same_dependency(hub: FakeHub) -> None:

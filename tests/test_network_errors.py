@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -22,7 +23,9 @@ import pytest
 import trustme
 from aiohttp import web
 
-from hub_auth import ErrorKind, HubAuth
+from hub_auth import Err, ErrorKind, HubAuth
+from hub_auth._http import HubClient
+from hub_auth._settings import Settings
 from hub_auth.testing import FakeHub, make_token
 
 TOKEN = make_token("network-errors")
@@ -126,6 +129,47 @@ async def test_timeout_says_after_how_long(fake_hub: FakeHub) -> None:
     fake_hub.delay_next(3.0)
     message = await _whoami_error(fake_hub.url, max_attempts=1, timeout=0.5)
     assert message == f"could not reach the Hub at {fake_hub.url}: timed out after 0.5 s"
+
+
+async def test_oauth_requests_name_their_failures_as_whoami_does() -> None:
+    """Device login, refresh and OIDC go through whoami's request path: same words."""
+    settings = Settings.resolve(endpoint="http://127.0.0.1:1", read_env=False, timeout=5)
+    client = HubClient(settings)
+    try:
+        refused = "could not reach the Hub at http://127.0.0.1:1: connection refused"
+        form = await client.post_oauth_form("/oauth/device", {"client_id": "c"})
+        assert isinstance(form, Err) and form.error.message == refused
+        assert form.error.kind is ErrorKind.NETWORK
+        exchange = await client.request("POST", "http://127.0.0.1:1/oauth/token", json_body={})
+        assert isinstance(exchange, Err) and exchange.error.message == refused
+        # Another service (GitHub's id-token service, an OpenID provider) by its own origin.
+        other = await client.request("GET", "http://127.0.0.1:2/x")
+        assert isinstance(other, Err)
+        assert other.error.message == "could not reach http://127.0.0.1:2: connection refused"
+    finally:
+        await client.close()
+
+
+async def test_a_request_time_limit_is_named_in_the_message() -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.5)  # longer than the request's 0.2 s
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    client = HubClient(Settings.resolve(endpoint=url, read_env=False))
+    try:
+        answer = await client.request("POST", url + "/oauth/token", form={}, time_limit=0.2)
+        assert isinstance(answer, Err) and answer.error.kind is ErrorKind.TIMEOUT
+        assert answer.error.message == f"could not reach the Hub at {url}: timed out after 0.2 s"
+    finally:
+        await client.close()
+        await runner.cleanup()
 
 
 @pytest.fixture

@@ -627,7 +627,7 @@ async def test_an_exchange_in_flight_on_another_loop_is_not_joined() -> None:
     answered = json.dumps({"access_token": make_token(), "expires_in": 3600}).encode()
 
     class Client:
-        async def oidc_request(self, *args: object, **kwargs: object) -> Ok[RawAnswer]:
+        async def request(self, *args: object, **kwargs: object) -> Ok[RawAnswer]:
             if asyncio.get_running_loop() is other_loop:
                 await asyncio.Event().wait()  # the parent's exchange never finishes here
             return Ok(RawAnswer(200, answered, None))

@@ -17,6 +17,7 @@ import pytest
 
 from hub_auth import Err, HubAuth, Ok
 from hub_auth._login.store import TokenStore
+from hub_auth._oauth import DEFAULT_CLIENT_ID
 from hub_auth._oauth import refresh as refresh_module
 from hub_auth._oauth.refresh import EXPIRED_LOGIN_WARNING, StoredTokenRefresher
 from hub_auth._result import Result
@@ -264,7 +265,7 @@ async def test_client_id_comes_from_the_environment(
     async with HubAuth(endpoint=fake_hub.url) as auth:
         assert auth._refresher._client_id == "staging-client"
     async with HubAuth(endpoint=fake_hub.url, read_env=False, hf_home=store.token_path.parent) as a:
-        assert a._refresher._client_id == refresh_module.DEFAULT_CLIENT_ID
+        assert a._refresher._client_id == DEFAULT_CLIENT_ID
         await a.get_token()
     assert fake_hub.oauth.refresh_requests == 1
 

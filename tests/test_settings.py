@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from hub_auth._login.store import TokenStore
-from hub_auth._settings import DEFAULT_ENDPOINT, Settings, is_insecure_endpoint
+from hub_auth._oauth import is_loopback_host
+from hub_auth._settings import (
+    DEFAULT_ENDPOINT,
+    Settings,
+    is_insecure_endpoint,
+    openid_provider_url,
+)
 
 
 def test_defaults_follow_huggingface_hub(tmp_path: Path) -> None:
@@ -90,6 +96,50 @@ def test_plain_http_to_anything_but_loopback_is_insecure(endpoint: str) -> None:
 )
 def test_loopback_addresses_and_https_are_not_insecure(endpoint: str) -> None:
     assert not is_insecure_endpoint(endpoint)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),  # a Host header or URL netloc keeps the brackets
+        ("::ffff:127.0.0.1", True),
+        ("app.localhost", False),
+        ("127.evil.example", False),
+        ("0.0.0.0", False),
+        ("[::2]", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_one_loopback_rule_for_endpoints_and_sign_in_cookies(
+    host: str | None, loopback: bool
+) -> None:
+    # The same function decides whether http to an endpoint warns (here) and whether
+    # HubOAuth may set a cookie without Secure (hub_auth/fastapi/_oauth.py).
+    assert is_loopback_host(host) is loopback
+
+
+def test_openid_provider_url_order() -> None:
+    space = {"OPENID_PROVIDER_URL": "https://hf.co/", "HF_ENDPOINT": "https://mirror.example"}
+    assert openid_provider_url("https://given.example/", space) == "https://given.example"
+    assert openid_provider_url(None, space) == "https://hf.co"
+    assert (
+        openid_provider_url(
+            None, {"HF_ENDPOINT": "https://mirror.example"}, hub_endpoint="http://127.0.0.1:9"
+        )
+        == "http://127.0.0.1:9"
+    )
+    assert openid_provider_url(None, {"HF_ENDPOINT": "https://mirror.example"}) == (
+        "https://mirror.example"
+    )
+    assert openid_provider_url(None, {}) == DEFAULT_ENDPOINT
+    with pytest.raises(ValueError, match="from OPENID_PROVIDER_URL"):
+        openid_provider_url(None, {"OPENID_PROVIDER_URL": "ftp://x"})
 
 
 def test_a_client_for_a_name_that_only_looks_like_loopback_warns(

@@ -33,25 +33,17 @@ from pydantic import SecretStr
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._models import DeviceCode
-from hub_auth._oauth.refresh import CLIENT_ID_ENV, DEFAULT_CLIENT_ID, TOKEN_PATH
+from hub_auth._oauth import CLIENT_ID_ENV, DEVICE_CODE_GRANT, DEVICE_PATH, TOKEN_PATH
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import MaskedStr, check_format, mask_token, scrub
 
 if TYPE_CHECKING:
     from hub_auth._http import HubClient
 
-__all__ = [
-    "CLIENT_ID_ENV",
-    "DEFAULT_CLIENT_ID",
-    "TokenGrant",
-    "poll_for_token",
-    "request_device_code",
-]
+__all__ = ["TokenGrant", "poll_for_token", "request_device_code"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
-DEVICE_PATH: Final = "/oauth/device"
-DEVICE_CODE_GRANT: Final = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP: Final = 5.0
 DEFAULT_INTERVAL: Final = 5.0
 DEFAULT_EXPIRES_IN: Final = 900.0

@@ -20,7 +20,7 @@ authentication) for a short-lived Hub token scoped to one repo or user: no long-
 - A failure is an ``Err`` that says what to fix, never a silent fall-back to ``HF_TOKEN``.
 
 This module imports neither aiohttp nor pydantic (the CLI reads ``HF_OIDC_RESOURCE`` through
-it); the requests go through ``HubClient.oidc_request``.
+it); the requests go through ``HubClient.request``.
 """
 
 from __future__ import annotations
@@ -39,30 +39,19 @@ from typing import TYPE_CHECKING, Any, Final
 
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
+from hub_auth._oauth import ID_TOKEN_TYPE, OIDC_REEXCHANGE_MARGIN, TOKEN_EXCHANGE_GRANT, TOKEN_PATH
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import MaskedStr, check_format, clean_token, scrub
 
 if TYPE_CHECKING:
     from hub_auth._http import HubClient, RawAnswer
 
-__all__ = [
-    "ID_TOKEN_TYPE",
-    "OIDC_ID_TOKEN_ENV",
-    "OIDC_RESOURCE_ENV",
-    "REFRESH_MARGIN",
-    "TOKEN_EXCHANGE_GRANT",
-    "OidcExchanger",
-    "oidc_resource",
-]
+__all__ = ["OIDC_ID_TOKEN_ENV", "OIDC_RESOURCE_ENV", "OidcExchanger", "oidc_resource"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
 OIDC_RESOURCE_ENV: Final = "HF_OIDC_RESOURCE"
 OIDC_ID_TOKEN_ENV: Final = "HF_OIDC_ID_TOKEN"
-TOKEN_EXCHANGE_GRANT: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
-ID_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:id_token"
-REFRESH_MARGIN: Final = 300.0
-"""Seconds before expiry at which a GitHub-minted exchange is made again."""
 DEFAULT_EXPIRES_IN: Final = 3600
 _MAX_EXPIRES_IN: Final = 365 * 86400
 _PERMISSION_ADVICE: Final = (
@@ -136,7 +125,7 @@ class OidcExchanger:
         cached = self._exchanged.get(key)
         if cached is not None and time.monotonic() < cached.fresh_until:
             return Ok(cached.token)
-        margin = REFRESH_MARGIN if source == _GITHUB else 0.0
+        margin = OIDC_REEXCHANGE_MARGIN if source == _GITHUB else 0.0
         return await self._shared(key, lambda: self._mint_and_exchange(key, mint, margin))
 
     async def _shared(
@@ -198,7 +187,7 @@ class OidcExchanger:
                     f"token: {_PERMISSION_ADVICE}",
                 )
             )
-        answer = await self._client.oidc_request(
+        answer = await self._client.request(
             "GET",
             url,
             headers={"Authorization": MaskedStr(f"Bearer {request_token}")},
@@ -238,9 +227,9 @@ class OidcExchanger:
 
     async def _exchange(self, id_token: str, resource: str) -> Result[tuple[MaskedStr, int]]:
         """``POST /oauth/token`` (token exchange): the Hub token and its ``expires_in``."""
-        answer = await self._client.oidc_request(
+        answer = await self._client.request(
             "POST",
-            self._endpoint + "/oauth/token",
+            self._endpoint + TOKEN_PATH,
             json_body={
                 "grant_type": TOKEN_EXCHANGE_GRANT,
                 "subject_token_type": ID_TOKEN_TYPE,

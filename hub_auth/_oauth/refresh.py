@@ -43,6 +43,7 @@ from hub_auth._cache.flight import SingleFlight
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._login.store import entry_token
+from hub_auth._oauth import REFRESH_TOKEN_GRANT, STORED_TOKEN_REFRESH_MARGIN, TOKEN_PATH
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import MaskedStr, check_format, clean_token, scrub
 
@@ -50,26 +51,12 @@ if TYPE_CHECKING:
     from hub_auth._http import HubClient
     from hub_auth._login.store import TokenStore
 
-__all__ = [
-    "CLIENT_ID_ENV",
-    "DEFAULT_CLIENT_ID",
-    "RECHECK_INTERVAL",
-    "REFRESH_MARGIN",
-    "StoredTokenRefresher",
-    "oauth_client_id",
-]
+__all__ = ["RECHECK_INTERVAL", "StoredTokenRefresher"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
-CLIENT_ID_ENV: Final = "HF_DEVICE_CODE_OAUTH_CLIENT_ID"
-"""Overrides the OAuth client id (staging and Enterprise Hubs), as in huggingface_hub."""
-DEFAULT_CLIENT_ID: Final = "26be6b09-91c5-47da-9861-d2d2bb7a7e36"
-"""huggingface_hub's public device-login client: tokens either tool made refresh with either."""
-REFRESH_MARGIN: Final = 24 * 3600
-"""A stored OAuth token is refreshed once it has less than this many seconds left."""
 RECHECK_INTERVAL: Final = 300.0
 """Seconds before a failed refresh is tried again, or a non-OAuth token looked at again."""
-TOKEN_PATH: Final = "/oauth/token"
 EXPIRED_LOGIN_WARNING: Final = (
     "your Hugging Face login has expired and could not be refreshed; log in again: `hub-auth login`"
 )
@@ -78,11 +65,6 @@ EXPIRED_LOGIN_WARNING: Final = (
 # The refresh will not be tried again in this process, and the warning was given once.
 _given_up: set[str] = set()
 _given_up_lock = threading.Lock()
-
-
-def oauth_client_id(environ: Mapping[str, str]) -> str:
-    """``HF_DEVICE_CODE_OAUTH_CLIENT_ID``, else huggingface_hub's public client id."""
-    return environ.get(CLIENT_ID_ENV) or DEFAULT_CLIENT_ID
 
 
 def _key(token: str) -> str:
@@ -155,8 +137,8 @@ class StoredTokenRefresher:
             if current is not None and current != stored:
                 return current
             return self._decide(stored, stored, now + RECHECK_INTERVAL)
-        if expires_at - REFRESH_MARGIN > now:
-            return self._decide(stored, stored, expires_at - REFRESH_MARGIN)
+        if expires_at - STORED_TOKEN_REFRESH_MARGIN > now:
+            return self._decide(stored, stored, expires_at - STORED_TOKEN_REFRESH_MARGIN)
         with _given_up_lock:
             if _key(stored) in _given_up:
                 return self._decide(stored, stored, math.inf)
@@ -215,7 +197,7 @@ class StoredTokenRefresher:
         answer = await self._client.post_oauth_form(
             TOKEN_PATH,
             {
-                "grant_type": "refresh_token",
+                "grant_type": REFRESH_TOKEN_GRANT,
                 "refresh_token": refresh_token,
                 "client_id": self._client_id,
             },

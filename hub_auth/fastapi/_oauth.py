@@ -16,6 +16,12 @@ The flow is OpenID Connect's authorization code flow with PKCE (S256), ``state``
 
 The browser only ever holds random session ids (HttpOnly cookies); tokens stay in the
 ``SessionStore``, under the SHA-256 of the id. Facts: ``shared/reference/OAUTH_FACTS.md``.
+
+Every request to the provider (discovery, token, userinfo, JWKS) goes through
+``HubClient.request``, the client's one request path (timeout, same-origin redirects, a
+bounded body read, errors named by cause). The client is borrowed from a ``HubAuth``
+(``auth=``, else ``app.state.hub_auth``) when there is one; otherwise ``HubOAuth`` opens its
+own, once, inside the running loop, and closes it on the app's shutdown or ``aclose()``.
 """
 
 from __future__ import annotations
@@ -36,13 +42,24 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn
 from urllib.parse import urlencode, urlsplit
 
-import aiohttp
 from fastapi import APIRouter, HTTPException, WebSocketException
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from hub_auth._settings import normalize_endpoint
+from hub_auth._client import HubAuth
+from hub_auth._http import HubClient
+from hub_auth._oauth import (
+    AUTHORIZATION_CODE_GRANT,
+    DISCOVERY_PATH,
+    REFRESH_TOKEN_GRANT,
+    SESSION_REFRESH_MARGIN,
+    is_loopback_host,
+    pkce_challenge,
+)
+from hub_auth._result import Err
+from hub_auth._settings import Settings, openid_provider_url
+from hub_auth._tokens import MaskedStr
 from hub_auth.fastapi._sessions import (
     PENDING_LOGIN_PREFIX,
     MemorySessionStore,
@@ -68,10 +85,8 @@ LOGOUT_PATH = "/oauth/huggingface/logout"
 ERROR_PARAMETER = "hub_oauth_error"
 """Query parameter added to ``next`` when a sign-in did not complete (see ``login_error``)."""
 
-_DEFAULT_PROVIDER = "https://huggingface.co"
 _LOGIN_LIFETIME = 600.0
 _METADATA_LIFETIME = 3600.0
-_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 _ERROR_MESSAGES = {
     "access_denied": "Sign-in with Hugging Face was cancelled: access was not granted.",
     "failed": "Sign-in with Hugging Face did not complete. Please try again.",
@@ -197,11 +212,6 @@ def _pending_key(login_id: str) -> str:
     return PENDING_LOGIN_PREFIX + _key(login_id)
 
 
-def _pkce_challenge(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
 def _with_query(path: str, **params: str) -> str:
     separator = "&" if urlsplit(path).query else "?"
     return f"{path}{separator}{urlencode(params)}"
@@ -246,8 +256,8 @@ class HubOAuth:
         client_secret: Its secret (default ``OAUTH_CLIENT_SECRET``); ``None``: a public app.
         scopes: Scopes to ask for (default ``OAUTH_SCOPES``, else ``openid profile``);
             ``openid`` is always asked for.
-        provider_url: The OpenID provider (default ``OPENID_PROVIDER_URL``, else
-            ``HF_ENDPOINT``, else ``https://huggingface.co``).
+        provider_url: The OpenID provider (default ``OPENID_PROVIDER_URL``, else the
+            endpoint of ``auth``, else ``HF_ENDPOINT``, else ``https://huggingface.co``).
         redirect_url: The callback URL the provider redirects to (default
             ``https://SPACE_HOST/oauth/huggingface/callback`` on a Space, else the callback
             route on the URL the request came to).
@@ -265,6 +275,9 @@ class HubOAuth:
             default ``"none"`` on a Space (its page embeds the app), else ``"lax"``.
         cookie_name: Name of the session cookie.
         timeout: Seconds one request to the provider may take.
+        auth: A ``HubAuth`` whose HTTP client (its aiohttp session) carries the requests to
+            the provider; default ``app.state.hub_auth`` when the app sets one, else a client
+            of HubOAuth's own, closed on the app's shutdown (``lifespan``) or ``aclose()``.
     """
 
     def __init__(
@@ -277,12 +290,13 @@ class HubOAuth:
         redirect_url: str | None = None,
         session_store: SessionStore | None = None,
         session_lifetime: float = 7 * 86400.0,
-        refresh_margin: float = 300.0,
+        refresh_margin: float = SESSION_REFRESH_MARGIN,
         require_orgs: Sequence[str] | None = None,
         org_id: str | None = None,
         same_site: Literal["lax", "none"] | None = None,
         cookie_name: str = "hub_oauth_session",
         timeout: float = 10.0,
+        auth: HubAuth | None = None,
     ) -> None:
         client_id = client_id or os.environ.get("OAUTH_CLIENT_ID") or None
         if not client_id:
@@ -300,16 +314,12 @@ class HubOAuth:
             scopes = os.environ.get("OAUTH_SCOPES") or "openid profile"
         scope_list = scopes.split() if isinstance(scopes, str) else list(scopes)
         space_host = (os.environ.get("SPACE_HOST") or "").split(",")[0].strip()
-        provider = (
-            provider_url
-            or os.environ.get("OPENID_PROVIDER_URL")
-            or os.environ.get("HF_ENDPOINT")
-            or _DEFAULT_PROVIDER
-        )
         self.client_id = client_id
         self._client_secret = SecretStr(secret) if secret else None
         self.scopes: tuple[str, ...] = tuple(dict.fromkeys(["openid", *scope_list]))
-        self.provider_url = normalize_endpoint(provider, "provider_url")
+        self.provider_url = openid_provider_url(
+            provider_url, os.environ, hub_endpoint=auth.endpoint if auth is not None else None
+        )
         if redirect_url is None and space_host:
             redirect_url = f"https://{space_host}{CALLBACK_PATH}"
         self.redirect_url = redirect_url
@@ -324,13 +334,18 @@ class HubOAuth:
         self.same_site: Literal["lax", "none"] = same_site or ("none" if space_host else "lax")
         self.cookie_name = cookie_name
         self._login_cookie = f"{cookie_name}_login"
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = float(timeout)
+        self._auth = auth
+        # The client HubOAuth opened itself (no HubAuth to borrow from), and its loop.
+        self._own_client: HubClient | None = None
+        self._own_loop: asyncio.AbstractEventLoop | None = None
         self._metadata: tuple[float, dict[str, Any]] | None = None
         self._jwks: dict[str, Any] | None = None
         self._refresh_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self.router = APIRouter()
+        # include_router merges this lifespan into the app's: the own client closes on shutdown.
+        self.router = APIRouter(lifespan=self._lifespan)
         self.router.add_api_route(LOGIN_PATH, self.login, methods=["GET"], include_in_schema=False)
         self.router.add_api_route(
             CALLBACK_PATH, self.callback, methods=["GET"], include_in_schema=False
@@ -343,12 +358,58 @@ class HubOAuth:
         kind = "confidential" if self._client_secret else "public"
         return f"<HubOAuth client_id={self.client_id!r} {kind} provider={self.provider_url!r}>"
 
+    # -- the HTTP client -------------------------------------------------------------------
+
+    def _http(self, connection: HTTPConnection) -> HubClient:
+        """The client for the provider requests: ``auth``'s, ``app.state.hub_auth``'s, or
+        HubOAuth's own (opened once per event loop, inside it)."""
+        auth = self._auth
+        if auth is None:
+            shared = getattr(connection.app.state, "hub_auth", None)
+            auth = shared if isinstance(shared, HubAuth) else None
+        if auth is not None:
+            # HubAuth's HubClient: its session, pool and settings are the app's shared ones.
+            return auth._client
+        loop = asyncio.get_running_loop()
+        client = self._own_client
+        if client is None:
+            client = self._own_client = HubClient(
+                Settings.resolve(endpoint=self.provider_url, timeout=self._timeout, environ={})
+            )
+        elif self._own_loop is not loop:
+            # Another loop (a test client's, one per request): the old session is not ours to
+            # close from here; it is set aside and a new one opens on this loop.
+            client.forget_session_after_fork()
+        self._own_loop = loop
+        return client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client HubOAuth opened for itself (a borrowed one stays open).
+
+        Called on the app's shutdown; HubOAuth opens a new client if it is used again.
+        """
+        client, self._own_client = self._own_client, None
+        if client is None:
+            return
+        if self._own_loop is asyncio.get_running_loop():
+            await client.close()
+        else:
+            client.forget_session_after_fork()  # its loop is another one: not closable here
+        self._own_loop = None
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self.aclose()
+
     # -- routes ------------------------------------------------------------------------------
 
     async def login(self, request: Request, next: str | None = None) -> Response:
         """Start a sign-in: remember it server-side and send the browser to the consent page."""
         try:
-            metadata = await self._provider_metadata()
+            metadata = await self._provider_metadata(self._http(request))
         except _Unavailable as exc:
             return _failure(503, f"Hugging Face could not be reached ({exc}). Try again soon.")
         pending = _Pending(
@@ -368,7 +429,7 @@ class HubOAuth:
             "scope": " ".join(self.scopes),
             "state": pending.state,
             "nonce": pending.nonce,
-            "code_challenge": _pkce_challenge(pending.verifier.get_secret_value()),
+            "code_challenge": pkce_challenge(pending.verifier.get_secret_value()),
             "code_challenge_method": "S256",
         }
         if self.org_id is not None:
@@ -420,19 +481,21 @@ class HubOAuth:
         return None
 
     async def _finish(self, request: Request, pending: _Pending) -> Response:
+        http = self._http(request)
         try:
-            metadata = await self._provider_metadata()
+            metadata = await self._provider_metadata(http)
             tokens = await self._token_request(
+                http,
                 metadata,
                 {
-                    "grant_type": "authorization_code",
+                    "grant_type": AUTHORIZATION_CODE_GRANT,
                     "code": request.query_params["code"],
                     "redirect_uri": self._redirect_uri(request),
                     "code_verifier": pending.verifier.get_secret_value(),
                 },
             )
-            await self._verify_id_token(metadata, tokens.get("id_token"), pending.nonce)
-            userinfo = await self._userinfo(metadata, str(tokens["access_token"]))
+            await self._verify_id_token(http, metadata, tokens.get("id_token"), pending.nonce)
+            userinfo = await self._userinfo(http, metadata, str(tokens["access_token"]))
         except _Refused as exc:
             logger.warning("Sign in with Hugging Face refused: %s", exc)
             return _failure(400, f"Hugging Face refused the sign-in: {exc}.")
@@ -497,7 +560,7 @@ class HubOAuth:
             return None
         if session.expires_at - self.refresh_margin <= time.time():
             try:
-                session = await self._refreshed(key)
+                session = await self._refreshed(self._http(connection), key)
             except _Unavailable:
                 _deny(connection, 503, "Hugging Face could not be reached; try again soon")
             if session is None:
@@ -544,10 +607,10 @@ class HubOAuth:
         lock = self._refresh_locks.get(key)
         if lock is None:
             lock = self._refresh_locks[key] = asyncio.Lock()
-        async with lock, self.session_store.lock(key, self._timeout.total or 10.0):
+        async with lock, self.session_store.lock(key, self._timeout):
             yield
 
-    async def _refreshed(self, key: str) -> _Session | None:
+    async def _refreshed(self, http: HubClient, key: str) -> _Session | None:
         """The session with a fresh access token; ``None`` when it ended."""
         async with self._session_lock(key):
             session = await self._load(key)  # another request may have refreshed meanwhile
@@ -556,11 +619,12 @@ class HubOAuth:
             if session.refresh_token is None:
                 return await self._end_if_expired(key, session)
             try:
-                metadata = await self._provider_metadata()
+                metadata = await self._provider_metadata(http)
                 tokens = await self._token_request(
+                    http,
                     metadata,
                     {
-                        "grant_type": "refresh_token",
+                        "grant_type": REFRESH_TOKEN_GRANT,
                         "refresh_token": session.refresh_token.get_secret_value(),
                     },
                 )
@@ -604,7 +668,7 @@ class HubOAuth:
     def _set_cookie(
         self, request: Request, response: Response, name: str, value: str, max_age: float
     ) -> None:
-        loopback_http = request.url.scheme == "http" and request.url.hostname in _LOOPBACK
+        loopback_http = request.url.scheme == "http" and is_loopback_host(request.url.hostname)
         same_site = self.same_site
         secure = same_site == "none" or self._in_space or not loopback_http
         response.set_cookie(
@@ -619,27 +683,29 @@ class HubOAuth:
 
     # -- the provider ----------------------------------------------------------------------
 
-    async def _get_json(self, url: str, headers: Mapping[str, str] | None = None) -> Any:
+    async def _get_json(
+        self, http: HubClient, url: str, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        answered = await http.request("GET", url, headers=headers or {}, time_limit=self._timeout)
+        if isinstance(answered, Err):
+            raise _Unavailable(answered.error.message)
+        status, path = answered.value.status, urlsplit(url).path
+        if 400 <= status < 500 and status not in _TRY_AGAIN:
+            raise _Refused(f"HTTP {status} from {path}")
+        if status != 200:
+            raise _Unavailable(f"HTTP {status} from {path}")
         try:
-            async with (
-                aiohttp.ClientSession(timeout=self._timeout) as http,
-                http.get(url, headers=headers, allow_redirects=False) as response,
-            ):
-                if 400 <= response.status < 500 and response.status not in _TRY_AGAIN:
-                    raise _Refused(f"HTTP {response.status} from {urlsplit(url).path}")
-                if response.status != 200:
-                    raise _Unavailable(f"HTTP {response.status} from {urlsplit(url).path}")
-                return json.loads(await response.content.read(1 << 20))
-        except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError) as exc:
-            raise _Unavailable(f"{type(exc).__name__} from {urlsplit(url).path}") from None
+            return json.loads(answered.value.body)
+        except (ValueError, RecursionError):
+            raise _Unavailable(f"the answer from {path} is not JSON") from None
 
-    async def _provider_metadata(self) -> dict[str, Any]:
+    async def _provider_metadata(self, http: HubClient) -> dict[str, Any]:
         cached = self._metadata
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        url = f"{self.provider_url}/.well-known/openid-configuration"
+        url = self.provider_url + DISCOVERY_PATH
         try:
-            metadata = await self._get_json(url)
+            metadata = await self._get_json(http, url)
         except _Refused as exc:
             raise _Unavailable(str(exc)) from None
         names = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
@@ -655,23 +721,27 @@ class HubOAuth:
         return metadata
 
     async def _token_request(
-        self, metadata: Mapping[str, Any], form: dict[str, str]
+        self, http: HubClient, metadata: Mapping[str, Any], form: dict[str, str]
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
         form = {**form, "client_id": self.client_id}
         if self._client_secret is not None:
             pair = f"{self.client_id}:{self._client_secret.get_secret_value()}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        url = str(metadata["token_endpoint"])
+            headers["Authorization"] = MaskedStr("Basic " + base64.b64encode(pair).decode())
+        answered = await http.request(
+            "POST",
+            str(metadata["token_endpoint"]),
+            headers=headers,
+            form=form,
+            time_limit=self._timeout,
+        )
+        if isinstance(answered, Err):
+            raise _Unavailable(f"the token endpoint: {answered.error.message}")
+        status = answered.value.status
         try:
-            async with (
-                aiohttp.ClientSession(timeout=self._timeout) as http,
-                http.post(url, data=form, headers=headers, allow_redirects=False) as response,
-            ):
-                body = json.loads(await response.content.read(1 << 20))
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError) as exc:
-            raise _Unavailable(f"{type(exc).__name__} from the token endpoint") from None
+            body = json.loads(answered.value.body)
+        except (ValueError, RecursionError):
+            body = None
         if not isinstance(body, dict):
             raise _Unavailable("the token endpoint answered something else than JSON")
         if 400 <= status < 500 and status not in _TRY_AGAIN:
@@ -682,7 +752,7 @@ class HubOAuth:
         return body
 
     async def _verify_id_token(
-        self, metadata: Mapping[str, Any], id_token: object, nonce: str
+        self, http: HubClient, metadata: Mapping[str, Any], id_token: object, nonce: str
     ) -> None:
         from joserfc import jwt
         from joserfc.errors import JoseError
@@ -692,7 +762,7 @@ class HubOAuth:
             raise _Refused("no id_token in the answer")
         for attempt in range(2):  # once more with fresh keys: the provider may have rotated
             if self._jwks is None or attempt == 1:
-                self._jwks = await self._get_json(str(metadata["jwks_uri"]))
+                self._jwks = await self._get_json(http, str(metadata["jwks_uri"]))
             try:
                 keys = KeySet.import_key_set(self._jwks)  # type: ignore[arg-type]
                 token = jwt.decode(id_token, keys, algorithms=["RS256"])
@@ -715,11 +785,14 @@ class HubOAuth:
         except JoseError as exc:
             raise _Refused(f"the id_token is not valid ({exc.error})") from None
 
-    async def _userinfo(self, metadata: Mapping[str, Any], access_token: str) -> dict[str, Any]:
+    async def _userinfo(
+        self, http: HubClient, metadata: Mapping[str, Any], access_token: str
+    ) -> dict[str, Any]:
         url = metadata.get("userinfo_endpoint")
         if not isinstance(url, str):
             raise _Unavailable("the provider has no userinfo endpoint")
-        body = await self._get_json(url, {"Authorization": f"Bearer {access_token}"})
+        bearer = MaskedStr(f"Bearer {access_token}")
+        body = await self._get_json(http, url, {"Authorization": bearer})
         try:
             OAuthUserInfo.model_validate(body)
         except ValidationError:
