@@ -257,20 +257,18 @@ async def test_clear_and_stats() -> None:
     assert cache.stats() == CacheStats(hits=1, misses=2, hub_requests=2, entries=1)
 
 
-async def test_hits_log_nothing_and_are_fast(caplog: pytest.LogCaptureFixture) -> None:
+async def test_hits_log_nothing_and_never_load(caplog: pytest.LogCaptureFixture) -> None:
+    """Speed is measured in benchmarks/ (case 5), not asserted here."""
     cache = MemoryCache()
     load = Loader()
     await cache.fetch(TOKEN, load, endpoint=HUB)
     caplog.set_level(logging.DEBUG)
-    count = 20_000
-    started = time.perf_counter()
+    count = 2_000
     for _ in range(count):
         await cache.fetch(TOKEN, load, endpoint=HUB)
-    per_hit = (time.perf_counter() - started) / count
     assert [r for r in caplog.records if r.name.startswith("hub_auth")] == []
     assert cache.stats().hits == count
-    # A few microseconds on a laptop; the bound only catches an accidental slow path.
-    assert per_hit < 50e-6, f"{per_hit * 1e6:.1f} us per hit"
+    assert cache.stats().hub_requests == 1
 
 
 # -- single-flight and cancellation ----------------------------------------------------------
