@@ -438,9 +438,11 @@ def _expiry_in_use(
     """When the token ``whoami`` used expires, and whether hub_auth refreshes it.
 
     For the token file's token, its ``stored_tokens`` entry says (an OAuth login: it is
-    refreshed before it expires); otherwise the Hub's ``auth.expiresAt``, if it sent one.
+    refreshed before it expires, at the Hub that issued it only); otherwise the Hub's
+    ``auth.expiresAt``, if it sent one.
     """
     from hub_auth._login.store import TokenStore, entry_expires_at, entry_token
+    from hub_auth._oauth.refresh import refreshes_at
 
     hub_says = user.token.expires_at if user.token is not None else None
     if not from_file:
@@ -451,7 +453,9 @@ def _expiry_in_use(
     for fields in store.read_entries().unwrap_or({}).values():
         stored = entry_expires_at(fields)
         if active is not None and entry_token(fields) == active and stored is not None:
-            return stored, bool(fields.get("refresh_token"))
+            return stored, bool(fields.get("refresh_token")) and refreshes_at(
+                fields, settings.endpoint
+            )
     return hub_says, False
 
 
