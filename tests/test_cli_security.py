@@ -1,20 +1,28 @@
 """The real ``hub-auth`` process shows nothing a hostile file, variable or Hub could use against
 the terminal or the login (issue 21, items 9 and 12).
 
-Every test runs the installed entry point in a process of its own (the module is in
-``SLOW_MODULES``): what reaches the terminal is what the process writes, byte for byte.
+The CLI tests run the installed entry point in a process of their own (the module is in
+``SLOW_MODULES``): what reaches the terminal is what the process writes, byte for byte. The
+device-code tests also check the library, whose messages the CLI prints.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from hub_auth.testing import make_token
+from hub_auth import DeviceCode, Err, ErrorKind, HubAuth
+from hub_auth._login.prompt import show_device_code
+from hub_auth.testing import FakeHub, make_token
+from tests.secret_guard import find_tokens
 
 # Terminal escape sequences a token file or HF_TOKEN could carry.
 OSC52_CLIPBOARD = "\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07"
@@ -89,3 +97,58 @@ def test_token_still_prints_a_real_token(hf_home: Path) -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{token}\n".encode(), b"")
     done = hub_auth("token", env={"HF_TOKEN": f"  {token}\n"})  # stripped, as huggingface_hub
     assert (done.returncode, done.stdout) == (0, f"{token}\n".encode())
+
+
+# -- item 12: the device code never shows in a message ------------------------------------
+
+
+@pytest.mark.parametrize("error", ["invalid_request", "invalid_grant", "unsupported_grant_type"])
+async def test_a_hub_echoing_the_device_code_does_not_reveal_it(
+    hub: FakeHub, hf_home: Path, caplog: pytest.LogCaptureFixture, error: str
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="hub_auth")
+    hub.oauth.device_interval = 0.01
+    async with HubAuth(endpoint=hub.url, hf_home=hf_home) as auth:
+        device = (await auth.start_device_login()).unwrap()
+        hub.oauth.echo_device_code_next(error)
+        result = await auth.complete_device_login(device)
+    assert isinstance(result, Err) and result.error.kind is ErrorKind.BAD_RESPONSE
+    secret = device.device_code.get_secret_value()
+    message = str(result.error)
+    assert secret not in message
+    assert f"OAuth error: {error} - cannot accept the device code ****" in message
+    assert all(secret not in record.getMessage() for record in caplog.records)
+    assert not (hf_home / "token").exists()
+
+
+def test_the_printed_url_and_code_never_show_the_device_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secret = "dc-" + "q" * 37
+    device = DeviceCode(
+        device_code=SecretStr(secret),
+        user_code=f"CODE {secret}",
+        verification_uri="https://hub.example.com/oauth/device",
+        verification_uri_complete=f"https://hub.example.com/oauth/device?device_code={secret}",
+        expires_at=datetime.now(UTC),
+        interval=5.0,
+    )
+    show_device_code(device)
+    shown = capsys.readouterr().out
+    assert secret not in shown
+    assert "device_code=****" in shown and "CODE ****" in shown
+
+
+def test_login_device_in_a_real_process_masks_an_echoed_device_code(
+    fake_hub: FakeHub, hf_home: Path
+) -> None:
+    fake_hub.oauth.device_interval = 0.05
+    fake_hub.oauth.echo_device_code_next("invalid_request")
+    done = hub_auth("login", "--device", "--endpoint", fake_hub.url)
+    out, err = done.stdout.decode(), done.stderr.decode()
+    assert done.returncode == 1, (out, err)
+    assert re.search(r"And enter the code: [A-Z0-9]{4}-[A-Z0-9]{4}", out), out
+    assert "OAuth error: invalid_request - cannot accept the device code ****" in err
+    assert "Traceback" not in err
+    assert find_tokens(out + err) == [], "the device code (or a token) was shown"
+    assert not (hf_home / "token").exists()

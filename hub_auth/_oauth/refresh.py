@@ -296,7 +296,7 @@ class StoredTokenRefresher:
         described = body.get("error_description")
         detail = f"{error}: {described}" if described else str(error)
         # Nothing the Hub echoes may carry the refresh token into a log line.
-        detail = scrub(detail.replace(refresh_token, "****"))[:200]
+        detail = scrub(detail, refresh_token)[:200]
         if error == "invalid_grant":
             return Err(
                 HubAuthError(
