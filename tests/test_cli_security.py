@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from pydantic import SecretStr
 
 from hub_auth import DeviceCode, Err, ErrorKind, HubAuth
 from hub_auth._login.prompt import show_device_code
-from hub_auth.testing import FakeHub, make_token
+from hub_auth._login.store import ENDPOINT_KEY, TokenStore
+from hub_auth.testing import FakeHub, FakeUser, make_token
 from tests.secret_guard import find_tokens
 
 # Terminal escape sequences a token file or HF_TOKEN could carry.
@@ -97,6 +99,36 @@ def test_token_still_prints_a_real_token(hf_home: Path) -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{token}\n".encode(), b"")
     done = hub_auth("token", env={"HF_TOKEN": f"  {token}\n"})  # stripped, as huggingface_hub
     assert (done.returncode, done.stdout) == (0, f"{token}\n".encode())
+
+
+# -- item 3: `hub-auth whoami` at another endpoint keeps the refresh token home ------------
+
+
+def test_whoami_at_another_endpoint_says_once_how_to_log_in_there(
+    fake_hub: FakeHub, hf_home: Path
+) -> None:
+    issued = fake_hub.oauth.issue_login(FakeUser(name="ada", token_name=None), lifetime=3600)
+    soon = str(int(time.time()) + 3600)
+    extra = {"refresh_token": issued["refresh_token"], "expires_at": soon}
+    TokenStore(hf_home / "token").save(
+        "oauth-ada", issued["access_token"], extra={**extra, ENDPOINT_KEY: fake_hub.url}
+    ).unwrap()
+    files = (hf_home / "token").read_bytes(), (hf_home / "stored_tokens").read_bytes()
+    with FakeHub() as other:  # a mirror that knows the access token
+        other.add_token(issued["access_token"], FakeUser(name="ada"))
+        done = hub_auth("whoami", env={"HF_ENDPOINT": other.url})
+        out, err = done.stdout.decode(), done.stderr.decode()
+        assert done.returncode == 0, (out, err)
+        assert other.oauth.token_requests == []
+        assert all(request.path != "/oauth/token" for request in other.requests)
+        other_url = other.url
+    assert fake_hub.oauth.token_requests == []
+    assert files == ((hf_home / "token").read_bytes(), (hf_home / "stored_tokens").read_bytes())
+    assert out.startswith("ada")
+    assert "refreshed automatically" not in out
+    assert err.count(f"belongs to {fake_hub.url}") == 1
+    assert err.count(f"`hub-auth login --endpoint {other_url}`") == 1
+    assert find_tokens(out + err) == []
 
 
 # -- item 12: the device code never shows in a message ------------------------------------
