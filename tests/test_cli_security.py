@@ -126,8 +126,8 @@ def test_whoami_at_another_endpoint_says_once_how_to_log_in_there(
     assert files == ((hf_home / "token").read_bytes(), (hf_home / "stored_tokens").read_bytes())
     assert out.startswith("ada")
     assert "refreshed automatically" not in out
-    assert err.count(f"belongs to {fake_hub.url}") == 1
-    assert err.count(f"`hub-auth login --endpoint {other_url}`") == 1
+    assert err.count(f"belongs to '{fake_hub.url}'") == 1
+    assert err.count(f"`hub-auth login --endpoint '{other_url}'`") == 1
     assert find_tokens(out + err) == []
 
 

@@ -127,8 +127,8 @@ async def test_another_endpoint_never_receives_the_refresh_token(
     assert issuer.oauth.token_requests.count("refresh_token") == 0
     assert files(store) == before  # nothing rewritten
     [warning] = warnings_of(caplog)
-    assert f"belongs to {issuer.url}" in warning
-    assert f"`hub-auth login --endpoint {other.url}`" in warning
+    assert f"belongs to '{issuer.url}'" in warning
+    assert f"`hub-auth login --endpoint '{other.url}'`" in warning
 
 
 async def test_the_issuing_hub_still_refreshes_and_the_record_is_kept(
@@ -160,7 +160,22 @@ async def test_a_login_without_the_record_is_refreshed_only_at_huggingface_co(
     [warning] = warnings_of(caplog)
     assert "does not say which Hub issued it" in warning
     assert "only at https://huggingface.co" in warning
-    assert f"`hub-auth login --endpoint {other.url}`" in warning
+    assert f"`hub-auth login --endpoint '{other.url}'`" in warning
+
+
+async def test_the_warning_shows_a_recorded_hub_safely(
+    other: FakeHub, store: TokenStore, hf_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry = store_hf_hub_login(other, store)
+    hostile = "https://user:pa55word@hub.example.com/\x1b]0;title\x07/path"
+    fields = {key: value for key, value in entry.items() if key != "hf_token"}
+    store.save(NAME, entry["hf_token"], extra={**fields, ENDPOINT_KEY: hostile}).unwrap()
+    async with HubAuth(endpoint=other.url, hf_home=hf_home) as auth:
+        await auth.get_token()
+    assert other.oauth.token_requests == []
+    [warning] = warnings_of(caplog)
+    assert "belongs to 'https://hub.example.com'" in warning
+    assert "pa55word" not in warning and "\x1b" not in warning and "path" not in warning
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ from hub_auth._logging import LOGGER_NAME
 from hub_auth._login.store import ENDPOINT_KEY, entry_endpoint, entry_token
 from hub_auth._oauth import REFRESH_TOKEN_GRANT, STORED_TOKEN_REFRESH_MARGIN, TOKEN_PATH
 from hub_auth._result import Err, Ok, Result
-from hub_auth._settings import DEFAULT_ENDPOINT
+from hub_auth._settings import DEFAULT_ENDPOINT, endpoint_origin
 from hub_auth._tokens import MaskedStr, check_format, clean_token, scrub
 
 if TYPE_CHECKING:
@@ -108,17 +108,20 @@ def _hub_identity(endpoint: str) -> tuple[str, str, int, str] | None:
 
 
 def _elsewhere_warning(name: str, fields: Mapping[str, str], endpoint: str) -> str:
-    login_there = f"log in there: `hub-auth login --endpoint {endpoint}`"
+    # Both shown as scheme://host[:port] and quoted: the recorded one comes from a file, and
+    # the rule for endpoints in messages keeps any path, user or password out of them.
+    here = repr(endpoint_origin(endpoint))
+    login_there = f"to use {here}, log in there: `hub-auth login --endpoint {here}`"
     if (issuer := entry_endpoint(fields)) is not None:
         return (
-            f"the stored login {name!r} belongs to {issuer}: its refresh token is sent only "
-            f"there, so at {endpoint} its access token is used as it is, without refresh; "
-            f"to use {endpoint}, {login_there}"
+            f"the stored login {name!r} belongs to {endpoint_origin(issuer)!r}: its refresh "
+            f"token is sent only there, so at {here} its access token is used as it is, "
+            f"without refresh; {login_there}"
         )
     return (
         f"the stored login {name!r} does not say which Hub issued it (huggingface_hub does "
-        f"not record it), so hub_auth refreshes it only at {DEFAULT_ENDPOINT}; at {endpoint} "
-        f"its access token is used as it is, without refresh. To use {endpoint}, {login_there}"
+        f"not record it), so hub_auth refreshes it only at {DEFAULT_ENDPOINT}; at {here} its "
+        f"access token is used as it is, without refresh; {login_there}"
     )
 
 
