@@ -35,7 +35,7 @@ from hub_auth._login.prompt import (
     show_device_pending,
     stdin_is_terminal,
 )
-from hub_auth._login.store import TokenStore
+from hub_auth._login.store import ENDPOINT_KEY, TokenStore
 from hub_auth._models import DeviceCode, LoginInfo, UserInfo
 from hub_auth._oauth import device as _device
 from hub_auth._oauth import oauth_client_id
@@ -175,6 +175,7 @@ class HubAuth:
         self._refresher = StoredTokenRefresher(
             self._store,
             self._client,
+            endpoint=self._settings.endpoint,
             client_id=oauth_client_id(os.environ if read_env else {}),
             # Another process may hold the lock for a whole refresh request.
             lock_timeout=self._store.lock_timeout + self._settings.timeout,
@@ -555,6 +556,8 @@ class HubAuth:
         retried until the code expires). The token is stored as huggingface_hub stores it:
         the ``stored_tokens`` section ``oauth-<username>`` with ``hf_token``,
         ``refresh_token`` and ``expires_at`` (unix seconds), and the token file made active.
+        The section also records this Hub (``hub_auth_endpoint``): hub_auth sends the refresh
+        token only there, never to another ``HF_ENDPOINT``.
         With ``add_to_git_credentials``, the access token also goes to git's credential
         helper (not refreshed there when it expires).
 
@@ -596,7 +599,8 @@ class HubAuth:
             case Err() as err:
                 return err
         name = _token_name(user)
-        extra: dict[str, str] = {}
+        # The Hub that issued it: its refresh token is only ever sent back there.
+        extra: dict[str, str] = {ENDPOINT_KEY: self._settings.endpoint}
         expires_at = None
         if grant.refresh_token is not None:
             extra["refresh_token"] = grant.refresh_token

@@ -227,6 +227,8 @@ class HubAuthSync(SyncFacade):
         retried until the code expires). The token is stored as huggingface_hub stores it:
         the ``stored_tokens`` section ``oauth-<username>`` with ``hf_token``,
         ``refresh_token`` and ``expires_at`` (unix seconds), and the token file made active.
+        The section also records this Hub (``hub_auth_endpoint``): hub_auth sends the refresh
+        token only there, never to another ``HF_ENDPOINT``.
         With ``add_to_git_credentials``, the access token also goes to git's credential
         helper (not refreshed there when it expires).
 

@@ -101,6 +101,13 @@ def mask_token(token: str) -> str:
     return f"{prefix}****{token[-4:]}"
 
 
-def scrub(text: str) -> str:
-    """Replace anything token-shaped in ``text`` with a mask (for log records)."""
+def scrub(text: str, *secrets: str) -> str:
+    """Replace anything token-shaped in ``text`` with a mask (for log records and messages).
+
+    ``secrets`` are values known to be secret whatever their shape (a refresh token, a device
+    code): each occurrence becomes ``****`` first, for text a server may have echoed them in.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "****")
     return TOKEN_PATTERN.sub(lambda m: mask_token(m.group(0)), text)

@@ -69,6 +69,7 @@ ENV_TO_CLEAR = (
 SLOW_MODULES = frozenset(
     {
         "test_cli_pty",  # pseudo-terminals (pexpect)
+        "test_cli_security",  # the real hub-auth process
         "test_device_cli",
         "test_device_browser",  # chromium
         "test_signin_browser",  # chromium and uvicorn

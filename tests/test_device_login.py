@@ -129,7 +129,8 @@ async def test_approve_stores_the_login_as_huggingface_hub_does(
     sections = read_stored_tokens(hf_home)
     assert list(sections) == ["oauth-ada-lovelace"]
     entry = sections["oauth-ada-lovelace"]
-    assert set(entry) == {"hf_token", "refresh_token", "expires_at"}
+    assert set(entry) == {"hf_token", "refresh_token", "expires_at", "hub_auth_endpoint"}
+    assert entry["hub_auth_endpoint"] == hub.url  # its refresh token goes back only there
     assert entry["hf_token"].startswith("hf_oauth_")
     assert entry["refresh_token"] and entry["refresh_token"] != entry["hf_token"]
     assert re.fullmatch(r"\d+", entry["expires_at"])

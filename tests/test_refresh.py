@@ -45,6 +45,7 @@ def store_login(
         extra={
             "refresh_token": answer["refresh_token"],
             "expires_at": str(int(time.time()) + answer["expires_in"]),
+            "hub_auth_endpoint": hub.url,  # refreshed only at the Hub that issued it
         },
     ).unwrap()
     return answer
@@ -119,7 +120,8 @@ async def test_rotated_refresh_token_works_for_the_next_refresh(
     assert fake_hub.oauth.live_refresh_tokens == 1
     assert first["refresh_token"] != login["refresh_token"]
     # Make the refreshed token due again: the next refresh must use the rotated one.
-    due = {"refresh_token": first["refresh_token"], "expires_at": "100"}
+    due = {**first, "expires_at": "100"}
+    del due["hf_token"]
     store.save(NAME, first["hf_token"], extra=due).unwrap()
     async with HubAuth(endpoint=fake_hub.url) as auth:
         second = (await auth.get_token()).unwrap().get_secret_value()
@@ -366,9 +368,11 @@ async def test_a_hub_echoing_the_refresh_token_does_not_leak_it(
     port = runner.addresses[0][1]
     access = make_token("echo-access")
     soon = str(int(time.time()) + HOUR)
-    store.save(NAME, access, extra={"refresh_token": refresh_token, "expires_at": soon}).unwrap()
+    endpoint = f"http://127.0.0.1:{port}"
+    extra = {"refresh_token": refresh_token, "expires_at": soon, "hub_auth_endpoint": endpoint}
+    store.save(NAME, access, extra=extra).unwrap()
     try:
-        async with HubAuth(endpoint=f"http://127.0.0.1:{port}") as auth:
+        async with HubAuth(endpoint=endpoint) as auth:
             assert (await auth.get_token()).unwrap().get_secret_value() == access
     finally:
         await runner.cleanup()

@@ -61,6 +61,7 @@ def test_whoami_refreshes_a_due_login_and_says_when_it_expires(
     extra = {
         "refresh_token": answer["refresh_token"],
         "expires_at": str(int(time.time()) + HOUR),
+        "hub_auth_endpoint": hub.url,
     }
     store.save("oauth-ada", answer["access_token"], extra=extra).unwrap()
     out = run("whoami").stdout

@@ -77,6 +77,7 @@ def store_due_login(hub: FakeHub, store: TokenStore) -> dict[str, Any]:
     extra = {
         "refresh_token": answer["refresh_token"],
         "expires_at": str(int(time.time()) + answer["expires_in"]),
+        "hub_auth_endpoint": hub.url,
     }
     store.save(NAME, answer["access_token"], extra=extra).unwrap()
     return answer

@@ -177,8 +177,11 @@ def _ask_method_on_terminal() -> Result[LoginMethod]:
 def show_device_code(device: DeviceCode) -> None:
     """Print where to go and which code to enter, as ``hf auth login`` does (the browser is
     never opened for the person: they may be on another machine)."""
-    url = terminal_text(device.verification_uri_complete)
-    code = terminal_text(device.user_code)
+    # Both come from the Hub; neither may show the device code (it would let anyone who
+    # sees the screen finish the login).
+    device_code = device.device_code.get_secret_value()
+    url = terminal_text(scrub(device.verification_uri_complete, device_code))
+    code = terminal_text(scrub(device.user_code, device_code))
     sys.stdout.write(
         f"\nOpen this URL in your browser:\n    {url}\n\nAnd enter the code: {code}\n\n"
     )

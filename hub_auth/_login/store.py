@@ -6,7 +6,10 @@ Two files live side by side (see HUB_FACTS, "Where a login lives on disk"):
   without a newline;
 - ``stored_tokens`` beside it is an INI file with one section per token name, key
   ``hf_token``, plus whatever else ``huggingface_hub`` keeps there (``refresh_token``,
-  ``expires_at``), which is carried over untouched.
+  ``expires_at``), which is carried over untouched. An OAuth login hub_auth stores also
+  records the Hub that issued it (``hub_auth_endpoint``, ``ENDPOINT_KEY``): its refresh
+  token is only ever sent there (``_oauth.refresh``). huggingface_hub reads such a section
+  like any other; it drops the key when it rewrites the section.
 
 Guarantees: reads never take the lock and see either the old or the new file, because
 every write goes to a temporary file in the same folder which is fsynced and renamed over
@@ -56,7 +59,14 @@ from hub_auth._login.outcomes import LogoutInfo, StoredToken
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import MaskedStr, clean_token, mask_token
 
-__all__ = ["MAX_FILE_BYTES", "TokenStore", "entry_expires_at", "entry_token"]
+__all__ = [
+    "ENDPOINT_KEY",
+    "MAX_FILE_BYTES",
+    "TokenStore",
+    "entry_endpoint",
+    "entry_expires_at",
+    "entry_token",
+]
 
 T = TypeVar("T")
 
@@ -64,6 +74,9 @@ logger = logging.getLogger(LOGGER_NAME)
 
 MAX_FILE_BYTES = 1024 * 1024
 """Neither login file is ever this large; a larger one is refused without being read whole."""
+
+ENDPOINT_KEY = "hub_auth_endpoint"
+"""The ``stored_tokens`` key where hub_auth records the Hub an OAuth login came from."""
 
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
@@ -80,6 +93,12 @@ _checked_folders: set[str] = set()
 def entry_token(fields: Mapping[str, str]) -> str | None:
     """The token of one ``stored_tokens`` entry, cleaned; ``None`` when it has none."""
     return clean_token(fields.get(_TOKEN_KEY))
+
+
+def entry_endpoint(fields: Mapping[str, str]) -> str | None:
+    """The Hub that issued one entry's OAuth login, as hub_auth recorded it; ``None`` when the
+    entry does not say (huggingface_hub's logins, tokens pasted in)."""
+    return (fields.get(ENDPOINT_KEY) or "").strip() or None
 
 
 def entry_expires_at(fields: Mapping[str, str]) -> datetime | None:

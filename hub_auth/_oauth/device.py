@@ -13,7 +13,8 @@ Protocol only, no printing and no files: ``HubAuth.start_device_login`` and
   code's expiry (``DeviceCode.expires_at``).
 
 ``sleep`` and ``clock`` are parameters so that a test can watch the waits without waiting.
-The device code and the tokens stay ``SecretStr``/``MaskedStr``: no repr or log shows them.
+The device code and the tokens stay ``SecretStr``/``MaskedStr``: no repr or log shows them,
+and no message either: Hub text quoted in an error has the device code masked (``scrub``).
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ async def poll_for_token(
                     )
                 )
             case (str(error), description):
-                text = scrub(f"{error} - {description}" if description else error)[:300]
+                # The Hub may echo the device code: with it, anyone could finish this login.
+                said = f"{error} - {description}" if description else error
+                text = scrub(said, form["device_code"])[:300]
                 return Err(
                     HubAuthError(
                         ErrorKind.BAD_RESPONSE,

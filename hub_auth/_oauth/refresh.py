@@ -15,6 +15,15 @@ refreshed first:
    refresh token (or the old one) and the new expiry, and the token file the new token if it
    still held the old one (``TokenStore.refresh_entry``).
 
+A refresh token is sent only to the Hub that issued it. hub_auth records that Hub in the
+entry when it stores a device login (``hub_auth_endpoint``, ``_login.store.ENDPOINT_KEY``);
+an entry without the key (huggingface_hub's logins: it refreshes at whatever ``HF_ENDPOINT``
+says) counts as issued by ``https://huggingface.co``. At any other endpoint the access token
+is used as it is, the refresh token is never sent and the files are never rewritten; one
+warning per process and login says how to log in at that endpoint instead
+(``refresh_endpoint``, ``refreshes_at``). A mirror or a mistyped ``HF_ENDPOINT`` thus never
+receives a live refresh token, and its answer never replaces the login.
+
 Within a ``HubAuth``, concurrent calls share one refresh (single-flight keyed by the stored
 token), and the decision is remembered: a token far from expiry is looked at again when it
 gets close, one that is not a stored OAuth token after ``RECHECK_INTERVAL``. A refresh never
@@ -35,6 +44,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeGuard
+from urllib.parse import urlsplit
 
 import anyio.from_thread
 import anyio.to_thread
@@ -42,16 +52,17 @@ import anyio.to_thread
 from hub_auth._cache.flight import SingleFlight
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
-from hub_auth._login.store import entry_token
+from hub_auth._login.store import ENDPOINT_KEY, entry_endpoint, entry_token
 from hub_auth._oauth import REFRESH_TOKEN_GRANT, STORED_TOKEN_REFRESH_MARGIN, TOKEN_PATH
 from hub_auth._result import Err, Ok, Result
+from hub_auth._settings import DEFAULT_ENDPOINT, endpoint_origin
 from hub_auth._tokens import MaskedStr, check_format, clean_token, scrub
 
 if TYPE_CHECKING:
     from hub_auth._http import HubClient
     from hub_auth._login.store import TokenStore
 
-__all__ = ["RECHECK_INTERVAL", "StoredTokenRefresher"]
+__all__ = ["RECHECK_INTERVAL", "StoredTokenRefresher", "refresh_endpoint", "refreshes_at"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -64,7 +75,54 @@ EXPIRED_LOGIN_WARNING: Final = (
 # Tokens whose refresh token the Hub refused, process-wide (hashed: no secret kept here).
 # The refresh will not be tried again in this process, and the warning was given once.
 _given_up: set[str] = set()
-_given_up_lock = threading.Lock()
+_once_lock = threading.Lock()
+# (token hash, endpoint) pairs already warned about: a login of another Hub, once per process.
+_warned_elsewhere: set[tuple[str, str]] = set()
+
+
+def refresh_endpoint(fields: Mapping[str, str]) -> str:
+    """The one Hub the refresh token of a ``stored_tokens`` entry may be sent to: the one
+    hub_auth recorded, else ``https://huggingface.co`` (a login written by huggingface_hub,
+    which does not record it)."""
+    return entry_endpoint(fields) or DEFAULT_ENDPOINT
+
+
+def refreshes_at(fields: Mapping[str, str], endpoint: str) -> bool:
+    """Whether hub_auth refreshes the entry's login when talking to ``endpoint``."""
+    issuer = _hub_identity(refresh_endpoint(fields))
+    return issuer is not None and issuer == _hub_identity(endpoint)
+
+
+def _hub_identity(endpoint: str) -> tuple[str, str, int, str] | None:
+    """Scheme, host, port and path of an endpoint, for comparison (``None``: not a URL)."""
+    try:
+        parts = urlsplit(endpoint.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default_port = 443 if scheme == "https" else 80
+    return scheme, parts.hostname.lower(), port or default_port, parts.path.rstrip("/")
+
+
+def _elsewhere_warning(name: str, fields: Mapping[str, str], endpoint: str) -> str:
+    # Both shown as scheme://host[:port] and quoted: the recorded one comes from a file, and
+    # the rule for endpoints in messages keeps any path, user or password out of them.
+    here = repr(endpoint_origin(endpoint))
+    login_there = f"to use {here}, log in there: `hub-auth login --endpoint {here}`"
+    if (issuer := entry_endpoint(fields)) is not None:
+        return (
+            f"the stored login {name!r} belongs to {endpoint_origin(issuer)!r}: its refresh "
+            f"token is sent only there, so at {here} its access token is used as it is, "
+            f"without refresh; {login_there}"
+        )
+    return (
+        f"the stored login {name!r} does not say which Hub issued it (huggingface_hub does "
+        f"not record it), so hub_auth refreshes it only at {DEFAULT_ENDPOINT}; at {here} its "
+        f"access token is used as it is, without refresh; {login_there}"
+    )
 
 
 def _key(token: str) -> str:
@@ -95,11 +153,13 @@ class StoredTokenRefresher:
         store: TokenStore,
         client: HubClient,
         *,
+        endpoint: str,
         client_id: str,
         lock_timeout: float,
     ) -> None:
         self._store = store
         self._client = client
+        self._endpoint = endpoint
         self._client_id = client_id
         self._lock_timeout = lock_timeout
         self._decisions: dict[str, _Decision] = {}
@@ -139,7 +199,15 @@ class StoredTokenRefresher:
             return self._decide(stored, stored, now + RECHECK_INTERVAL)
         if expires_at - STORED_TOKEN_REFRESH_MARGIN > now:
             return self._decide(stored, stored, expires_at - STORED_TOKEN_REFRESH_MARGIN)
-        with _given_up_lock:
+        if not refreshes_at(fields, self._endpoint):
+            with _once_lock:
+                first = (_key(stored), self._endpoint) not in _warned_elsewhere
+                _warned_elsewhere.add((_key(stored), self._endpoint))
+            if first:
+                logger.warning("%s", _elsewhere_warning(name, fields, self._endpoint))
+            # This client's endpoint never changes: neither does the answer.
+            return self._decide(stored, stored, math.inf)
+        with _once_lock:
             if _key(stored) in _given_up:
                 return self._decide(stored, stored, math.inf)
         return await self._refresh(name, stored)
@@ -163,7 +231,7 @@ class StoredTokenRefresher:
                 self._decide(token, token, now + RECHECK_INTERVAL)
                 return self._decide(stored, token, now + RECHECK_INTERVAL)
             case Err(error) if error.kind is ErrorKind.EXPIRED:
-                with _given_up_lock:
+                with _once_lock:
                     first = _key(stored) not in _given_up
                     _given_up.add(_key(stored))
                 if first:
@@ -193,6 +261,14 @@ class StoredTokenRefresher:
         refresh_token = clean_token(fields.get("refresh_token"))
         if refresh_token is None:
             return Err(HubAuthError(ErrorKind.EXPIRED, "the entry has no refresh token anymore"))
+        if not refreshes_at(fields, self._endpoint):  # re-read under the lock: checked again
+            return Err(
+                HubAuthError(
+                    ErrorKind.STORAGE,
+                    f"the stored login now belongs to {refresh_endpoint(fields)}, not to "
+                    f"{self._endpoint}; its refresh token is not sent here",
+                )
+            )
         started = int(time.time())
         answer = await self._client.post_oauth_form(
             TOKEN_PATH,
@@ -212,6 +288,8 @@ class StoredTokenRefresher:
                 "hf_token": access_token,
                 # The Hub may rotate the refresh token (the old one then stops working).
                 "refresh_token": rotated if _storable(rotated) else refresh_token,
+                # Where it was refreshed, which a login of huggingface_hub did not record.
+                ENDPOINT_KEY: refresh_endpoint(fields),
             }
             expires_in = body.get("expires_in")
             if _is_seconds(expires_in):
@@ -221,7 +299,7 @@ class StoredTokenRefresher:
         described = body.get("error_description")
         detail = f"{error}: {described}" if described else str(error)
         # Nothing the Hub echoes may carry the refresh token into a log line.
-        detail = scrub(detail.replace(refresh_token, "****"))[:200]
+        detail = scrub(detail, refresh_token)[:200]
         if error == "invalid_grant":
             return Err(
                 HubAuthError(

@@ -22,10 +22,12 @@ device login. Prompts live in ``_login.prompt``.
 
 Output rules: results go to stdout, notes and errors to stderr. An error is one sentence
 with exit status 1 (click's usage errors keep status 2), never a traceback. ``hub-auth
-token`` is the only command that prints a token; everything else shows it masked, usage
-errors included (``hub-auth login hf_...``). Text from the Hub or from ``stored_tokens`` is
-printed with control characters escaped (``_login.prompt.terminal_text``), so no escape
-sequence reaches the terminal; ``--json`` output is JSON-escaped.
+token`` is the only command that prints a token, and only one that passes the format check
+(a token file or ``HF_TOKEN`` holding escape sequences is refused, status 1); everything else
+shows it masked, usage errors included (``hub-auth login hf_...``). Text from the Hub or
+from ``stored_tokens`` is printed with control characters escaped
+(``_login.prompt.terminal_text``), so no escape sequence reaches the terminal; ``--json``
+output is JSON-escaped.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from hub_auth import __version__
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._login.prompt import terminal_text
 from hub_auth._result import Err, Ok, Result
-from hub_auth._tokens import scrub
+from hub_auth._tokens import check_format, scrub
 
 if TYPE_CHECKING:
     from hub_auth._login.git import GitCredentialOutcome
@@ -438,9 +440,11 @@ def _expiry_in_use(
     """When the token ``whoami`` used expires, and whether hub_auth refreshes it.
 
     For the token file's token, its ``stored_tokens`` entry says (an OAuth login: it is
-    refreshed before it expires); otherwise the Hub's ``auth.expiresAt``, if it sent one.
+    refreshed before it expires, at the Hub that issued it only); otherwise the Hub's
+    ``auth.expiresAt``, if it sent one.
     """
     from hub_auth._login.store import TokenStore, entry_expires_at, entry_token
+    from hub_auth._oauth.refresh import refreshes_at
 
     hub_says = user.token.expires_at if user.token is not None else None
     if not from_file:
@@ -451,7 +455,9 @@ def _expiry_in_use(
     for fields in store.read_entries().unwrap_or({}).values():
         stored = entry_expires_at(fields)
         if active is not None and entry_token(fields) == active and stored is not None:
-            return stored, bool(fields.get("refresh_token"))
+            return stored, bool(fields.get("refresh_token")) and refreshes_at(
+                fields, settings.endpoint
+            )
     return hub_says, False
 
 
@@ -472,16 +478,17 @@ def token(ctx: click.Context) -> None:
     exchanged for the CI's OIDC id token instead, as `hf auth token` does.
 
     The only command that prints a token unmasked, e.g. for
-    `curl -H "Authorization: Bearer $(hub-auth token)"`.
+    `curl -H "Authorization: Bearer $(hub-auth token)"`. A value that is not a Hub token
+    (control characters, spaces, another prefix) is not printed: exit status 1.
     """
     from hub_auth._oauth.exchange import oidc_resource
     from hub_auth._settings import env_token
 
     if oidc_resource(os.environ) is not None:
-        click.echo(_oidc_token(ctx))  # asked for: the exchanged token
+        _print_token(_oidc_token(ctx), "the OIDC token exchange")
         return
     if (found := env_token(os.environ)) is not None:
-        click.echo(found[1])
+        _print_token(found[1], found[0])
         return
     store = _local_store()
     active = _unwrap(store.read_active())
@@ -490,7 +497,16 @@ def token(ctx: click.Context) -> None:
             f"not logged in: HF_TOKEN is not set and there is no token in {store.token_path}. "
             "Log in with `hub-auth login`"
         )
-    click.echo(active)  # the one place a token is printed: asked for
+    _print_token(active, f"the token file {store.token_path}")
+
+
+def _print_token(token: str, source: str) -> None:
+    """The one place a token is printed (asked for), and only one that looks like a token:
+    anything else (escape sequences for the terminal: OSC 52 clipboard writes, screen
+    clears, window titles) is refused with status 1 and never echoed."""
+    if (problem := check_format(token)) is not None:
+        _fail(f"the token from {source} is not a Hub token ({problem}); it was not printed")
+    click.echo(token)
 
 
 def _oidc_token(ctx: click.Context) -> str:

@@ -92,6 +92,7 @@ class FakeOAuth:
         self._user_codes: dict[str, str] = {}
         self._slow_downs = 0
         self._poll_failures: list[list[int]] = []  # [status, remaining count]
+        self._echoes: list[str] = []  # OAuth errors of the next polls that echo the device code
         self._openid: FakeOpenIDProvider | None = None  # "Sign in with HF", made on first use
 
     # -- routes --------------------------------------------------------------------------
@@ -252,6 +253,13 @@ class FakeOAuth:
         with self._lock:
             self._poll_failures.append([status, count])
 
+    def echo_device_code_next(self, error: str = "invalid_request", count: int = 1) -> None:
+        """Answer the next ``count`` device-code polls with a 400 OAuth ``error`` whose
+        ``error_description`` quotes the device code (a careless or hostile Hub)."""
+        _check_count(count)
+        with self._lock:
+            self._echoes.extend([error] * count)
+
     def _browser_user(self) -> FakeUser:
         return self.browser_user or FakeUser(name="browser-user")
 
@@ -306,6 +314,9 @@ class FakeOAuth:
                     text=f"<html><body>{status} {reason(status)}</body></html>",
                     content_type="text/html",
                 )
+            if self._echoes:
+                error = self._echoes.pop(0)
+                return oauth_error(400, error, f"cannot accept the device code {device_code}")
             grant = self._device_grants.get(device_code)
             if grant is None or params.get("client_id") != grant.client_id:
                 return oauth_error(400, "invalid_grant", "unknown device code")
