@@ -11,7 +11,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +26,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import MCPServer
 
 from hub_auth import HubAuth, MemoryCache
-from hub_auth.mcp import HubAccessToken, HubTokenVerifier, auth_settings, current_user
+from hub_auth.mcp import HubTokenVerifier, auth_settings, current_user
 from hub_auth.testing import FakeHub, FakeUser
 
 ADA = FakeUser(name="ada", fullname="Ada Lovelace", orgs=["engines", "poets"])
@@ -77,17 +77,32 @@ class ServedApp:
 def _sdk_server(auth: HubAuth, url: str, **rules: Any) -> Any:
     verifier = HubTokenVerifier(auth, **rules)
     server = MCPServer("hub-tools", token_verifier=verifier, auth=auth_settings(url, auth=auth))
-    _add_tools(server, get_access_token)
+    _add_tools(server, get_access_token, current_user)
     return verifier.wrap(server.streamable_http_app())
 
 
-def _add_tools(server: Any, access_token: Callable[[], Any]) -> None:
+def _fastmcp_server(auth: HubAuth, url: str, **rules: Any) -> Any:
+    from fastmcp import FastMCP
+    from fastmcp.server.dependencies import get_access_token as fastmcp_access_token
+
+    from hub_auth.mcp import fastmcp as hub_fastmcp
+
+    provider = hub_fastmcp.HubTokenVerifier(auth, base_url=url.removesuffix("/mcp"), **rules)
+    server = FastMCP("hub-tools", auth=provider)
+    _add_tools(server, fastmcp_access_token, hub_fastmcp.current_user)
+    return server.http_app(path="/mcp")
+
+
+def _add_tools(
+    server: Any, access_token: Callable[[], Any], caller: Callable[[], Awaitable[Any]]
+) -> None:
     @server.tool()
     async def whoami() -> str:
         """Who is calling, and their organisations."""
-        user = await current_user()
+        user = await caller()
         token = access_token()
-        assert isinstance(token, HubAccessToken)
+        assert user is not None
+        assert token.user is user
         assert token.claims["preferred_username"] == (user.username if user else None)
         return json.dumps({"user": user.username if user else None, "orgs": token.claims["orgs"]})
 
@@ -136,7 +151,7 @@ class Stack:
         return httpx.post(self.mcp_url, json=INITIALIZE, headers=headers, timeout=30)
 
 
-BUILDERS: dict[str, Callable[..., Any]] = {"sdk": _sdk_server}
+BUILDERS: dict[str, Callable[..., Any]] = {"sdk": _sdk_server, "fastmcp": _fastmcp_server}
 
 
 @pytest.fixture(params=sorted(BUILDERS))
