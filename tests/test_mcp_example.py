@@ -1,0 +1,89 @@
+"""examples/mcp_server.py: its one-process story, and the documented uvicorn command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from hub_auth.testing import FakeHub, FakeUser
+from tests.test_mcp import INITIALIZE, MCP_HEADERS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "PYTHONWARNINGS": "error::ResourceWarning", **extra}
+
+
+def test_the_example_tells_its_story() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "mcp_server.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "ada (Ada Lovelace), member of: engines",
+        "10 tool calls, 1 Hub request",
+        "403 this resource requires membership of one of: engines",
+        "503 Retry-After: 5",
+    ]
+
+
+async def test_the_example_under_uvicorn(tmp_path: Path) -> None:
+    """The documented command, for real: uvicorn in a subprocess, the official MCP client."""
+    with FakeHub() as hub:
+        token = hub.add_token(user=FakeUser(name="ada", orgs=["engines", "poets"]))
+        log = tmp_path / "uvicorn.log"
+        with log.open("wb") as output:
+            server = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped in finally
+                [sys.executable, "-m", "uvicorn", "examples.mcp_server:app", "--port", "0"],
+                cwd=ROOT,
+                env=_env(HF_ENDPOINT=hub.url),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                base = _wait_for_port(server, log)
+                headers = {"authorization": f"Bearer {token}"}
+                async with (
+                    httpx2.AsyncClient(headers=headers, timeout=30) as http,
+                    Client(streamable_http_client(f"{base}/mcp", http_client=http)) as mcp,
+                ):
+                    result = await mcp.call_tool("whoami", {})
+                text = result.content[0].text  # type: ignore[union-attr]
+                assert text == "ada (Ada), member of: engines, poets"
+                missing = httpx.post(f"{base}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+                assert missing.status_code == 401
+                metadata = httpx.get(f"{base}/.well-known/oauth-protected-resource/mcp").json()
+                assert metadata["authorization_servers"] == [hub.url]
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+    output_text = log.read_text()
+    assert "Application shutdown complete" in output_text
+    assert token not in output_text
+
+
+def _wait_for_port(server: subprocess.Popen[bytes], log: Path) -> str:
+    """uvicorn prints the port it bound (``--port 0``) once it serves."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if "Uvicorn running on http://" in line:
+                return line.split("Uvicorn running on ")[1].split()[0]
+        assert server.poll() is None, log.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"uvicorn did not start:\n{log.read_text()}")
