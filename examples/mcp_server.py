@@ -75,6 +75,7 @@ async def demo() -> None:
         os.environ["HF_ENDPOINT"] = hub.url  # the verifier's HubAuth reads it
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as uvicorn's own
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         config = uvicorn.Config(build_app(url, team_org="engines"), log_level="warning")
         server = uvicorn.Server(config)

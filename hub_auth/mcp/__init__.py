@@ -38,7 +38,7 @@ What a caller gets:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -172,12 +172,18 @@ class HubTokenVerifier:
             )
         return None
 
-    def wrap(self, app: ASGIApp) -> ASGIApp:
-        """Wrap the server's ASGI app (``mcp.streamable_http_app()``): 503 with
-        ``Retry-After`` for a token that could not be checked, 403 for one refused by policy
-        or rule; everything else passes through unchanged. The app's lifespan shutdown also
-        closes the ``HubAuth`` the verifier created."""
-        return Gate(app, self._check)
+    def wrap(
+        self, app: ASGIApp, *, on_shutdown: Callable[[], Awaitable[None]] | None = None
+    ) -> ASGIApp:
+        """Wrap the server's ASGI app (``mcp.streamable_http_app()``).
+
+        A token that could not be checked gets 503 with ``Retry-After``, one refused by the
+        Hub's policy or by a rule 403; everything else passes through unchanged. When the app
+        shuts down, in the server's event loop, ``on_shutdown`` is awaited (close a
+        ``HubAuth`` or Redis client of yours there) and the ``HubAuth`` the verifier created
+        is closed.
+        """
+        return Gate(app, self._check, on_shutdown=on_shutdown)
 
     async def aclose(self) -> None:
         """Close the ``HubAuth`` the verifier created (one you passed is left open)."""

@@ -223,17 +223,24 @@ class Gate:
 
     Answers 503 (``Retry-After``) when the token could not be checked and 403 when it is
     refused by policy or rule; otherwise passes the request on, with the outcome for
-    ``verify_token``. On the app's lifespan shutdown it closes a ``HubAuth`` the check owns.
+    ``verify_token``. On the app's lifespan shutdown it awaits ``on_shutdown`` and closes a
+    ``HubAuth`` the check owns, in the server's event loop.
     """
 
-    def __init__(self, app: ASGIApp, check: TokenCheck, *, handle_lifespan: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        check: TokenCheck,
+        *,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.check = check
-        self.handle_lifespan = handle_lifespan
+        self.on_shutdown = on_shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "lifespan" and self.handle_lifespan:
+        if kind == "lifespan":
             await self.app(scope, receive, self._closing_on_shutdown(send))
             return
         token = bearer_token(scope) if kind == "http" else None
@@ -253,7 +260,11 @@ class Gate:
     def _closing_on_shutdown(self, send: Send) -> Send:
         async def forward(message: Message) -> None:
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-                await self.check.aclose()
+                try:
+                    if self.on_shutdown is not None:
+                        await self.on_shutdown()
+                finally:
+                    await self.check.aclose()
             await send(message)
 
         return forward

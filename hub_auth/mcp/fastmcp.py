@@ -26,7 +26,7 @@ rule a 403 without wrapping the app. Used alone (say inside ``MultiAuth``), its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from fastmcp.server.auth import RemoteAuthProvider, TokenVerificationError, TokenVerifier
@@ -90,6 +90,8 @@ class HubTokenVerifier(RemoteAuthProvider):
             see ``hub_auth.mcp.HubAccessToken`` for the scopes a Hub token has.
         resource_base_url: The public URL of the resource, when it differs from ``base_url``.
         retry_after_default: Seconds in a 503's ``Retry-After`` when the Hub gave no wait.
+        on_shutdown: Awaited when the app shuts down, in the server's event loop (close a
+            ``HubAuth`` or Redis client of yours there).
     """
 
     def __init__(
@@ -105,7 +107,9 @@ class HubTokenVerifier(RemoteAuthProvider):
         required_scopes: Sequence[str] | None = None,
         resource_base_url: AnyHttpUrl | str | None = None,
         retry_after_default: float = DEFAULT_RETRY_AFTER,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._on_shutdown = on_shutdown
         self._check = TokenCheck(
             auth,
             require_orgs=require_orgs,
@@ -134,7 +138,10 @@ class HubTokenVerifier(RemoteAuthProvider):
 
     def get_middleware(self) -> list[Any]:
         """FastMCP's bearer middleware, behind the gate that answers 403 and 503."""
-        return [Middleware(Gate, check=self._check), *super().get_middleware()]
+        return [
+            Middleware(Gate, check=self._check, on_shutdown=self._on_shutdown),
+            *super().get_middleware(),
+        ]
 
     async def aclose(self) -> None:
         """Close the ``HubAuth`` the provider created (one you passed is left open)."""

@@ -187,6 +187,8 @@ class FakeOpenIDProvider:
         """``GET /oauth/authorize`` requests received (valid or not)."""
         self.discovery_requests = 0
         """``GET /.well-known/openid-configuration`` requests received."""
+        self.userinfo_requests = 0
+        """``GET /oauth/userinfo`` requests received (valid or not)."""
 
     # -- test controls ---------------------------------------------------------------------
 
@@ -475,6 +477,8 @@ class FakeOpenIDProvider:
         return info
 
     async def _userinfo(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self.userinfo_requests += 1
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         with self._lock:
             issued = self._issued.get(token) if scheme.lower() == "bearer" else None
