@@ -67,12 +67,29 @@ def _tool(server: Any) -> None:
         return text
 
 
-def sdk_app(auth: HubAuth | None) -> Callable[[str], Any]:
+def sdk_app(auth: HubAuth | None, *, constant: str | None = None) -> Callable[[str], Any]:
+    """The official SDK's server with hub_auth (``auth``), with a verifier that accepts any
+    token at no cost (``constant``: the issuer it names), or with no auth."""
+    from mcp.server.auth.provider import AccessToken
+    from mcp.server.auth.settings import AuthSettings
     from mcp.server.mcpserver import MCPServer
 
     from hub_auth.mcp import HubTokenVerifier, auth_settings
 
+    class ConstantVerifier:
+        async def verify_token(self, token: str) -> AccessToken:
+            return AccessToken(token=token, client_id="bench", scopes=[])
+
     def make(url: str) -> Any:
+        if constant is not None:
+            settings = AuthSettings(
+                issuer_url=constant, resource_server_url=f"{url}/mcp", validate_token_resource=False
+            )
+            server = MCPServer(
+                "bench", token_verifier=ConstantVerifier(), auth=settings, log_level="WARNING"
+            )
+            _tool(server)
+            return server.streamable_http_app()
         if auth is None:
             server = MCPServer("bench", log_level="WARNING")
             _tool(server)
@@ -86,14 +103,24 @@ def sdk_app(auth: HubAuth | None) -> Callable[[str], Any]:
     return make
 
 
-def fastmcp_app(auth: HubAuth | None, *, anchor: str | None = None) -> Callable[[str], Any]:
+def fastmcp_app(
+    auth: HubAuth | None, *, anchor: str | None = None, constant: bool = False
+) -> Callable[[str], Any]:
     """FastMCP with hub_auth (``auth``), with FastMCP's own verifier (``anchor``: the Hub's
-    URL it lists), or with no auth."""
+    URL it lists), with a verifier that accepts any token at no cost, or with no auth."""
     from fastmcp import FastMCP
+    from fastmcp.server.auth import TokenVerifier
+    from fastmcp.server.auth.auth import AccessToken
+
+    class ConstantVerifier(TokenVerifier):
+        async def verify_token(self, token: str) -> AccessToken:
+            return AccessToken(token=token, client_id="bench", scopes=[])
 
     def make(url: str) -> Any:
         provider: Any = None
-        if anchor is not None:
+        if constant:
+            provider = ConstantVerifier(base_url=url)
+        elif anchor is not None:
             from fastmcp.server.auth import RemoteAuthProvider
             from fastmcp.server.auth.providers.huggingface import HuggingFaceTokenVerifier
 
@@ -173,28 +200,49 @@ def count_requests(users: int, calls: int) -> list[tuple[str, int, int]]:
     return rows
 
 
-def latency(calls: int, rounds: int = 5) -> list[tuple[str, float, float]]:
-    """(framework, median ms without auth, median ms with hub_auth, warm).
+def latency(calls: int, rounds: int = 5) -> list[tuple[str, float, float, float]]:
+    """(framework, median ms: no auth, the framework's auth with a verifier that costs
+    nothing, hub_auth with a warm cache).
 
-    Both servers run side by side; blocks of calls alternate between them (``rounds`` each),
-    so a slow moment of the machine falls on both.
+    The servers run side by side; blocks of calls alternate between them (``rounds`` each),
+    so a slow moment of the machine falls on all of them.
     """
     rows = []
     with FakeHub(record_limit=10) as hub:
         token = hub.oauth.issue_access_token(FakeUser(name="ada"))[0]
-        for name, plain, guarded in (
-            ("official SDK", sdk_app(None), lambda: sdk_app(_new_auth(hub))),
-            ("FastMCP", fastmcp_app(None), lambda: fastmcp_app(_new_auth(hub))),
-        ):
-            with serve(plain) as plain_url, serve(guarded()) as guarded_url:
-                runs = ((plain_url, None), (guarded_url, token))
-                times: list[list[float]] = [[], []]
+        setups: list[tuple[str, list[Callable[[], Callable[[str], Any]]]]] = [
+            (
+                "official SDK",
+                [
+                    lambda: sdk_app(None),
+                    lambda: sdk_app(None, constant=hub.url),
+                    lambda: sdk_app(_new_auth(hub)),
+                ],
+            ),
+            (
+                "FastMCP",
+                [
+                    lambda: fastmcp_app(None),
+                    lambda: fastmcp_app(None, constant=True),
+                    lambda: fastmcp_app(_new_auth(hub)),
+                ],
+            ),
+        ]
+        for name, makers in setups:
+            with (
+                serve(makers[0]()) as plain,
+                serve(makers[1]()) as free,
+                serve(makers[2]()) as ours,
+            ):
+                runs = ((plain, None), (free, token), (ours, token))
+                times: list[list[float]] = [[] for _ in runs]
                 for url, bearer in runs:
                     asyncio.run(session_calls(url, bearer, 5))  # warm: the cache and the server
                 for _ in range(rounds):
                     for index, (url, bearer) in enumerate(runs):
                         times[index] += asyncio.run(session_calls(url, bearer, calls // rounds))
-            rows.append((name, *(statistics.median(block) * 1000 for block in times)))
+            plain_ms, free_ms, ours_ms = (statistics.median(block) * 1000 for block in times)
+            rows.append((name, plain_ms, free_ms, ours_ms))
     return rows
 
 
@@ -217,11 +265,20 @@ def run(*, users: int, calls: int, latency_calls: int) -> str:
         f"Tool-call latency, median of {latency_calls} sequential calls in one session "
         "(hub_auth with a warm cache):",
         "",
-        "| framework | no auth (ms) | hub_auth (ms) | ratio |",
-        "|---|---:|---:|---:|",
+        "| framework | no auth (ms) | auth, free verifier (ms) | hub_auth (ms) "
+        "| hub_auth / no auth | hub_auth / free verifier |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, plain, guarded in latency(latency_calls):
-        lines.append(f"| {name} | {plain:.2f} | {guarded:.2f} | {guarded / plain:.3f} |")
+    for name, plain, free, ours in latency(latency_calls):
+        lines.append(
+            f"| {name} | {plain:.2f} | {free:.2f} | {ours:.2f} | {ours / plain:.3f} "
+            f"| {ours / free:.3f} |"
+        )
+    lines += [
+        "",
+        "The free verifier accepts any token at no cost: the difference between it and no auth "
+        "is the framework's own auth middleware; between it and hub_auth, what hub_auth adds.",
+    ]
     return "\n".join(lines)
 
 

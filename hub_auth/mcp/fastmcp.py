@@ -63,7 +63,8 @@ class _HubTokenCheck(TokenVerifier):
         checked = pre_checked(token) or await self.check.check(token)
         if checked.user is not None:
             endpoint = self.check.auth.endpoint
-            return HubAccessToken(**access_token_fields(token, checked.user, endpoint))
+            fields = access_token_fields(token, checked.user, endpoint)
+            return HubAccessToken.model_construct(**fields)  # our own typed fields
         if checked.status == 503:
             raise TokenVerificationError(checked.detail)
         return None
