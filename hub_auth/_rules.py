@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from hub_auth._errors import ErrorKind, HubAuthError
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_RETRY_AFTER",
     "ROLE_ORDER",
+    "AccessRuleOptions",
     "AccessRules",
     "Refusal",
     "Verdict",
@@ -53,6 +54,17 @@ _WARNING_INTERVAL = 60.0
 """Seconds between two "could not check" warnings of one kind (for one HubAuth)."""
 
 _REJECTED_KINDS = (ErrorKind.UNAUTHORIZED, ErrorKind.INVALID_TOKEN)
+
+
+class AccessRuleOptions(TypedDict, total=False):
+    """The rule arguments the adapters take as they are (``**rules``), checked by
+    ``AccessRules.build``."""
+
+    require_orgs: Sequence[str]
+    require_all_orgs: bool
+    require_role: str | None
+    require_permissions: Sequence[str]
+    permission_entity: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +93,6 @@ class AccessRules:
     @classmethod
     def build(
         cls,
-        *,
         require_orgs: Sequence[str] = (),
         require_all_orgs: bool = False,
         require_role: str | None = None,

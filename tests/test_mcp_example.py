@@ -1,4 +1,5 @@
-"""examples/mcp_server.py: its one-process story, and the documented uvicorn command."""
+"""examples/mcp_server.py (its one-process story, the documented uvicorn command) and the servers
+of docs/mcp.md."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import httpx
 import httpx2
+import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from hub_auth.testing import FakeHub, FakeUser
-from tests.test_mcp import INITIALIZE, MCP_HEADERS
+from tests.markdown_blocks import python_blocks
+from tests.test_mcp import INITIALIZE, MCP_HEADERS, ServedApp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,3 +91,34 @@ def _wait_for_port(server: subprocess.Popen[bytes], log: Path) -> str:
         assert server.poll() is None, log.read_text()
         time.sleep(0.05)
     raise AssertionError(f"uvicorn did not start:\n{log.read_text()}")
+
+
+DOCS_SERVERS = [
+    block
+    for block in python_blocks((ROOT / "docs" / "mcp.md").read_text())
+    if "app = " in block.code and "REDIS_URL" not in block.code
+]
+
+
+@pytest.mark.parametrize("block", DOCS_SERVERS, ids=lambda block: f"line-{block.line}")
+async def test_the_servers_of_the_docs_page_work(
+    block: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/mcp.md's server blocks (not run by test_docs_code: they serve) serve a member."""
+    code = block.code  # type: ignore[attr-defined]
+    with FakeHub() as hub:
+        member = hub.add_token(user=FakeUser(name="ada", orgs=["my-org"]))
+        outsider = hub.add_token(user=FakeUser(name="byron"))
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        module = types.ModuleType("docs_block")
+        exec(compile(code, f"docs/mcp.md:{block.line}", "exec"), module.__dict__)  # type: ignore[attr-defined]
+        with ServedApp(lambda url: module.app) as served:
+            async with (
+                httpx2.AsyncClient(headers={"authorization": f"Bearer {member}"}) as http,
+                Client(streamable_http_client(f"{served.url}/mcp", http_client=http)) as mcp,
+            ):
+                result = await mcp.call_tool("whoami", {})
+            headers = {**MCP_HEADERS, "authorization": f"Bearer {outsider}"}
+            refused = httpx.post(f"{served.url}/mcp", json=INITIALIZE, headers=headers)
+    assert result.content[0].text.startswith("ada")  # type: ignore[union-attr]
+    assert refused.status_code == 403

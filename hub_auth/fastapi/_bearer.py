@@ -109,11 +109,7 @@ class HubBearer(SecurityBase):
         if auth is not None and not isinstance(auth, HubAuth) and not callable(auth):
             raise TypeError(f"auth must be a HubAuth or a callable, not {type(auth).__name__}")
         self._rules = AccessRules.build(
-            require_orgs=require_orgs,
-            require_all_orgs=require_all_orgs,
-            require_role=require_role,
-            require_permissions=require_permissions,
-            permission_entity=permission_entity,
+            require_orgs, require_all_orgs, require_role, require_permissions, permission_entity
         )
         retry_after_default = check_retry_after(retry_after_default)
         self._auth = auth

@@ -45,10 +45,11 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from pydantic import Field
+from typing_extensions import Unpack
 
 from hub_auth._client import HubAuth
 from hub_auth._models import UserInfo
-from hub_auth._rules import DEFAULT_RETRY_AFTER
+from hub_auth._rules import DEFAULT_RETRY_AFTER, AccessRuleOptions
 from hub_auth._settings import Settings
 from hub_auth.mcp._check import ASGIApp, Gate, TokenCheck, access_token_fields, pre_checked
 
@@ -116,21 +117,13 @@ class HubTokenVerifier:
         self,
         auth: HubAuth | None = None,
         *,
-        require_orgs: Sequence[str] = (),
-        require_all_orgs: bool = False,
-        require_role: str | None = None,
-        require_permissions: Sequence[str] = (),
-        permission_entity: str | None = None,
         resource_server_url: str | None = None,
         retry_after_default: float = DEFAULT_RETRY_AFTER,
+        **rules: Unpack[AccessRuleOptions],
     ) -> None:
         self._check = TokenCheck(
             auth,
-            require_orgs=require_orgs,
-            require_all_orgs=require_all_orgs,
-            require_role=require_role,
-            require_permissions=require_permissions,
-            permission_entity=permission_entity,
+            rules,
             retry_after_default=retry_after_default,
             resource_server_url=resource_server_url,
             adapter="HubTokenVerifier",

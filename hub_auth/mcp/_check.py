@@ -21,23 +21,16 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from hub_auth import _rules
 from hub_auth._cache.memory import MemoryCache
 from hub_auth._client import HubAuth
 from hub_auth._models import UserInfo
 from hub_auth._result import Ok
-from hub_auth._rules import (
-    ROLE_ORDER,
-    AccessRules,
-    Verdict,
-    check_retry_after,
-    judge,
-    retry_after_seconds,
-    warn_if_uncached,
-)
+from hub_auth._rules import ROLE_ORDER, AccessRuleOptions, AccessRules, Verdict
 
 __all__ = ["Checked", "Gate", "TokenCheck", "access_token_fields", "bearer_token", "pre_checked"]
 
@@ -94,28 +87,18 @@ class TokenCheck:
     def __init__(
         self,
         auth: HubAuth | None,
+        rules: AccessRuleOptions,
         *,
-        require_orgs: Sequence[str],
-        require_all_orgs: bool,
-        require_role: str | None,
-        require_permissions: Sequence[str],
-        permission_entity: str | None,
         retry_after_default: float,
         resource_server_url: str | None,
         adapter: str,
     ) -> None:
         if auth is not None and not isinstance(auth, HubAuth):
             raise TypeError(f"auth must be a HubAuth, not {type(auth).__name__}")
+        self.rules = AccessRules.build(**rules)
         self.owns_auth = auth is None
         self.auth = auth if auth is not None else HubAuth(cache=MemoryCache())
-        self.rules = AccessRules.build(
-            require_orgs=require_orgs,
-            require_all_orgs=require_all_orgs,
-            require_role=require_role,
-            require_permissions=require_permissions,
-            permission_entity=permission_entity,
-        )
-        self.retry_after_default = check_retry_after(retry_after_default)
+        self.retry_after_default = _rules.check_retry_after(retry_after_default)
         self.resource_server_url = (
             None if resource_server_url is None else _same_resource(resource_server_url)
         )
@@ -123,7 +106,7 @@ class TokenCheck:
 
     async def check(self, token: str) -> Checked:
         auth = self.auth
-        warn_if_uncached(auth, self.adapter)
+        _rules.warn_if_uncached(auth, self.adapter)
         result = await auth.whoami(token)
         if isinstance(result, Ok):
             user = result.value
@@ -140,12 +123,12 @@ class TokenCheck:
                 return Checked(None, 401, "invalid_token", "the token is for another resource")
             return Checked(user)
         error = result.error
-        verdict, hub_wait = judge(error, auth)
+        verdict, hub_wait = _rules.judge(error, auth)
         if verdict is Verdict.REJECTED:
             return Checked(None, 401, "invalid_token", "the Hub rejected the token")
         if verdict is Verdict.FORBIDDEN:
             return Checked(None, 403, "access_denied", error.message)
-        seconds = retry_after_seconds(hub_wait, self.retry_after_default)
+        seconds = _rules.retry_after_seconds(hub_wait, self.retry_after_default)
         detail = (
             f"the token could not be checked right now ({error.kind.value}); "
             f"try again later (in {seconds}s)"

@@ -34,10 +34,11 @@ from fastmcp.server.auth.auth import AccessToken
 from fastmcp.server.dependencies import get_access_token
 from pydantic import AnyHttpUrl, Field
 from starlette.middleware import Middleware
+from typing_extensions import Unpack
 
 from hub_auth._client import HubAuth
 from hub_auth._models import UserInfo
-from hub_auth._rules import DEFAULT_RETRY_AFTER
+from hub_auth._rules import DEFAULT_RETRY_AFTER, AccessRuleOptions
 from hub_auth.mcp._check import Gate, TokenCheck, access_token_fields, pre_checked
 
 __all__ = ["HubAccessToken", "HubTokenVerifier", "current_user"]
@@ -100,24 +101,16 @@ class HubTokenVerifier(RemoteAuthProvider):
         auth: HubAuth | None = None,
         *,
         base_url: AnyHttpUrl | str,
-        require_orgs: Sequence[str] = (),
-        require_all_orgs: bool = False,
-        require_role: str | None = None,
-        require_permissions: Sequence[str] = (),
-        permission_entity: str | None = None,
         required_scopes: Sequence[str] | None = None,
         resource_base_url: AnyHttpUrl | str | None = None,
         retry_after_default: float = DEFAULT_RETRY_AFTER,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        **rules: Unpack[AccessRuleOptions],
     ) -> None:
         self._on_shutdown = on_shutdown
         self._check = TokenCheck(
             auth,
-            require_orgs=require_orgs,
-            require_all_orgs=require_all_orgs,
-            require_role=require_role,
-            require_permissions=require_permissions,
-            permission_entity=permission_entity,
+            rules,
             retry_after_default=retry_after_default,
             resource_server_url=None,
             adapter="hub_auth.mcp.fastmcp.HubTokenVerifier",
