@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -170,19 +170,35 @@ async def test_current_user_outside_a_request_is_none() -> None:
     assert await hub_fastmcp.current_user() is None
 
 
-def test_required_scopes_give_403_insufficient_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+def _sdk_scoped(url: str) -> tuple[Any, HubAuth]:
+    verifier = HubTokenVerifier()  # its own HubAuth, closed when the app shuts down
+    settings = auth_settings(f"{url}/mcp", required_scopes=["write"])
+    server = MCPServer("scoped", token_verifier=verifier, auth=settings)
+    return verifier.wrap(server.streamable_http_app()), verifier.auth
+
+
+def _fastmcp_scoped(url: str) -> tuple[Any, HubAuth]:
+    from fastmcp import FastMCP
+
+    provider = hub_fastmcp.HubTokenVerifier(base_url=url, required_scopes=["write"])
+    return FastMCP("scoped", auth=provider).http_app(path="/mcp"), provider.auth
+
+
+@pytest.mark.parametrize("build", [_sdk_scoped, _fastmcp_scoped], ids=["sdk", "fastmcp"])
+def test_required_scopes_give_403_insufficient_scope(
+    build: Callable[[str], tuple[Any, HubAuth]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeHub() as hub:
         reader = hub.add_token(name="reader", role="read")
         writer = hub.add_token(name="writer", role="write")
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        verifier = HubTokenVerifier()  # its own HubAuth, closed when the app shuts down
+        owned: list[HubAuth] = []
 
         def make_app(url: str) -> Any:
-            settings = auth_settings(f"{url}/mcp", required_scopes=["write"])
-            server = MCPServer("scoped", token_verifier=verifier, auth=settings)
-            return verifier.wrap(server.streamable_http_app())
+            app, auth = build(url)
+            owned.append(auth)
+            return app
 
-        owned = verifier.auth
         with ServedApp(make_app) as served:
 
             def post(token: str) -> httpx.Response:
@@ -193,5 +209,4 @@ def test_required_scopes_give_403_insufficient_scope(monkeypatch: pytest.MonkeyP
             assert refused.status_code == 403
             assert refused.json()["error"] == "insufficient_scope"
             assert post(writer).status_code == 200
-        assert owned.closed
-        assert not verifier.auth.closed  # a fresh one for a next start
+        assert owned[0].closed  # the adapter's own HubAuth, closed on shutdown
