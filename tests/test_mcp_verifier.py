@@ -97,6 +97,14 @@ async def test_an_oauth_token_brings_its_scopes_expiry_and_resource(
     assert await here.verify_token(token) is not None
     elsewhere = HubTokenVerifier(auth, resource_server_url="https://other.example.com/mcp")
     assert await elsewhere.verify_token(token) is None
+    # FastMCP's provider learns its resource URL when FastMCP mounts it.
+    provider = hub_fastmcp.HubTokenVerifier(auth, base_url="https://other.example.com")
+    assert await provider.verify_token(token) is not None
+    provider.set_mcp_path("/mcp")
+    assert await provider.verify_token(token) is None
+    provider = hub_fastmcp.HubTokenVerifier(auth, base_url="https://tools.example.com")
+    provider.set_mcp_path("/mcp")
+    assert await provider.verify_token(token) is not None
 
 
 async def test_refusals_are_none(hub: FakeHub, auth: HubAuth) -> None:

@@ -99,10 +99,14 @@ class TokenCheck:
         self.owns_auth = auth is None
         self.auth = auth if auth is not None else HubAuth(cache=MemoryCache())
         self.retry_after_default = _rules.check_retry_after(retry_after_default)
-        self.resource_server_url = (
-            None if resource_server_url is None else _same_resource(resource_server_url)
-        )
+        self.resource_server_url: str | None = None
+        if resource_server_url is not None:
+            self.bind_resource(resource_server_url)
         self.adapter = adapter
+
+    def bind_resource(self, url: str) -> None:
+        """Refuse tokens the Hub bound to a resource other than ``url`` (this server)."""
+        self.resource_server_url = _same_resource(url)
 
     async def check(self, token: str) -> Checked:
         auth = self.auth

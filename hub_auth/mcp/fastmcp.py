@@ -130,6 +130,13 @@ class HubTokenVerifier(RemoteAuthProvider):
         """The ``HubAuth`` that checks tokens (its ``endpoint`` is the authorization server)."""
         return self._check.auth
 
+    def set_mcp_path(self, mcp_path: str | None) -> None:
+        """FastMCP's hook once the MCP path is known: a token the Hub bound to another
+        resource than this server's is refused from then on."""
+        super().set_mcp_path(mcp_path)
+        if self._resource_url is not None:
+            self._check.bind_resource(str(self._resource_url))
+
     def get_middleware(self) -> list[Any]:
         """FastMCP's bearer middleware, behind the gate that answers 403 and 503."""
         return [
