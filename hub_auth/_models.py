@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import weakref
 from datetime import datetime
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import (
     AliasChoices,
     AliasPath,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -112,6 +113,11 @@ class FineGrainedScope(_HubModel):
     permissions: tuple[str, ...] = ()
 
 
+def _split_scopes(value: object) -> object:
+    # OAuth sends scopes as one space-separated string (RFC 6749 §3.3).
+    return tuple(value.split()) if isinstance(value, str) else value
+
+
 class TokenInfo(_HubModel):
     """What the Hub says about the token used for the call (whoami's ``auth``)."""
 
@@ -126,6 +132,12 @@ class TokenInfo(_HubModel):
         default=None, validation_alias=AliasPath("accessToken", "createdAt")
     )
     expires_at: datetime | None = Field(default=None, validation_alias="expiresAt")
+    resource: str | None = None
+    """The resource (RFC 8707) the Hub bound an OAuth token to, when it says so."""
+    scopes: Annotated[tuple[str, ...], BeforeValidator(_split_scopes)] = Field(
+        default=(), validation_alias=AliasChoices("scope", "scopes")
+    )
+    """The OAuth scopes of the token, when the Hub says them (``scope``, space-separated)."""
     can_read_gated_repos: bool | None = Field(
         default=None,
         validation_alias=AliasPath("accessToken", "fineGrained", "canReadGatedRepos"),

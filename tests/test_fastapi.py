@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
-import hub_auth.fastapi._bearer
+import hub_auth._rules
 from hub_auth import HubAuth, MemoryCache, UserInfo
 from hub_auth.fastapi import HubBearer
 from hub_auth.testing import FakeHub, FakeUser, make_token
@@ -516,7 +516,7 @@ def test_a_hub_window_that_runs_out_stops_the_flood(hf_home: Path) -> None:
 def test_could_not_check_warnings_are_rate_limited(
     hub: FakeHub, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hub_auth.fastapi._bearer, "_WARNING_INTERVAL", 0.5)
+    monkeypatch.setattr(hub_auth._rules, "_WARNING_INTERVAL", 0.5)
 
     def warnings() -> list[str]:
         return [

@@ -64,7 +64,8 @@ at most once a minute for each kind of failure (``rate_limited``, ``timeout``, .
 line of that kind says how many were left out, so a Hub outage under load does not flood logs.
 """
 
-from hub_auth.fastapi._bearer import DEFAULT_RETRY_AFTER, ROLE_ORDER, HubBearer
+from hub_auth._rules import DEFAULT_RETRY_AFTER, ROLE_ORDER
+from hub_auth.fastapi._bearer import HubBearer
 from hub_auth.fastapi._oauth import HubOAuth, OAuthInfo, OAuthOrgInfo, OAuthUserInfo
 from hub_auth.fastapi._sessions import MemorySessionStore, RedisSessionStore, SessionStore
 

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import math
-import threading
-import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -21,73 +16,25 @@ from hub_auth._client import HubAuth
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._models import UserInfo
 from hub_auth._result import Ok
+from hub_auth._rules import (
+    DEFAULT_RETRY_AFTER,
+    ROLE_ORDER,
+    AccessRules,
+    Verdict,
+    check_retry_after,
+    judge,
+    retry_after_seconds,
+    warn_if_uncached,
+)
 
 __all__ = ["DEFAULT_RETRY_AFTER", "ROLE_ORDER", "HubBearer"]
-
-logger = logging.getLogger("hub_auth")
-
-ROLE_ORDER = ("read", "write", "admin")
-"""Classic token roles from weakest to strongest, for ``require_role``."""
 
 _UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
-_REJECTED = (ErrorKind.UNAUTHORIZED, ErrorKind.INVALID_TOKEN)
 
 # A WebSocket close reason must fit a control frame: 125 bytes, 2 of them the code.
 _MAX_CLOSE_REASON_BYTES = 123
-
-DEFAULT_RETRY_AFTER = 5.0
-"""Seconds a 503 tells clients to wait when the Hub did not say (``retry_after_default``)."""
-
-_WARNING_INTERVAL = 60.0
-"""Seconds between two "could not check" warnings of one kind (for one HubAuth)."""
-
-# HubAuth instances already warned about having no cache (once each, not once per request).
-_warned_uncached: weakref.WeakSet[HubAuth] = weakref.WeakSet()
-
-
-class _WarningThrottle:
-    """At most one warning per kind and interval; the next one counts those left out."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # a HubAuth may serve several threads' loops
-        self._last: dict[ErrorKind, float] = {}
-        self._suppressed: dict[ErrorKind, int] = {}
-
-    def warn(self, error: HubAuthError) -> None:
-        now = time.monotonic()
-        kind = error.kind
-        with self._lock:
-            last = self._last.get(kind)
-            if last is not None and now - last < _WARNING_INTERVAL:
-                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-                return
-            self._last[kind] = now
-            suppressed = self._suppressed.pop(kind, 0)
-        if suppressed:
-            logger.warning(
-                "could not check a caller's token with the Hub: %s (and %d more %s failures "
-                "since the last such warning, not logged)",
-                error,
-                suppressed,
-                kind.value,
-            )
-        else:
-            logger.warning("could not check a caller's token with the Hub: %s", error)
-
-
-# One throttle per HubAuth: it stands for one Hub endpoint and one rate-limit budget.
-_throttles: weakref.WeakKeyDictionary[HubAuth, _WarningThrottle] = weakref.WeakKeyDictionary()
-_throttles_lock = threading.Lock()
-
-
-def _throttle_for(auth: HubAuth) -> _WarningThrottle:
-    with _throttles_lock:
-        throttle = _throttles.get(auth)
-        if throttle is None:
-            throttle = _throttles[auth] = _WarningThrottle()
-        return throttle
 
 
 class _Denied(Exception):
@@ -161,30 +108,15 @@ class HubBearer(SecurityBase):
     ) -> None:
         if auth is not None and not isinstance(auth, HubAuth) and not callable(auth):
             raise TypeError(f"auth must be a HubAuth or a callable, not {type(auth).__name__}")
-        if isinstance(require_orgs, str) or isinstance(require_permissions, str):
-            raise TypeError("require_orgs and require_permissions take a list of names")
-        if require_role is not None and require_role not in ROLE_ORDER:
-            raise ValueError(f"require_role must be one of {ROLE_ORDER}, got {require_role!r}")
-        if permission_entity is not None and (
-            not isinstance(permission_entity, str) or not permission_entity
-        ):
-            raise TypeError("permission_entity takes one user or organisation name")
-        if permission_entity is not None and not require_permissions:
-            raise ValueError("permission_entity needs require_permissions")
-        if (
-            isinstance(retry_after_default, bool)
-            or not isinstance(retry_after_default, int | float)
-            or not 0 < retry_after_default < math.inf
-        ):
-            raise ValueError(
-                "retry_after_default must be a positive number of seconds, "
-                f"got {retry_after_default!r}"
-            )
+        self._rules = AccessRules.build(
+            require_orgs, require_all_orgs, require_role, require_permissions, permission_entity
+        )
+        retry_after_default = check_retry_after(retry_after_default)
         self._auth = auth
-        self.require_orgs = tuple(require_orgs)
+        self.require_orgs = self._rules.require_orgs
         self.require_all_orgs = require_all_orgs
         self.require_role = require_role
-        self.require_permissions = tuple(require_permissions)
+        self.require_permissions = self._rules.require_permissions
         self.permission_entity = permission_entity
         self.auto_error = auto_error
         self.retry_after_default = float(retry_after_default)
@@ -222,8 +154,10 @@ class HubBearer(SecurityBase):
             # isinstance, not ``match``: class patterns cost about a microsecond a request.
             if isinstance(result, Ok):
                 user = result.value
-                if self.require_orgs or self.require_role or self.require_permissions:
-                    self._authorize(user)
+                refusal = self._rules.check(user)
+                if refusal is not None:
+                    headers = _INSUFFICIENT_SCOPE if refusal.insufficient_scope else None
+                    raise _Denied(403, refusal.detail, headers)
                 return user
             _refuse(result.error, auth, self.retry_after_default)
         except _Denied as denied:
@@ -256,77 +190,14 @@ class HubBearer(SecurityBase):
                 )
         if not isinstance(auth, HubAuth):
             raise TypeError(f"HubBearer needs a HubAuth, got {type(auth).__name__}")
-        if auth.cache is None and auth not in _warned_uncached:
-            _warned_uncached.add(auth)
-            logger.warning(
-                "HubBearer uses a HubAuth without a cache: every request asks the Hub, whose "
-                "whoami is rate-limited per IP; pass HubAuth(cache=MemoryCache())"
-            )
+        warn_if_uncached(auth, "HubBearer")
         return auth
-
-    def _authorize(self, user: UserInfo) -> None:
-        """Raise 403 unless ``user`` meets the organisation, role and permission rules."""
-        member = set(user.organizations)
-        if self.require_orgs:
-            wanted = self.require_orgs
-            allowed = (
-                all(org in member for org in wanted)
-                if self.require_all_orgs
-                else any(org in member for org in wanted)
-            )
-            if not allowed:
-                which = "all of" if self.require_all_orgs and len(wanted) > 1 else "one of"
-                raise _Denied(
-                    403, f"this resource requires membership of {which}: {', '.join(wanted)}"
-                )
-        token = user.token
-        if self.require_role is not None:
-            role = token.role if token is not None else None
-            needed = ROLE_ORDER.index(self.require_role)
-            if role not in ROLE_ORDER or ROLE_ORDER.index(role) < needed:
-                raise _Denied(
-                    403,
-                    f"this resource requires a token with the {self.require_role!r} "
-                    f"role or higher (this token's role: {role or 'none'})",
-                    _INSUFFICIENT_SCOPE,
-                )
-        if self.require_permissions:
-            self._check_permissions(user, member)
-
-    def _check_permissions(self, user: UserInfo, member: set[str]) -> None:
-        """Raise 403 unless the token holds the permissions on the route's entity."""
-        token = user.token
-        if self.permission_entity is not None:
-            entities: tuple[str, ...] = (self.permission_entity,)
-            need_all = True
-        elif self.require_orgs:
-            # Any-of: one organisation that admits the caller must also grant everything.
-            entities = tuple(org for org in self.require_orgs if org in member)
-            need_all = self.require_all_orgs
-        else:
-            entities = (user.username,)
-            need_all = True
-
-        def missing_on(entity: str) -> list[str]:
-            return [
-                permission
-                for permission in self.require_permissions
-                if token is None or not token.has_permission(permission, entity=entity)
-            ]
-
-        gaps = {entity: missing_on(entity) for entity in entities}
-        granted = [entity for entity, missing in gaps.items() if not missing]
-        if granted and (not need_all or len(granted) == len(entities)):
-            return
-        described = "; ".join(
-            f"on {entity}: {', '.join(missing)}" for entity, missing in gaps.items() if missing
-        )
-        raise _Denied(403, f"this token lacks the permissions {described}", _INSUFFICIENT_SCOPE)
 
 
 def _refuse(error: HubAuthError, auth: HubAuth, retry_after_default: float) -> NoReturn:
     """Raise the answer for a token that could not be accepted."""
-    if error.kind in _REJECTED:
+    verdict, hub_wait = judge(error, auth)
+    if verdict is Verdict.REJECTED:
         raise _Denied(
             401,
             "invalid token: the Hub rejected it (invalid, expired or revoked)"
@@ -334,16 +205,13 @@ def _refuse(error: HubAuthError, auth: HubAuth, retry_after_default: float) -> N
             else error.message,
             _INVALID_TOKEN,
         )
-    if error.kind is ErrorKind.FORBIDDEN:
+    if verdict is Verdict.FORBIDDEN:
         # The Hub knows the token and refuses it by policy; its message says why and never
         # holds the token. A new login would not help, so not 401.
         raise _Denied(403, error.message)
-    # Anything else means the token could not be checked: the fault is the Hub's or ours.
-    _throttle_for(auth).warn(error)
     # Always a Retry-After: the Hub's wait when it said, else ours (clients should back off
     # from an outage as well as from a rate limit).
-    wait = error.retry_after if error.retry_after is not None else retry_after_default
-    seconds = str(max(1, math.ceil(wait)))
+    seconds = retry_after_seconds(hub_wait, retry_after_default)
     detail = (
         f"the token could not be checked right now ({error.kind.value}); "
         f"try again later (in {seconds}s)"

@@ -4,6 +4,8 @@
 to it:
 
 - ``GET /.well-known/openid-configuration``: discovery; the issuer is the hub's own URL;
+- ``GET /.well-known/oauth-authorization-server``: the same server as RFC 8414 metadata
+  (what MCP clients look up: endpoints, grants, ``code_challenge_methods_supported: S256``);
 - ``GET /oauth/authorize``: checks the request and shows a real HTML consent page (the app's
   name, the scopes, Approve and Deny buttons); ``POST /oauth/authorize`` is that form's answer
   and redirects back to the app with ``code`` and ``state``, or ``error=access_denied``;
@@ -185,6 +187,8 @@ class FakeOpenIDProvider:
         """``GET /oauth/authorize`` requests received (valid or not)."""
         self.discovery_requests = 0
         """``GET /.well-known/openid-configuration`` requests received."""
+        self.userinfo_requests = 0
+        """``GET /oauth/userinfo`` requests received (valid or not)."""
 
     # -- test controls ---------------------------------------------------------------------
 
@@ -235,30 +239,45 @@ class FakeOpenIDProvider:
 
     # -- routes (registered by add_openid_routes) ------------------------------------------
 
+    def _server_metadata(self) -> dict[str, Any]:
+        """What RFC 8414 and OpenID discovery both say about the authorization server."""
+        base = self.issuer
+        return {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/oauth/authorize",
+            "token_endpoint": f"{base}/oauth/token",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "scopes_supported": list(SCOPES),
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+        }
+
     async def _discovery(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
             self.discovery_requests += 1
         base = self.issuer
         return json_response(
             {
-                "issuer": base,
-                "authorization_endpoint": f"{base}/oauth/authorize",
-                "token_endpoint": f"{base}/oauth/token",
+                **self._server_metadata(),
                 "userinfo_endpoint": f"{base}/oauth/userinfo",
                 "jwks_uri": f"{base}/oauth/jwks",
-                "response_types_supported": ["code"],
-                "grant_types_supported": ["authorization_code", "refresh_token"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
-                "scopes_supported": list(SCOPES),
-                "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": [
-                    "client_secret_basic",
-                    "client_secret_post",
-                    "none",
-                ],
             }
         )
+
+    async def _authorization_server_metadata(self, request: web.Request) -> web.StreamResponse:
+        """RFC 8414 metadata, where MCP clients look for the authorization server first.
+
+        No registration endpoint and no client ID metadata documents: clients are
+        registered by the test (``register_app``), as OAuth apps are on the Hub.
+        """
+        return json_response(self._server_metadata())
 
     async def _jwks(self, request: web.Request) -> web.StreamResponse:
         return json_response(self.public_jwks())
@@ -458,6 +477,8 @@ class FakeOpenIDProvider:
         return info
 
     async def _userinfo(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self.userinfo_requests += 1
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         with self._lock:
             issued = self._issued.get(token) if scheme.lower() == "bearer" else None
@@ -483,6 +504,9 @@ def add_openid_routes(
         return handle
 
     router.add_get("/.well-known/openid-configuration", route("_discovery"))
+    router.add_get(
+        "/.well-known/oauth-authorization-server", route("_authorization_server_metadata")
+    )
     router.add_get("/oauth/authorize", route("_authorize"))
     router.add_post("/oauth/authorize", route("_consent"))
     router.add_get("/oauth/userinfo", route("_userinfo"))
