@@ -84,6 +84,10 @@ SLOW_MODULES = frozenset(
         "test_codegen",
         "test_pytest_plugin",
         "test_fuzz",  # hypothesis: hundreds of examples per test
+        "test_mcp",  # real uvicorn and the mcp client
+        "test_mcp_oauth",
+        "test_mcp_example",
+        "test_mcp_bench",
     }
 )
 """Modules whose every test starts a process, a browser or a server."""
