@@ -56,6 +56,7 @@ from hub_auth._oauth import (
     SESSION_REFRESH_MARGIN,
     is_loopback_host,
     pkce_challenge,
+    token_lifetime,
 )
 from hub_auth._result import Err
 from hub_auth._settings import Settings, openid_provider_url
@@ -86,6 +87,10 @@ ERROR_PARAMETER = "hub_oauth_error"
 """Query parameter added to ``next`` when a sign-in did not complete (see ``login_error``)."""
 
 _LOGIN_LIFETIME = 600.0
+MAX_NEXT_BYTES = 2048
+"""The longest ``next`` the login route keeps (UTF-8 bytes): longer is a 400, never stored."""
+_DEFAULT_TOKEN_LIFETIME = 3600.0
+"""An access token's lifetime when the token answer has no ``expires_in``."""
 _METADATA_LIFETIME = 3600.0
 _ERROR_MESSAGES = {
     "access_denied": "Sign-in with Hugging Face was cancelled: access was not granted.",
@@ -408,6 +413,10 @@ class HubOAuth:
 
     async def login(self, request: Request, next: str | None = None) -> Response:
         """Start a sign-in: remember it server-side and send the browser to the consent page."""
+        if next is not None and len(next.encode("utf-8", "surrogatepass")) > MAX_NEXT_BYTES:
+            return _failure(
+                400, f"The page to return to is too long (over {MAX_NEXT_BYTES} bytes)."
+            )
         try:
             metadata = await self._provider_metadata(self._http(request))
         except _Unavailable as exc:
@@ -506,7 +515,8 @@ class HubOAuth:
             userinfo=userinfo,
             access_token=SecretStr(str(tokens["access_token"])),
             refresh_token=_optional_secret(tokens.get("refresh_token")),
-            expires_at=time.time() + _expires_in(tokens),
+            expires_at=time.time()
+            + token_lifetime(tokens.get("expires_in"), _DEFAULT_TOKEN_LIFETIME),
             scopes=tuple(str(tokens.get("scope") or " ".join(self.scopes)).split()),
             ends_at=time.time() + self.session_lifetime,
         )
@@ -642,7 +652,8 @@ class HubOAuth:
                     "access_token": SecretStr(str(tokens["access_token"])),
                     "refresh_token": _optional_secret(tokens.get("refresh_token"))
                     or session.refresh_token,
-                    "expires_at": time.time() + _expires_in(tokens),
+                    "expires_at": time.time()
+                    + token_lifetime(tokens.get("expires_in"), _DEFAULT_TOKEN_LIFETIME),
                 }
             )
             lifetime = max(1.0, session.ends_at - time.time())
@@ -802,10 +813,3 @@ class HubOAuth:
 
 def _optional_secret(value: object) -> SecretStr | None:
     return SecretStr(value) if isinstance(value, str) and value else None
-
-
-def _expires_in(tokens: Mapping[str, Any]) -> float:
-    value = tokens.get("expires_in")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return 3600.0
