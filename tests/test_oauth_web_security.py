@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
 from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
 
 import hub_auth._oauth as oauth_details
 from hub_auth._oauth import MAX_TOKEN_LIFETIME, token_lifetime
@@ -55,9 +58,13 @@ async def made() -> AsyncIterator[list[HubOAuth]]:
 
 @pytest.fixture
 def make_oauth(hub: FakeHub, made: list[HubOAuth]):
-    registered = hub.oauth.register_app(client_secret="s3cret", scopes=["read-memberships"])
-
     def make(**options: Any) -> HubOAuth:
+        redirect_url = options.get("redirect_url")
+        registered = hub.oauth.register_app(
+            client_secret="s3cret",
+            scopes=["read-memberships"],
+            redirect_uris=[redirect_url or "http://127.0.0.1/oauth/huggingface/callback"],
+        )
         oauth = HubOAuth(
             client_id=registered.client_id,
             client_secret="s3cret",
@@ -75,14 +82,15 @@ def app_with_a_post_route(oauth: HubOAuth) -> FastAPI:
     """``make_app`` plus the routes a CSRF attack aims at: POST/DELETE behind the dependencies."""
     app = make_app(oauth)
 
+    # Depends as a default: a string annotation (this module's) could not see ``oauth``.
+    user, optional_user = Depends(oauth.user), Depends(oauth.optional_user)
+
     @app.post("/delete-everything")
-    async def delete(info: Annotated[OAuthInfo, Depends(oauth.user)]) -> dict[str, str]:
+    async def delete(info: OAuthInfo = user) -> dict[str, str]:
         return {"deleted_by": info.user.username}
 
     @app.delete("/things")
-    async def delete_things(
-        info: Annotated[OAuthInfo | None, Depends(oauth.optional_user)],
-    ) -> dict[str, str | None]:
+    async def delete_things(info: OAuthInfo | None = optional_user) -> dict[str, str | None]:
         return {"deleted_by": info.user.username if info is not None else None}
 
     return app
@@ -148,3 +156,201 @@ async def test_login_refuses_a_next_over_2_kib(hub: FakeHub, make_oauth) -> None
         )
         assert longest.status_code == 302
     assert hub.oauth.openid.discovery_requests == 1  # the refused one never reached the Hub
+
+
+# -- item 1: cross-site requests (CSRF) -------------------------------------------------------
+
+PROXIED = "https://app.example"
+"""Where the browser sees the app when it runs behind a TLS-terminating proxy."""
+
+
+def behind_a_proxy(app: ASGIApp) -> ASGIApp:
+    """The app as a proxy hands it requests (a Space): plain http, the proxy's own Host."""
+
+    async def proxied(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = [
+                (name, b"10.0.0.5:7860" if name == b"host" else value)
+                for name, value in scope["headers"]
+            ]
+            plain = "http" if scope["type"] == "http" else "ws"
+            scope = {**scope, "scheme": plain, "headers": headers}
+        await app(scope, receive, send)
+
+    return proxied
+
+
+async def test_a_cross_site_post_is_refused(hub: FakeHub, make_oauth) -> None:
+    async with Browser(app_with_a_post_route(make_oauth()), hub) as browser:
+        await browser.sign_in()
+
+        async def post(headers: dict[str, str], path: str = "/delete-everything") -> int:
+            response = await browser.client.post(path, headers=headers)
+            if response.status_code == 403:
+                assert "another site" in response.json()["detail"]
+            return response.status_code
+
+        assert await post(SAME_ORIGIN) == 200
+        assert await post({"Origin": APP}) == 200
+        assert await post({"Sec-Fetch-Site": "same-origin"}) == 200
+        assert await post({}) == 200  # not a browser (curl): it holds the cookie itself
+        for cross_site in (
+            {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+            {"Origin": "https://evil.example"},
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Origin": "null"},  # a sandboxed iframe, a data: URL
+            {"Origin": "https://127.0.0.1:8000"},  # another scheme
+            {"Origin": "http://127.0.0.1:8001"},  # another port
+            {"Origin": "http://localhost:8000"},  # another host
+            {"Origin": APP, "Sec-Fetch-Site": "cross-site"},
+        ):
+            assert await post(cross_site) == 403, cross_site
+        # optional_user too, and any unsafe method; safe methods are never refused.
+        evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+        assert (await browser.client.delete("/things", headers=evil)).status_code == 403
+        assert (await browser.client.delete("/things", headers=SAME_ORIGIN)).json() == {
+            "deleted_by": "ada-lovelace"
+        }
+        assert (await browser.client.get("/me", headers=evil)).status_code == 200
+        assert (await browser.client.head("/", headers=evil)).status_code in (200, 405)
+
+
+async def test_behind_a_proxy_the_redirect_urls_origin_is_the_apps(
+    hub: FakeHub, make_oauth
+) -> None:
+    oauth = make_oauth(redirect_url=f"{PROXIED}/oauth/huggingface/callback")
+    app = behind_a_proxy(app_with_a_post_route(oauth))
+    async with Browser(app, hub, base=PROXIED) as browser:  # type: ignore[arg-type]
+        home = await browser.sign_in()
+        assert home.json()["user"] == "ada-lovelace"
+
+        async def post(origin: str) -> int:
+            response = await browser.client.post("/delete-everything", headers={"Origin": origin})
+            return response.status_code
+
+        assert await post(PROXIED) == 200
+        assert await post("https://app.example:443") == 200
+        assert await post("http://app.example") == 403  # http for an https app
+        assert await post("http://10.0.0.5:7860") == 403  # what the app sees is not the page's
+
+
+# -- item 8: __Host- cookies -----------------------------------------------------------------
+
+
+async def test_secure_cookies_carry_the_host_prefix(hub: FakeHub, make_oauth) -> None:
+    oauth = make_oauth(redirect_url=f"{PROXIED}/oauth/huggingface/callback")
+    app = behind_a_proxy(app_with_a_post_route(oauth))
+    async with Browser(app, hub, base=PROXIED) as browser:  # type: ignore[arg-type]
+        login = await browser.client.get(LOGIN, follow_redirects=False)
+        [login_cookie] = login.headers.get_list("set-cookie")
+        assert login_cookie.startswith("__Host-hub_oauth_session_login=")
+        consent = await browser.client.get(login.headers["Location"])
+        answer = await browser.decide(consent.text)
+        callback = await browser.client.get(answer.headers["Location"], follow_redirects=False)
+        cookies = callback.headers.get_list("set-cookie")
+        [session] = [c for c in cookies if c.startswith("__Host-hub_oauth_session=")]
+        attributes = [part.strip().lower() for part in session.split(";")[1:]]
+        assert {"secure", "httponly", "path=/"} <= set(attributes)
+        assert not any(part.startswith("domain") for part in attributes)
+        # The pending sign-in's cookie is cleared under its prefixed name, Secure.
+        [cleared] = [c for c in cookies if c.startswith("__Host-hub_oauth_session_login=")]
+        assert "secure" in cleared.lower()
+        session_id = browser.cookie("__Host-hub_oauth_session")
+        assert session_id is not None
+        assert browser.cookie() is None
+        assert (await browser.client.get("/me")).status_code == 200
+
+        # A cookie without the prefix (tossed by a sibling subdomain) is not read.
+        browser.client.cookies.clear()
+        browser.client.cookies.set("hub_oauth_session", session_id)
+        assert (await browser.client.get("/me")).status_code == 401
+
+        browser.client.cookies.clear()
+        browser.client.cookies.set("__Host-hub_oauth_session", session_id)
+        logout = await browser.client.post(LOGOUT, headers={"Origin": PROXIED})
+        assert logout.history[0].status_code == 303
+        [deleted] = logout.history[0].headers.get_list("set-cookie")
+        assert deleted.startswith("__Host-hub_oauth_session=") and "secure" in deleted.lower()
+        assert (await browser.client.get("/me")).status_code == 401
+
+
+# -- item 7: logout is a POST ----------------------------------------------------------------
+
+
+async def test_logout_is_a_post_from_the_apps_own_pages(hub: FakeHub, make_oauth) -> None:
+    async with Browser(make_app(make_oauth()), hub) as browser:
+        await browser.sign_in()
+        # A link (GET) signs nobody out: it shows a page whose button posts.
+        page = await browser.client.get(LOGOUT, params={"next": "/after?a=1&b=<2>"})
+        assert page.status_code == 200
+        assert page.headers["cache-control"] == "no-store"
+        assert "<form method='post' action='/oauth/huggingface/logout?next=" in page.text
+        assert "%2Fafter%3Fa%3D1%26b%3D%3C2%3E" in page.text  # next, encoded, never raw HTML
+        assert "<2>" not in page.text
+        assert (await browser.client.get("/me")).status_code == 200
+        # Another site's form cannot sign the user out.
+        for evil in (
+            {"Origin": "https://evil.example"},
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Origin": "null"},
+        ):
+            refused = await browser.client.post(LOGOUT, headers=evil, follow_redirects=False)
+            assert refused.status_code == 403, evil
+        assert (await browser.client.get("/me")).status_code == 200
+        # The app's own form does.
+        done = await browser.client.post(
+            LOGOUT, params={"next": "/bye"}, headers=SAME_ORIGIN, follow_redirects=False
+        )
+        assert done.status_code == 303
+        assert done.headers["location"] == "/bye"
+        assert browser.cookie() is None
+        assert (await browser.client.get("/me")).status_code == 401
+
+
+# -- item 12: the WebSocket Origin check compares the scheme ----------------------------------
+
+
+async def test_the_websocket_origin_check_compares_the_scheme(hub: FakeHub, make_oauth) -> None:
+    app = make_app(make_oauth())
+    async with Browser(app, hub) as browser:
+        await browser.sign_in()
+        session_id = browser.cookie()
+    assert session_id is not None
+    with TestClient(app) as client:
+        client.cookies.set("__Host-hub_oauth_session", session_id)  # wss: Secure cookies
+        url = "wss://127.0.0.1:8000/ws"
+        with client.websocket_connect(url, headers={"Origin": "https://127.0.0.1:8000"}) as ws:
+            assert ws.receive_text() == "ada-lovelace"
+        for origin in ("http://127.0.0.1:8000", "https://127.0.0.1:8001", "null"):
+            with (
+                pytest.raises(WebSocketDisconnect) as refused,
+                client.websocket_connect(url, headers={"Origin": origin}),
+            ):
+                pass
+            assert refused.value.code == 1008, origin
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            client.websocket_connect(url, headers={"Sec-Fetch-Site": "cross-site"}),
+        ):
+            pass
+        assert refused.value.code == 1008
+
+
+async def test_behind_a_proxy_a_websocket_from_http_is_refused(hub: FakeHub, make_oauth) -> None:
+    oauth = make_oauth(redirect_url=f"{PROXIED}/oauth/huggingface/callback")
+    app = behind_a_proxy(make_app(oauth))
+    async with Browser(app, hub, base=PROXIED) as browser:  # type: ignore[arg-type]
+        await browser.sign_in()
+        session_id = browser.cookie("__Host-hub_oauth_session")
+    assert session_id is not None
+    with TestClient(app) as client:  # type: ignore[arg-type]
+        client.cookies.set("__Host-hub_oauth_session", session_id)
+        url = "wss://app.example/ws"
+        with client.websocket_connect(url, headers={"Origin": PROXIED}) as ws:
+            assert ws.receive_text() == "ada-lovelace"
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            client.websocket_connect(url, headers={"Origin": "http://app.example"}),
+        ):
+            pass
+        assert refused.value.code == 1008

@@ -187,12 +187,30 @@ def _deny(connection: HTTPConnection, status: int, detail: str) -> NoReturn:
     raise HTTPException(status, detail, headers)
 
 
-def _same_origin(connection: HTTPConnection) -> bool:
-    """Whether a handshake's ``Origin`` (when a browser sent one) is this app's own host."""
-    origin = connection.headers.get("origin")
-    if origin is None:
-        return True  # not a browser: no ambient cookie to abuse
-    return urlsplit(origin).netloc.lower() == connection.headers.get("host", "").lower()
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods a browser may send cross-site with the cookie and that must change nothing."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}  # a WebSocket's origin is its page's
+_HOST_PREFIX = "__Host-"
+"""Cookie name prefix: the browser keeps such a cookie only if Secure, Path=/ and without a
+Domain, so a sibling subdomain cannot set (toss) one of its own for this host."""
+
+Origin = tuple[str, str, int]
+"""An origin as compared: (scheme, host, port), lowercase, the port explicit."""
+
+
+def _origin_of(url: str) -> Origin | None:
+    """The origin of an ``Origin`` header or a URL; ``None`` when it has none that a page of
+    this app could have (``null``, another scheme, garbage)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = _HTTP_SCHEMES.get(parts.scheme.lower(), parts.scheme.lower())
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
 
 
 def safe_next(value: str | None, default: str = "/") -> str:
@@ -232,6 +250,18 @@ def _failure(status: int, message: str) -> HTMLResponse:
         f"<p><a href='{LOGIN_PATH}' target='_top'>Sign in again</a></p></body></html>"
     )
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _logout_page(next: str) -> HTMLResponse:
+    from html import escape
+
+    action = escape(_with_query(LOGOUT_PATH, next=next))
+    body = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sign out</title></head>"
+        f"<body><form method='post' action='{action}'>"
+        "<button type='submit' id='signout'>Sign out</button></form></body></html>"
+    )
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 class HubOAuth:
@@ -318,7 +348,8 @@ class HubOAuth:
         if scopes is None:
             scopes = os.environ.get("OAUTH_SCOPES") or "openid profile"
         scope_list = scopes.split() if isinstance(scopes, str) else list(scopes)
-        space_host = (os.environ.get("SPACE_HOST") or "").split(",")[0].strip()
+        space_hosts = [host for host in (os.environ.get("SPACE_HOST") or "").split(",") if host]
+        space_host = space_hosts[0].strip() if space_hosts else ""
         self.client_id = client_id
         self._client_secret = SecretStr(secret) if secret else None
         self.scopes: tuple[str, ...] = tuple(dict.fromkeys(["openid", *scope_list]))
@@ -337,8 +368,15 @@ class HubOAuth:
         self.org_id = org_id
         self._in_space = bool(space_host)
         self.same_site: Literal["lax", "none"] = same_site or ("none" if space_host else "lax")
-        self.cookie_name = cookie_name
-        self._login_cookie = f"{cookie_name}_login"
+        self.cookie_name = cookie_name.removeprefix(_HOST_PREFIX)
+        self._login_cookie = f"{self.cookie_name}_login"
+        # The app's own origins when the deployment names them: the redirect URL's (a proxy
+        # in front may hide the scheme and host the browser used), and on a Space every
+        # SPACE_HOST (its hf.space host and custom domains), always https.
+        configured = [redirect_url or "", *(f"https://{host.strip()}" for host in space_hosts)]
+        self._origins = frozenset(
+            origin for origin in map(_origin_of, configured) if origin is not None
+        )
         self._timeout = float(timeout)
         self._auth = auth
         # The client HubOAuth opened itself (no HubAuth to borrow from), and its loop.
@@ -355,8 +393,9 @@ class HubOAuth:
         self.router.add_api_route(
             CALLBACK_PATH, self.callback, methods=["GET"], include_in_schema=False
         )
+        # One route for both methods: a GET shows the button that POSTs (see ``logout``).
         self.router.add_api_route(
-            LOGOUT_PATH, self.logout, methods=["GET"], include_in_schema=False
+            LOGOUT_PATH, self.logout, methods=["GET", "POST"], include_in_schema=False
         )
 
     def __repr__(self) -> str:
@@ -452,7 +491,7 @@ class HubOAuth:
 
     async def callback(self, request: Request) -> Response:
         """The provider's answer: finish the sign-in, or go back to the app with a message."""
-        login_id = request.cookies.get(self._login_cookie)
+        login_id = request.cookies.get(self._cookie_name(request, self._login_cookie))
         pending = None
         if login_id:
             raw = await self.session_store.load(_pending_key(login_id))
@@ -466,7 +505,7 @@ class HubOAuth:
         if response is None:
             assert pending is not None
             response = await self._finish(request, pending)
-        response.delete_cookie(self._login_cookie, path="/")
+        self._clear_cookie(request, response, self._login_cookie)
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -520,7 +559,7 @@ class HubOAuth:
             scopes=tuple(str(tokens.get("scope") or " ".join(self.scopes)).split()),
             ends_at=time.time() + self.session_lifetime,
         )
-        previous = request.cookies.get(self.cookie_name)
+        previous = request.cookies.get(self._cookie_name(request, self.cookie_name))
         if previous:  # signing in again replaces the old session, server-side too
             await self.session_store.delete(_key(previous))
         session_id = secrets.token_urlsafe(32)  # a new id: no session fixation
@@ -532,14 +571,21 @@ class HubOAuth:
         return response
 
     async def logout(self, request: Request, next: str | None = None) -> Response:
-        """End the session (server-side too) and go to ``next``."""
-        session_id = request.cookies.get(self.cookie_name)
+        """``POST``: end the session (server-side too) and go to ``next`` (303); refused (403)
+        from another site. ``GET``: a page with a "Sign out" button that posts here, so that
+        a link (an image, a redirect) from anywhere cannot sign anyone out, and old links to
+        ``/logout?next=...`` still lead to signing out."""
+        target = safe_next(next)
+        if request.method != "POST":
+            return _logout_page(target)
+        self._refuse_cross_site(request)
+        session_id = request.cookies.get(self._cookie_name(request, self.cookie_name))
         if session_id:
             key = _key(session_id)
             async with self._session_lock(key):  # after a refresh in flight, not before
                 await self.session_store.delete(key)
-        response = RedirectResponse(safe_next(next), status_code=302)
-        response.delete_cookie(self.cookie_name, path="/")
+        response = RedirectResponse(target, status_code=303)
+        self._clear_cookie(request, response, self.cookie_name)
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -555,13 +601,14 @@ class HubOAuth:
     async def optional_user(self, connection: HTTPConnection) -> OAuthInfo | None:
         """The signed-in user, or ``None`` (``Depends(oauth.optional_user)``).
 
-        On a WebSocket, a handshake whose ``Origin`` is another site is refused (1008): a
-        browser sends the session cookie with cross-site WebSocket handshakes (SameSite=None in
-        a Space), and WebSockets have no same-origin protection of their own.
+        A request from another site that could change something is refused (403; a WebSocket
+        handshake: 1008): an unsafe method (not GET, HEAD or OPTIONS) or a WebSocket with
+        ``Sec-Fetch-Site: cross-site`` or an ``Origin`` other than the app's own (see
+        ``_refuse_cross_site``). The browser sends the session cookie with such requests
+        (SameSite=None in a Space's iframe), so without this any page could act as the user.
         """
-        if connection.scope["type"] == "websocket" and not _same_origin(connection):
-            _deny(connection, 403, "WebSocket from another site refused")
-        session_id = connection.cookies.get(self.cookie_name)
+        self._refuse_cross_site(connection)
+        session_id = connection.cookies.get(self._cookie_name(connection, self.cookie_name))
         if not session_id:
             return None
         key = _key(session_id)
@@ -676,21 +723,70 @@ class HubOAuth:
             return self.redirect_url
         return str(request.url.replace(path=CALLBACK_PATH, query=None, fragment=None))
 
+    def _secure(self, connection: HTTPConnection) -> bool:
+        """Whether the cookies are Secure: always, except for plain http on loopback."""
+        scheme = str(connection.scope.get("scheme", "http"))
+        scheme = _HTTP_SCHEMES.get(scheme, scheme)
+        loopback_http = scheme == "http" and is_loopback_host(connection.url.hostname)
+        return self.same_site == "none" or self._in_space or not loopback_http
+
+    def _cookie_name(self, connection: HTTPConnection, name: str) -> str:
+        """``name``, with the ``__Host-`` prefix when the cookies are Secure (a cookie without
+        it is then not read: a sibling subdomain could have set it)."""
+        return _HOST_PREFIX + name if self._secure(connection) else name
+
     def _set_cookie(
         self, request: Request, response: Response, name: str, value: str, max_age: float
     ) -> None:
-        loopback_http = request.url.scheme == "http" and is_loopback_host(request.url.hostname)
-        same_site = self.same_site
-        secure = same_site == "none" or self._in_space or not loopback_http
+        secure = self._secure(request)
         response.set_cookie(
-            name,
+            _HOST_PREFIX + name if secure else name,
             value,
             max_age=int(max_age),
-            path="/",
+            path="/",  # and no Domain: what __Host- requires
             httponly=True,
             secure=secure,
-            samesite=same_site,
+            samesite=self.same_site,
         )
+
+    def _clear_cookie(self, request: Request, response: Response, name: str) -> None:
+        secure = self._secure(request)  # a __Host- cookie is only replaced by a Secure one
+        response.delete_cookie(
+            self._cookie_name(request, name),
+            path="/",
+            secure=secure,
+            httponly=True,
+            samesite=self.same_site,
+        )
+
+    def _own_origin(self, connection: HTTPConnection, origin: Origin | None) -> bool:
+        """Whether ``origin`` is this app's: one the deployment names (``redirect_url``,
+        ``SPACE_HOST``), else the scheme and ``Host`` the request came with."""
+        if origin is None:
+            return False
+        if self._origins:
+            return origin in self._origins
+        host = connection.headers.get("host", "")
+        return origin == _origin_of(f"{connection.scope.get('scheme', 'http')}://{host}")
+
+    def _refuse_cross_site(self, connection: HTTPConnection) -> None:
+        """Refuse (403, or 1008 on a WebSocket) what another site's page may have sent with
+        the user's cookie: an unsafe method or a WebSocket handshake that the browser marks
+        ``Sec-Fetch-Site: cross-site`` or whose ``Origin`` is not the app's own.
+
+        A request with neither header is let through: browsers send ``Origin`` with every
+        cross-site POST, PUT, PATCH, DELETE and WebSocket handshake, so it comes from a program
+        (curl, a test), which holds the cookie itself and needs no protection from itself.
+        """
+        websocket = connection.scope["type"] == "websocket"
+        if not websocket and connection.scope.get("method") in _SAFE_METHODS:
+            return
+        origin = connection.headers.get("origin")
+        if connection.headers.get("sec-fetch-site", "").lower() == "cross-site" or (
+            origin is not None and not self._own_origin(connection, _origin_of(origin))
+        ):
+            what = "WebSocket" if websocket else "Request"
+            _deny(connection, 403, f"{what} from another site refused")
 
     # -- the provider ----------------------------------------------------------------------
 
