@@ -354,3 +354,46 @@ async def test_behind_a_proxy_a_websocket_from_http_is_refused(hub: FakeHub, mak
         ):
             pass
         assert refused.value.code == 1008
+
+
+# -- item 2: memberships are decided again at every refresh -----------------------------------
+
+
+@pytest.mark.parametrize("rule", ["require_orgs", "org_id"])
+async def test_a_refresh_ends_the_session_of_a_user_removed_from_the_org(
+    hub: FakeHub, make_oauth, ada: FakeUser, rule: str
+) -> None:
+    org_id = hub.oauth.openid.userinfo(ada, ["read-memberships"])["orgs"][0]["sub"]
+    options = {"require_orgs": ["analytical-engines"]} if rule == "require_orgs" else {}
+    oauth = make_oauth(org_id=org_id if rule == "org_id" else None, **options)
+    hub.oauth.access_token_lifetime = 3600.0
+    async with Browser(make_app(oauth), hub) as browser:
+        await browser.sign_in()
+        assert (await browser.client.get("/me")).json()["orgs"] == ["analytical-engines"]
+        ada.orgs = [{"name": "difference-engines"}]  # an admin removed her from the org
+        assert (await browser.client.get("/me")).status_code == 200  # no refresh yet
+        oauth.refresh_margin = 3600.0  # the next request refreshes
+        before = hub.oauth.refresh_requests
+        removed = await browser.client.get("/me")
+        assert hub.oauth.refresh_requests == before + 1
+        assert removed.status_code == 403
+        assert "/oauth/huggingface/login" in removed.json()["detail"]  # the way back
+        assert (await browser.client.get("/me")).status_code == 401  # the session ended
+        assert (await browser.client.get("/")).json()["user"] is None
+
+
+async def test_a_refresh_keeps_the_new_profile(hub: FakeHub, make_oauth, ada: FakeUser) -> None:
+    oauth = make_oauth(require_orgs=["analytical-engines"])
+    async with Browser(make_app(oauth), hub) as browser:
+        await browser.sign_in()
+        ada.orgs = [{"name": "analytical-engines"}, {"name": "difference-engines"}]
+        oauth.refresh_margin = 40 * 86400.0  # longer than the token lives: every request refreshes
+        for _ in range(2):
+            me = await browser.client.get("/me")
+            assert me.status_code == 200
+            assert me.json()["orgs"] == ["analytical-engines", "difference-engines"]
+        oauth.refresh_margin = 0.0
+        before = hub.oauth.refresh_requests
+        me = await browser.client.get("/me")  # from the session, no refresh
+        assert me.json()["orgs"] == ["analytical-engines", "difference-engines"]
+        assert hub.oauth.refresh_requests == before

@@ -164,6 +164,9 @@ class _Session(_Stored):
     scopes: tuple[str, ...]
     ends_at: float
     """When the session ends, whatever the refreshes (``session_lifetime`` after sign-in)."""
+    userinfo_stale: bool = False
+    """The token was refreshed but the profile could not be read again yet (the provider was
+    unreachable): the next request tries again."""
 
 
 # A 408 or 429 says "not now", not "no": a refresh answered so keeps the session.
@@ -176,6 +179,17 @@ class _Refused(Exception):
 
 class _Unavailable(Exception):
     """The provider could not be reached or answered nonsense (try again later)."""
+
+
+class _NoLongerMember(Exception):
+    """The profile read after a refresh fails ``require_orgs`` / ``org_id``: session ended."""
+
+
+_NOT_A_MEMBER = "You are not a member of an organisation this app requires"
+_NO_LONGER_A_MEMBER = (
+    "Your organisation memberships changed and this app requires one you no longer have; "
+    f"sign in again at {LOGIN_PATH}"
+)
 
 
 def _deny(connection: HTTPConnection, status: int, detail: str) -> NoReturn:
@@ -615,11 +629,13 @@ class HubOAuth:
         session = await self._load(key)
         if session is None:
             return None
-        if session.expires_at - self.refresh_margin <= time.time():
+        if session.userinfo_stale or session.expires_at - self.refresh_margin <= time.time():
             try:
                 session = await self._refreshed(self._http(connection), key)
             except _Unavailable:
                 _deny(connection, 503, "Hugging Face could not be reached; try again soon")
+            except _NoLongerMember:
+                _deny(connection, 403, _NO_LONGER_A_MEMBER)
             if session is None:
                 return None
         info = OAuthInfo(
@@ -628,9 +644,17 @@ class HubOAuth:
             expires_at=datetime.fromtimestamp(session.expires_at, UTC),
             scopes=session.scopes,
         )
-        if self.require_orgs and not self.require_orgs & {org.username for org in info.user.orgs}:
-            _deny(connection, 403, "You are not a member of an organisation this app requires")
+        if not self._member(info.user):
+            _deny(connection, 403, _NOT_A_MEMBER)
         return info
+
+    def _member(self, user: OAuthUserInfo) -> bool:
+        """Whether ``user`` meets ``require_orgs`` and, when the profile lists organisations
+        (scope ``read-memberships``), ``org_id``."""
+        if self.require_orgs and not self.require_orgs & {org.username for org in user.orgs}:
+            return False
+        listed = "orgs" in user.model_fields_set
+        return self.org_id is None or not listed or self.org_id in {org.sub for org in user.orgs}
 
     def login_error(self, connection: HTTPConnection) -> str | None:
         """A message for the user when the last sign-in did not complete (else ``None``).
@@ -668,11 +692,17 @@ class HubOAuth:
             yield
 
     async def _refreshed(self, http: HubClient, key: str) -> _Session | None:
-        """The session with a fresh access token; ``None`` when it ended."""
+        """The session with a fresh access token and the profile read again with it; ``None``
+        when it ended; ``_NoLongerMember`` when the new profile fails the app's organisation
+        rules (the session is ended too)."""
         async with self._session_lock(key):
             session = await self._load(key)  # another request may have refreshed meanwhile
-            if session is None or session.expires_at - self.refresh_margin > time.time():
-                return session
+            if session is None:
+                return None
+            if session.expires_at - self.refresh_margin > time.time():
+                if not session.userinfo_stale:
+                    return session
+                return await self._reread_userinfo(http, key, session)
             if session.refresh_token is None:
                 return await self._end_if_expired(key, session)
             try:
@@ -701,14 +731,38 @@ class HubOAuth:
                     or session.refresh_token,
                     "expires_at": time.time()
                     + token_lifetime(tokens.get("expires_in"), _DEFAULT_TOKEN_LIFETIME),
+                    "userinfo_stale": True,
                 }
             )
-            lifetime = max(1.0, session.ends_at - time.time())
-            if not await save_if_present(
-                self.session_store, key, session.model_dump_json(), lifetime
-            ):
-                return None  # signed out meanwhile: a refresh never brings a session back
-            return session
+            return await self._reread_userinfo(http, key, session, refreshed=True)
+
+    async def _reread_userinfo(
+        self, http: HubClient, key: str, session: _Session, *, refreshed: bool = False
+    ) -> _Session | None:
+        """Read the profile again with the session's (new) token, check the organisations,
+        save; under the session's lock. Memberships are decided again at every refresh: a
+        user removed from an organisation loses access at the next one, not at sign-out."""
+        try:
+            metadata = await self._provider_metadata(http)
+            userinfo = await self._userinfo(http, metadata, session.access_token.get_secret_value())
+        except _Refused as exc:
+            logger.info("Sign in with Hugging Face: profile refused (%s); session ended", exc)
+            await self.session_store.delete(key)
+            return None
+        except _Unavailable as exc:
+            logger.warning("Sign in with Hugging Face: could not read the profile (%s)", exc)
+            if not refreshed:
+                return session  # still stale: the next request tries again
+        else:
+            if not self._member(OAuthUserInfo.model_validate(userinfo)):
+                logger.info("Sign in with Hugging Face: memberships changed; session ended")
+                await self.session_store.delete(key)
+                raise _NoLongerMember
+            session = session.model_copy(update={"userinfo": userinfo, "userinfo_stale": False})
+        lifetime = max(1.0, session.ends_at - time.time())
+        if not await save_if_present(self.session_store, key, session.model_dump_json(), lifetime):
+            return None  # signed out meanwhile: a refresh never brings a session back
+        return session
 
     async def _end_if_expired(self, key: str, session: _Session) -> _Session | None:
         if session.expires_at > time.time():
