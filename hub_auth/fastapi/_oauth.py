@@ -10,12 +10,17 @@ The flow is OpenID Connect's authorization code flow with PKCE (S256), ``state``
    id_token with joserfc against the provider's JWKS (RS256; ``iss``, ``aud``, ``exp``,
    ``nonce``), reads ``/oauth/userinfo`` and starts a session under a new random id;
 3. ``Depends(oauth.user)`` loads the session, refreshes the access token shortly before it
-   expires (once per session, however many requests arrive together) and returns
-   ``OAuthInfo``; a refresh the provider refuses ends the session;
-4. ``GET /oauth/huggingface/logout?next=/`` deletes the session.
+   expires (once per session, however many requests arrive together), reads the profile
+   again with the new token (memberships are decided again) and returns ``OAuthInfo``; a
+   refresh the provider refuses, or a profile that no longer meets ``require_orgs`` /
+   ``org_id``, ends the session;
+4. ``POST /oauth/huggingface/logout?next=/`` deletes the session (a ``GET`` shows a button
+   that posts: a link from another site cannot sign anyone out).
 
-The browser only ever holds random session ids (HttpOnly cookies); tokens stay in the
-``SessionStore``, under the SHA-256 of the id. Facts: ``shared/reference/OAUTH_FACTS.md``.
+The browser only ever holds random session ids (HttpOnly cookies, ``__Host-`` when Secure);
+tokens stay in the ``SessionStore``, under the SHA-256 of the id. Requests from another site
+that could change something (unsafe methods, WebSocket handshakes) are refused: see
+``HubOAuth._refuse_cross_site``. Facts: ``shared/reference/OAUTH_FACTS.md``.
 
 Every request to the provider (discovery, token, userinfo, JWKS) goes through
 ``HubClient.request``, the client's one request path (timeout, same-origin redirects, a
@@ -290,7 +295,7 @@ class HubOAuth:
 
         oauth = HubOAuth()  # OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SCOPES, ...
         app = FastAPI()
-        app.include_router(oauth.router)  # /oauth/huggingface/login, /callback, /logout
+        app.include_router(oauth.router)  # /oauth/huggingface/login, /callback, /logout (POST)
 
         @app.get("/me")
         async def me(info: Annotated[OAuthInfo, Depends(oauth.user)]) -> dict[str, str]:
@@ -309,7 +314,8 @@ class HubOAuth:
             endpoint of ``auth``, else ``HF_ENDPOINT``, else ``https://huggingface.co``).
         redirect_url: The callback URL the provider redirects to (default
             ``https://SPACE_HOST/oauth/huggingface/callback`` on a Space, else the callback
-            route on the URL the request came to).
+            route on the URL the request came to). Its origin is then the app's own for the
+            cross-site check (a proxy in front hides the scheme and host the browser used).
         session_store: Where sessions live (default: a ``MemorySessionStore``; use a
             ``RedisSessionStore`` when several replicas serve the app).
         session_lifetime: Seconds a session lives after sign-in (default 7 days); the
@@ -317,12 +323,14 @@ class HubOAuth:
         refresh_margin: Refresh the access token when it has less than this many seconds
             left (default 300).
         require_orgs: Organisation names; ``oauth.user`` answers 403 unless the user is in
-            at least one of them (ask for the ``read-memberships`` scope).
+            at least one of them (ask for the ``read-memberships`` scope). Checked again after
+            every refresh: a user no longer in one loses the session.
         org_id: An organisation id passed to the provider as ``orgIds`` (the user must be in
-            it to sign in at all).
+            it to sign in at all); when the profile lists organisations, checked again after
+            every refresh too.
         same_site: ``"lax"``, or ``"none"`` (with Secure) for an app shown in an iframe;
             default ``"none"`` on a Space (its page embeds the app), else ``"lax"``.
-        cookie_name: Name of the session cookie.
+        cookie_name: Name of the session cookie (with the ``__Host-`` prefix when Secure).
         timeout: Seconds one request to the provider may take.
         auth: A ``HubAuth`` whose HTTP client (its aiohttp session) carries the requests to
             the provider; default ``app.state.hub_auth`` when the app sets one, else a client
