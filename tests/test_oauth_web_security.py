@@ -318,6 +318,7 @@ async def test_the_websocket_origin_check_compares_the_scheme(hub: FakeHub, make
     assert session_id is not None
     with TestClient(app) as client:
         client.cookies.set("__Host-hub_oauth_session", session_id)  # wss: Secure cookies
+        client.cookies.set("hub_oauth_session", session_id)  # (not read: checks the scheme alone)
         url = "wss://127.0.0.1:8000/ws"
         with client.websocket_connect(url, headers={"Origin": "https://127.0.0.1:8000"}) as ws:
             assert ws.receive_text() == "ada-lovelace"
