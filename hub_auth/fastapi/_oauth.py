@@ -553,10 +553,8 @@ class HubOAuth:
     async def _finish(self, request: Request, pending: _Pending) -> Response:
         http = self._http(request)
         try:
-            metadata = await self._provider_metadata(http)
-            tokens = await self._token_request(
+            metadata, tokens = await self._grant(
                 http,
-                metadata,
                 {
                     "grant_type": AUTHORIZATION_CODE_GRANT,
                     "code": request.query_params["code"],
@@ -714,19 +712,15 @@ class HubOAuth:
             if session.refresh_token is None:
                 return await self._end_if_expired(key, session)
             try:
-                metadata = await self._provider_metadata(http)
-                tokens = await self._token_request(
+                _, tokens = await self._grant(
                     http,
-                    metadata,
                     {
                         "grant_type": REFRESH_TOKEN_GRANT,
                         "refresh_token": session.refresh_token.get_secret_value(),
                     },
                 )
             except _Refused as exc:
-                logger.info("Sign in with Hugging Face: refresh refused (%s); session ended", exc)
-                await self.session_store.delete(key)
-                return None
+                return await self._end_refused(key, "refresh", exc)
             except _Unavailable as exc:
                 logger.warning("Sign in with Hugging Face: could not refresh (%s)", exc)
                 if session.expires_at > time.time():
@@ -754,9 +748,7 @@ class HubOAuth:
             metadata = await self._provider_metadata(http)
             userinfo = await self._userinfo(http, metadata, session.access_token.get_secret_value())
         except _Refused as exc:
-            logger.info("Sign in with Hugging Face: profile refused (%s); session ended", exc)
-            await self.session_store.delete(key)
-            return None
+            return await self._end_refused(key, "profile", exc)
         except _Unavailable as exc:
             logger.warning("Sign in with Hugging Face: could not read the profile (%s)", exc)
             if not refreshed:
@@ -771,6 +763,13 @@ class HubOAuth:
         if not await save_if_present(self.session_store, key, session.model_dump_json(), lifetime):
             return None  # signed out meanwhile: a refresh never brings a session back
         return session
+
+    async def _end_refused(self, key: str, what: str, exc: _Refused) -> _Session | None:
+        """The provider refused the session's refresh or its new token: the session ends
+        (``None``, what ``_refreshed`` answers for an ended session)."""
+        logger.info("Sign in with Hugging Face: %s refused (%s); session ended", what, exc)
+        await self.session_store.delete(key)
+        return None
 
     async def _end_if_expired(self, key: str, session: _Session) -> _Session | None:
         if session.expires_at > time.time():
@@ -888,6 +887,13 @@ class HubOAuth:
             raise _Unavailable("the provider's endpoints are not on its own origin")
         self._metadata = (time.monotonic() + _METADATA_LIFETIME, metadata)
         return metadata
+
+    async def _grant(
+        self, http: HubClient, form: dict[str, str]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The provider's metadata and its token endpoint's answer to ``form``."""
+        metadata = await self._provider_metadata(http)
+        return metadata, await self._token_request(http, metadata, form)
 
     async def _token_request(
         self, http: HubClient, metadata: Mapping[str, Any], form: dict[str, str]
