@@ -398,3 +398,31 @@ async def test_a_refresh_keeps_the_new_profile(hub: FakeHub, make_oauth, ada: Fa
         me = await browser.client.get("/me")  # from the session, no refresh
         assert me.json()["orgs"] == ["analytical-engines", "difference-engines"]
         assert hub.oauth.refresh_requests == before
+
+
+async def test_a_profile_unread_after_a_refresh_is_read_at_the_next_request(
+    hub: FakeHub, make_oauth, ada: FakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh rotated the refresh token: its answer is kept even when the profile cannot
+    be read just then, and the profile is read (and the memberships decided) next time."""
+    from hub_auth.fastapi import _oauth as oauth_module
+
+    oauth = make_oauth(require_orgs=["analytical-engines"])
+    async with Browser(make_app(oauth), hub) as browser:
+        await browser.sign_in()
+        ada.orgs = []
+        read = oauth._userinfo
+
+        async def unreachable(*args: Any) -> dict[str, Any]:
+            raise oauth_module._Unavailable("HTTP 502 from /oauth/userinfo")
+
+        monkeypatch.setattr(oauth, "_userinfo", unreachable)
+        oauth.refresh_margin = 40 * 86400.0
+        before = hub.oauth.refresh_requests
+        assert (await browser.client.get("/me")).status_code == 200  # the profile it had
+        assert hub.oauth.refresh_requests == before + 1
+        oauth.refresh_margin = 0.0  # the new token is fresh: no second refresh
+        monkeypatch.setattr(oauth, "_userinfo", read)
+        assert (await browser.client.get("/me")).status_code == 403
+        assert (await browser.client.get("/me")).status_code == 401
+        assert hub.oauth.refresh_requests == before + 1
