@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
@@ -426,3 +427,23 @@ async def test_a_profile_unread_after_a_refresh_is_read_at_the_next_request(
         assert (await browser.client.get("/me")).status_code == 403
         assert (await browser.client.get("/me")).status_code == 401
         assert hub.oauth.refresh_requests == before + 1
+
+
+async def test_on_a_space_every_space_host_over_https_is_the_apps_origin(
+    hub: FakeHub, make_oauth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPACE_HOST", "ada-demo.hf.space, demo.example.com")
+    app = behind_a_proxy(app_with_a_post_route(make_oauth()))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=PROXIED) as client:
+
+        async def post(origin: str) -> int:
+            response = await client.post("/delete-everything", headers={"Origin": origin})
+            return response.status_code
+
+        # Not refused as cross-site: 401, nobody is signed in.
+        assert await post("https://ada-demo.hf.space") == 401
+        assert await post("https://demo.example.com") == 401
+        assert await post("http://ada-demo.hf.space") == 403
+        assert await post("https://evil.hf.space") == 403
+        assert await post("http://10.0.0.5:7860") == 403

@@ -214,11 +214,11 @@ _HOST_PREFIX = "__Host-"
 """Cookie name prefix: the browser keeps such a cookie only if Secure, Path=/ and without a
 Domain, so a sibling subdomain cannot set (toss) one of its own for this host."""
 
-Origin = tuple[str, str, int]
+_Origin = tuple[str, str, int]
 """An origin as compared: (scheme, host, port), lowercase, the port explicit."""
 
 
-def _origin_of(url: str) -> Origin | None:
+def _origin_of(url: str) -> _Origin | None:
     """The origin of an ``Origin`` header or a URL; ``None`` when it has none that a page of
     this app could have (``null``, another scheme, garbage)."""
     try:
@@ -370,8 +370,9 @@ class HubOAuth:
         if scopes is None:
             scopes = os.environ.get("OAUTH_SCOPES") or "openid profile"
         scope_list = scopes.split() if isinstance(scopes, str) else list(scopes)
-        space_hosts = [host for host in (os.environ.get("SPACE_HOST") or "").split(",") if host]
-        space_host = space_hosts[0].strip() if space_hosts else ""
+        space_hosts = [h.strip() for h in (os.environ.get("SPACE_HOST") or "").split(",")]
+        space_hosts = [host for host in space_hosts if host]
+        space_host = space_hosts[0] if space_hosts else ""
         self.client_id = client_id
         self._client_secret = SecretStr(secret) if secret else None
         self.scopes: tuple[str, ...] = tuple(dict.fromkeys(["openid", *scope_list]))
@@ -395,7 +396,7 @@ class HubOAuth:
         # The app's own origins when the deployment names them: the redirect URL's (a proxy
         # in front may hide the scheme and host the browser used), and on a Space every
         # SPACE_HOST (its hf.space host and custom domains), always https.
-        configured = [redirect_url or "", *(f"https://{host.strip()}" for host in space_hosts)]
+        configured = [redirect_url or "", *(f"https://{host}" for host in space_hosts)]
         self._origins = frozenset(
             origin for origin in map(_origin_of, configured) if origin is not None
         )
@@ -820,7 +821,7 @@ class HubOAuth:
             samesite=self.same_site,
         )
 
-    def _own_origin(self, connection: HTTPConnection, origin: Origin | None) -> bool:
+    def _own_origin(self, connection: HTTPConnection, origin: _Origin | None) -> bool:
         """Whether ``origin`` is this app's: one the deployment names (``redirect_url``,
         ``SPACE_HOST``), else the scheme and ``Host`` the request came with."""
         if origin is None:
