@@ -5,7 +5,8 @@ Try it against FakeHub (no account, no network), then open http://127.0.0.1:8000
     python examples/signin_app.py --fake-hub
 
 FakeHub plays the Hub: it shows a consent page for the user ``ada-lovelace``; approve, and the
-page shows her username, avatar and organisations, with a "Sign out" link.
+page shows her username, avatar and organisations, with a "Sign out" button (a form that
+POSTs to the logout route: a link from another site cannot sign anyone out).
 
 On a Space, add ``hf_oauth: true`` (and ``hf_oauth_scopes: [read-memberships]`` to see the
 organisations) to the Space's README: the Space then sets ``OAUTH_CLIENT_ID``,
@@ -71,7 +72,9 @@ def create_app(oauth: HubOAuth) -> FastAPI:
 </div>
 <h2>Organisations</h2>
 <ul id="orgs">{orgs or "<li>none</li>"}</ul>
-<p><a id="signout" href="/oauth/huggingface/logout?next=/">Sign out</a></p>"""
+<form method="post" action="/oauth/huggingface/logout?next=/">
+  <button type="submit" id="signout">Sign out</button>
+</form>"""
         return (
             "<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>Sign in with Hugging Face</title><style>{_STYLE}</style></head>"
@@ -81,8 +84,9 @@ def create_app(oauth: HubOAuth) -> FastAPI:
     return app
 
 
-def fake_hub_oauth(port: int) -> tuple[Any, HubOAuth]:
-    """A FakeHub (in a thread) with an OAuth app, and the HubOAuth that signs in with it."""
+def fake_hub_oauth(port: int, **options: Any) -> tuple[Any, HubOAuth]:
+    """A FakeHub (in a thread) with an OAuth app, and the HubOAuth that signs in with it
+    (``options``: more ``HubOAuth`` arguments, e.g. ``same_site="none"`` as on a Space)."""
     from hub_auth.testing import FakeHub, FakeUser
 
     hub = FakeHub().start_in_thread()
@@ -104,6 +108,7 @@ def fake_hub_oauth(port: int) -> tuple[Any, HubOAuth]:
         client_secret="example-secret",
         scopes="openid profile read-memberships",
         provider_url=hub.url,
+        **options,
     )
     return hub, oauth
 

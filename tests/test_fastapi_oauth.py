@@ -140,7 +140,7 @@ async def test_sign_in_me_and_sign_out(hub: FakeHub, secret: str | None) -> None
         cookie = browser.cookie()
         assert cookie is not None
         assert not any(secret_value in cookie for secret_value in secrets_of(hub))
-        await browser.client.get("/oauth/huggingface/logout", params={"next": "/"})
+        await browser.client.post("/oauth/huggingface/logout", params={"next": "/"})
         assert browser.cookie() is None
         assert (await browser.client.get("/me")).status_code == 401
         # The old cookie is dead server-side too.
@@ -186,7 +186,7 @@ async def test_provider_metadata_is_cached(hub: FakeHub) -> None:
     oauth = make_oauth(hub)
     async with Browser(make_app(oauth), hub) as browser:
         await browser.sign_in()
-        await browser.client.get("/oauth/huggingface/logout")
+        await browser.client.post("/oauth/huggingface/logout")
         await browser.sign_in()
     assert hub.oauth.openid.discovery_requests == 1
     assert hub.oauth.openid.authorize_requests == 2
@@ -276,7 +276,7 @@ async def test_next_is_never_an_open_redirect(hub: FakeHub, target: str) -> None
     async with Browser(make_app(oauth), hub) as browser:
         home = await browser.sign_in(next=target)
         assert home.url == f"{APP}/"
-        logout = await browser.client.get(
+        logout = await browser.client.post(
             "/oauth/huggingface/logout", params={"next": target}, follow_redirects=False
         )
         assert logout.headers["Location"] == "/"
@@ -445,7 +445,7 @@ async def test_one_own_session_for_every_provider_request_closed_by_aclose(
         client = oauth._own_client
         assert client is not None
         session = client._session
-        await browser.client.get("/oauth/huggingface/logout")
+        await browser.client.post("/oauth/huggingface/logout")
         await browser.sign_in()
         assert oauth._own_client is client
         assert client._session is session and client.session_open
@@ -507,7 +507,8 @@ async def test_websocket_routes_take_the_same_dependency(hub: FakeHub) -> None:
         with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws"):
             pass
         assert refused.value.code == 1008
-        client.cookies.set("hub_oauth_session", cookie)
+        # The handshakes go to `testserver`, not loopback: Secure cookies, named __Host-...
+        client.cookies.set("__Host-hub_oauth_session", cookie)
         with client.websocket_connect("/ws") as websocket:
             assert websocket.receive_text() == "ada-lovelace"
         # Another site's page cannot ride on the session cookie (cross-site WebSocket).

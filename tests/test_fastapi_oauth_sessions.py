@@ -173,7 +173,7 @@ async def test_two_app_instances_on_one_redis_share_sessions(
             assert len(keys) == 1
             assert cookie not in keys[0]  # Redis holds a hash of the id, not the cookie
             assert 0 < await client.ttl(keys[0]) <= 7 * 86400
-            await second.client.get("/oauth/huggingface/logout")
+            await second.client.post("/oauth/huggingface/logout")
             assert (await first.client.get("/me")).status_code == 401
     finally:
         await client.aclose()

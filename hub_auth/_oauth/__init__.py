@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import logging
+import math
 from collections.abc import Mapping
 from typing import Final
 
@@ -26,6 +28,7 @@ __all__ = [
     "DEVICE_PATH",
     "DISCOVERY_PATH",
     "ID_TOKEN_TYPE",
+    "MAX_TOKEN_LIFETIME",
     "OIDC_REEXCHANGE_MARGIN",
     "REFRESH_TOKEN_GRANT",
     "SESSION_REFRESH_MARGIN",
@@ -36,6 +39,7 @@ __all__ = [
     "is_loopback_host",
     "oauth_client_id",
     "pkce_challenge",
+    "token_lifetime",
 ]
 
 # -- paths on the Hub (the OpenID provider) ---------------------------------------------------
@@ -77,6 +81,42 @@ expires (GitHub can mint a new id token at any time)."""
 SESSION_REFRESH_MARGIN: Final = 300.0
 """``HubOAuth``'s default: a signed-in session's access token is refreshed when it has less
 than 5 minutes left (a request in flight must not carry a token that expires under it)."""
+
+
+# -- token lifetimes (``expires_in``) -----------------------------------------------------------
+MAX_TOKEN_LIFETIME: Final = 365 * 86400.0
+"""The longest ``expires_in`` believed (one year): a larger one is clamped to it (``1e12``
+seconds would otherwise overflow ``datetime`` and fail every request of that session)."""
+
+_lifetime_warned = False
+
+
+def token_lifetime(value: object, default: float) -> float:
+    """A token answer's ``expires_in`` as seconds in ``[0, MAX_TOKEN_LIFETIME]``.
+
+    Missing (``None``): ``default``. A negative value is 0 (already expired), a larger one
+    than a year (infinity too) is a year, and anything that is not a number (NaN, a bool, a
+    string) is ``default``. The first such value in a process is logged as a warning (later
+    ones at debug): a provider that says so once says so on every answer.
+    """
+    if value is None:
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+        seconds = min(max(float(value), 0.0), MAX_TOKEN_LIFETIME)
+        if seconds == value:
+            return seconds
+    else:
+        seconds = default
+    global _lifetime_warned
+    level = logging.DEBUG if _lifetime_warned else logging.WARNING
+    _lifetime_warned = True
+    logging.getLogger("hub_auth").log(
+        level,
+        "the provider's expires_in (%.40r) is out of range; using %d seconds",
+        value,
+        seconds,
+    )
+    return seconds
 
 
 # -- PKCE (RFC 7636) ----------------------------------------------------------------------------

@@ -10,12 +10,17 @@ The flow is OpenID Connect's authorization code flow with PKCE (S256), ``state``
    id_token with joserfc against the provider's JWKS (RS256; ``iss``, ``aud``, ``exp``,
    ``nonce``), reads ``/oauth/userinfo`` and starts a session under a new random id;
 3. ``Depends(oauth.user)`` loads the session, refreshes the access token shortly before it
-   expires (once per session, however many requests arrive together) and returns
-   ``OAuthInfo``; a refresh the provider refuses ends the session;
-4. ``GET /oauth/huggingface/logout?next=/`` deletes the session.
+   expires (once per session, however many requests arrive together), reads the profile
+   again with the new token (memberships are decided again) and returns ``OAuthInfo``; a
+   refresh the provider refuses, or a profile that no longer meets ``require_orgs`` /
+   ``org_id``, ends the session;
+4. ``POST /oauth/huggingface/logout?next=/`` deletes the session (a ``GET`` shows a button
+   that posts: a link from another site cannot sign anyone out).
 
-The browser only ever holds random session ids (HttpOnly cookies); tokens stay in the
-``SessionStore``, under the SHA-256 of the id. Facts: ``shared/reference/OAUTH_FACTS.md``.
+The browser only ever holds random session ids (HttpOnly cookies, ``__Host-`` when Secure);
+tokens stay in the ``SessionStore``, under the SHA-256 of the id. Requests from another site
+that could change something (unsafe methods, WebSocket handshakes) are refused: see
+``HubOAuth._refuse_cross_site``. Facts: ``shared/reference/OAUTH_FACTS.md``.
 
 Every request to the provider (discovery, token, userinfo, JWKS) goes through
 ``HubClient.request``, the client's one request path (timeout, same-origin redirects, a
@@ -56,6 +61,7 @@ from hub_auth._oauth import (
     SESSION_REFRESH_MARGIN,
     is_loopback_host,
     pkce_challenge,
+    token_lifetime,
 )
 from hub_auth._result import Err
 from hub_auth._settings import Settings, openid_provider_url
@@ -86,6 +92,10 @@ ERROR_PARAMETER = "hub_oauth_error"
 """Query parameter added to ``next`` when a sign-in did not complete (see ``login_error``)."""
 
 _LOGIN_LIFETIME = 600.0
+MAX_NEXT_BYTES = 2048
+"""The longest ``next`` the login route keeps (UTF-8 bytes): longer is a 400, never stored."""
+_DEFAULT_TOKEN_LIFETIME = 3600.0
+"""An access token's lifetime when the token answer has no ``expires_in``."""
 _METADATA_LIFETIME = 3600.0
 _ERROR_MESSAGES = {
     "access_denied": "Sign-in with Hugging Face was cancelled: access was not granted.",
@@ -159,6 +169,9 @@ class _Session(_Stored):
     scopes: tuple[str, ...]
     ends_at: float
     """When the session ends, whatever the refreshes (``session_lifetime`` after sign-in)."""
+    userinfo_stale: bool = False
+    """The token was refreshed but the profile could not be read again yet (the provider was
+    unreachable): the next request tries again."""
 
 
 # A 408 or 429 says "not now", not "no": a refresh answered so keeps the session.
@@ -173,6 +186,17 @@ class _Unavailable(Exception):
     """The provider could not be reached or answered nonsense (try again later)."""
 
 
+class _NoLongerMember(Exception):
+    """The profile read after a refresh fails ``require_orgs`` / ``org_id``: session ended."""
+
+
+_NOT_A_MEMBER = "You are not a member of an organisation this app requires"
+_NO_LONGER_A_MEMBER = (
+    "Your organisation memberships changed and this app requires one you no longer have; "
+    f"sign in again at {LOGIN_PATH}"
+)
+
+
 def _deny(connection: HTTPConnection, status: int, detail: str) -> NoReturn:
     """Refuse a request (an HTTP status) or a WebSocket handshake (a close code, as
     ``HubBearer``: 1008 for 401/403, 1013 for 503)."""
@@ -182,12 +206,30 @@ def _deny(connection: HTTPConnection, status: int, detail: str) -> NoReturn:
     raise HTTPException(status, detail, headers)
 
 
-def _same_origin(connection: HTTPConnection) -> bool:
-    """Whether a handshake's ``Origin`` (when a browser sent one) is this app's own host."""
-    origin = connection.headers.get("origin")
-    if origin is None:
-        return True  # not a browser: no ambient cookie to abuse
-    return urlsplit(origin).netloc.lower() == connection.headers.get("host", "").lower()
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods a browser may send cross-site with the cookie and that must change nothing."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HTTP_SCHEMES = {"ws": "http", "wss": "https"}  # a WebSocket's origin is its page's
+_HOST_PREFIX = "__Host-"
+"""Cookie name prefix: the browser keeps such a cookie only if Secure, Path=/ and without a
+Domain, so a sibling subdomain cannot set (toss) one of its own for this host."""
+
+_Origin = tuple[str, str, int]
+"""An origin as compared: (scheme, host, port), lowercase, the port explicit."""
+
+
+def _origin_of(url: str) -> _Origin | None:
+    """The origin of an ``Origin`` header or a URL; ``None`` when it has none that a page of
+    this app could have (``null``, another scheme, garbage)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = _HTTP_SCHEMES.get(parts.scheme.lower(), parts.scheme.lower())
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
 
 
 def safe_next(value: str | None, default: str = "/") -> str:
@@ -229,6 +271,18 @@ def _failure(status: int, message: str) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
+def _logout_page(next: str) -> HTMLResponse:
+    from html import escape
+
+    action = escape(_with_query(LOGOUT_PATH, next=next))
+    body = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sign out</title></head>"
+        f"<body><form method='post' action='{action}'>"
+        "<button type='submit' id='signout'>Sign out</button></form></body></html>"
+    )
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+
 class HubOAuth:
     """Sign in with Hugging Face: routes, dependencies and server-side sessions.
 
@@ -241,7 +295,7 @@ class HubOAuth:
 
         oauth = HubOAuth()  # OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SCOPES, ...
         app = FastAPI()
-        app.include_router(oauth.router)  # /oauth/huggingface/login, /callback, /logout
+        app.include_router(oauth.router)  # /oauth/huggingface/login, /callback, /logout (POST)
 
         @app.get("/me")
         async def me(info: Annotated[OAuthInfo, Depends(oauth.user)]) -> dict[str, str]:
@@ -260,7 +314,8 @@ class HubOAuth:
             endpoint of ``auth``, else ``HF_ENDPOINT``, else ``https://huggingface.co``).
         redirect_url: The callback URL the provider redirects to (default
             ``https://SPACE_HOST/oauth/huggingface/callback`` on a Space, else the callback
-            route on the URL the request came to).
+            route on the URL the request came to). Its origin is then the app's own for the
+            cross-site check (a proxy in front hides the scheme and host the browser used).
         session_store: Where sessions live (default: a ``MemorySessionStore``; use a
             ``RedisSessionStore`` when several replicas serve the app).
         session_lifetime: Seconds a session lives after sign-in (default 7 days); the
@@ -268,12 +323,14 @@ class HubOAuth:
         refresh_margin: Refresh the access token when it has less than this many seconds
             left (default 300).
         require_orgs: Organisation names; ``oauth.user`` answers 403 unless the user is in
-            at least one of them (ask for the ``read-memberships`` scope).
+            at least one of them (ask for the ``read-memberships`` scope). Checked again after
+            every refresh: a user no longer in one loses the session.
         org_id: An organisation id passed to the provider as ``orgIds`` (the user must be in
-            it to sign in at all).
+            it to sign in at all); when the profile lists organisations, checked again after
+            every refresh too.
         same_site: ``"lax"``, or ``"none"`` (with Secure) for an app shown in an iframe;
             default ``"none"`` on a Space (its page embeds the app), else ``"lax"``.
-        cookie_name: Name of the session cookie.
+        cookie_name: Name of the session cookie (with the ``__Host-`` prefix when Secure).
         timeout: Seconds one request to the provider may take.
         auth: A ``HubAuth`` whose HTTP client (its aiohttp session) carries the requests to
             the provider; default ``app.state.hub_auth`` when the app sets one, else a client
@@ -313,7 +370,9 @@ class HubOAuth:
         if scopes is None:
             scopes = os.environ.get("OAUTH_SCOPES") or "openid profile"
         scope_list = scopes.split() if isinstance(scopes, str) else list(scopes)
-        space_host = (os.environ.get("SPACE_HOST") or "").split(",")[0].strip()
+        space_hosts = [h.strip() for h in (os.environ.get("SPACE_HOST") or "").split(",")]
+        space_hosts = [host for host in space_hosts if host]
+        space_host = space_hosts[0] if space_hosts else ""
         self.client_id = client_id
         self._client_secret = SecretStr(secret) if secret else None
         self.scopes: tuple[str, ...] = tuple(dict.fromkeys(["openid", *scope_list]))
@@ -332,8 +391,15 @@ class HubOAuth:
         self.org_id = org_id
         self._in_space = bool(space_host)
         self.same_site: Literal["lax", "none"] = same_site or ("none" if space_host else "lax")
-        self.cookie_name = cookie_name
-        self._login_cookie = f"{cookie_name}_login"
+        self.cookie_name = cookie_name.removeprefix(_HOST_PREFIX)
+        self._login_cookie = f"{self.cookie_name}_login"
+        # The app's own origins when the deployment names them: the redirect URL's (a proxy
+        # in front may hide the scheme and host the browser used), and on a Space every
+        # SPACE_HOST (its hf.space host and custom domains), always https.
+        configured = [redirect_url or "", *(f"https://{host}" for host in space_hosts)]
+        self._origins = frozenset(
+            origin for origin in map(_origin_of, configured) if origin is not None
+        )
         self._timeout = float(timeout)
         self._auth = auth
         # The client HubOAuth opened itself (no HubAuth to borrow from), and its loop.
@@ -350,8 +416,9 @@ class HubOAuth:
         self.router.add_api_route(
             CALLBACK_PATH, self.callback, methods=["GET"], include_in_schema=False
         )
+        # One route for both methods: a GET shows the button that POSTs (see ``logout``).
         self.router.add_api_route(
-            LOGOUT_PATH, self.logout, methods=["GET"], include_in_schema=False
+            LOGOUT_PATH, self.logout, methods=["GET", "POST"], include_in_schema=False
         )
 
     def __repr__(self) -> str:
@@ -408,6 +475,10 @@ class HubOAuth:
 
     async def login(self, request: Request, next: str | None = None) -> Response:
         """Start a sign-in: remember it server-side and send the browser to the consent page."""
+        if next is not None and len(next.encode("utf-8", "surrogatepass")) > MAX_NEXT_BYTES:
+            return _failure(
+                400, f"The page to return to is too long (over {MAX_NEXT_BYTES} bytes)."
+            )
         try:
             metadata = await self._provider_metadata(self._http(request))
         except _Unavailable as exc:
@@ -443,7 +514,7 @@ class HubOAuth:
 
     async def callback(self, request: Request) -> Response:
         """The provider's answer: finish the sign-in, or go back to the app with a message."""
-        login_id = request.cookies.get(self._login_cookie)
+        login_id = request.cookies.get(self._cookie_name(request, self._login_cookie))
         pending = None
         if login_id:
             raw = await self.session_store.load(_pending_key(login_id))
@@ -457,7 +528,7 @@ class HubOAuth:
         if response is None:
             assert pending is not None
             response = await self._finish(request, pending)
-        response.delete_cookie(self._login_cookie, path="/")
+        self._clear_cookie(request, response, self._login_cookie)
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -483,10 +554,8 @@ class HubOAuth:
     async def _finish(self, request: Request, pending: _Pending) -> Response:
         http = self._http(request)
         try:
-            metadata = await self._provider_metadata(http)
-            tokens = await self._token_request(
+            metadata, tokens = await self._grant(
                 http,
-                metadata,
                 {
                     "grant_type": AUTHORIZATION_CODE_GRANT,
                     "code": request.query_params["code"],
@@ -506,11 +575,12 @@ class HubOAuth:
             userinfo=userinfo,
             access_token=SecretStr(str(tokens["access_token"])),
             refresh_token=_optional_secret(tokens.get("refresh_token")),
-            expires_at=time.time() + _expires_in(tokens),
+            expires_at=time.time()
+            + token_lifetime(tokens.get("expires_in"), _DEFAULT_TOKEN_LIFETIME),
             scopes=tuple(str(tokens.get("scope") or " ".join(self.scopes)).split()),
             ends_at=time.time() + self.session_lifetime,
         )
-        previous = request.cookies.get(self.cookie_name)
+        previous = request.cookies.get(self._cookie_name(request, self.cookie_name))
         if previous:  # signing in again replaces the old session, server-side too
             await self.session_store.delete(_key(previous))
         session_id = secrets.token_urlsafe(32)  # a new id: no session fixation
@@ -522,14 +592,21 @@ class HubOAuth:
         return response
 
     async def logout(self, request: Request, next: str | None = None) -> Response:
-        """End the session (server-side too) and go to ``next``."""
-        session_id = request.cookies.get(self.cookie_name)
+        """``POST``: end the session (server-side too) and go to ``next`` (303); refused (403)
+        from another site. ``GET``: a page with a "Sign out" button that posts here, so that
+        a link (an image, a redirect) from anywhere cannot sign anyone out, and old links to
+        ``/logout?next=...`` still lead to signing out."""
+        target = safe_next(next)
+        if request.method != "POST":
+            return _logout_page(target)
+        self._refuse_cross_site(request)
+        session_id = request.cookies.get(self._cookie_name(request, self.cookie_name))
         if session_id:
             key = _key(session_id)
             async with self._session_lock(key):  # after a refresh in flight, not before
                 await self.session_store.delete(key)
-        response = RedirectResponse(safe_next(next), status_code=302)
-        response.delete_cookie(self.cookie_name, path="/")
+        response = RedirectResponse(target, status_code=303)
+        self._clear_cookie(request, response, self.cookie_name)
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -545,24 +622,27 @@ class HubOAuth:
     async def optional_user(self, connection: HTTPConnection) -> OAuthInfo | None:
         """The signed-in user, or ``None`` (``Depends(oauth.optional_user)``).
 
-        On a WebSocket, a handshake whose ``Origin`` is another site is refused (1008): a
-        browser sends the session cookie with cross-site WebSocket handshakes (SameSite=None in
-        a Space), and WebSockets have no same-origin protection of their own.
+        A request from another site that could change something is refused (403; a WebSocket
+        handshake: 1008): an unsafe method (not GET, HEAD or OPTIONS) or a WebSocket with
+        ``Sec-Fetch-Site: cross-site`` or an ``Origin`` other than the app's own (see
+        ``_refuse_cross_site``). The browser sends the session cookie with such requests
+        (SameSite=None in a Space's iframe), so without this any page could act as the user.
         """
-        if connection.scope["type"] == "websocket" and not _same_origin(connection):
-            _deny(connection, 403, "WebSocket from another site refused")
-        session_id = connection.cookies.get(self.cookie_name)
+        self._refuse_cross_site(connection)
+        session_id = connection.cookies.get(self._cookie_name(connection, self.cookie_name))
         if not session_id:
             return None
         key = _key(session_id)
         session = await self._load(key)
         if session is None:
             return None
-        if session.expires_at - self.refresh_margin <= time.time():
+        if session.userinfo_stale or session.expires_at - self.refresh_margin <= time.time():
             try:
                 session = await self._refreshed(self._http(connection), key)
             except _Unavailable:
                 _deny(connection, 503, "Hugging Face could not be reached; try again soon")
+            except _NoLongerMember:
+                _deny(connection, 403, _NO_LONGER_A_MEMBER)
             if session is None:
                 return None
         info = OAuthInfo(
@@ -571,9 +651,17 @@ class HubOAuth:
             expires_at=datetime.fromtimestamp(session.expires_at, UTC),
             scopes=session.scopes,
         )
-        if self.require_orgs and not self.require_orgs & {org.username for org in info.user.orgs}:
-            _deny(connection, 403, "You are not a member of an organisation this app requires")
+        if not self._member(info.user):
+            _deny(connection, 403, _NOT_A_MEMBER)
         return info
+
+    def _member(self, user: OAuthUserInfo) -> bool:
+        """Whether ``user`` meets ``require_orgs`` and, when the profile lists organisations
+        (scope ``read-memberships``), ``org_id``."""
+        if self.require_orgs and not self.require_orgs & {org.username for org in user.orgs}:
+            return False
+        listed = "orgs" in user.model_fields_set
+        return self.org_id is None or not listed or self.org_id in {org.sub for org in user.orgs}
 
     def login_error(self, connection: HTTPConnection) -> str | None:
         """A message for the user when the last sign-in did not complete (else ``None``).
@@ -611,27 +699,29 @@ class HubOAuth:
             yield
 
     async def _refreshed(self, http: HubClient, key: str) -> _Session | None:
-        """The session with a fresh access token; ``None`` when it ended."""
+        """The session with a fresh access token and the profile read again with it; ``None``
+        when it ended; ``_NoLongerMember`` when the new profile fails the app's organisation
+        rules (the session is ended too)."""
         async with self._session_lock(key):
             session = await self._load(key)  # another request may have refreshed meanwhile
-            if session is None or session.expires_at - self.refresh_margin > time.time():
-                return session
+            if session is None:
+                return None
+            if session.expires_at - self.refresh_margin > time.time():
+                if not session.userinfo_stale:
+                    return session
+                return await self._reread_userinfo(http, key, session)
             if session.refresh_token is None:
                 return await self._end_if_expired(key, session)
             try:
-                metadata = await self._provider_metadata(http)
-                tokens = await self._token_request(
+                _, tokens = await self._grant(
                     http,
-                    metadata,
                     {
                         "grant_type": REFRESH_TOKEN_GRANT,
                         "refresh_token": session.refresh_token.get_secret_value(),
                     },
                 )
             except _Refused as exc:
-                logger.info("Sign in with Hugging Face: refresh refused (%s); session ended", exc)
-                await self.session_store.delete(key)
-                return None
+                return await self._end_refused(key, "refresh", exc)
             except _Unavailable as exc:
                 logger.warning("Sign in with Hugging Face: could not refresh (%s)", exc)
                 if session.expires_at > time.time():
@@ -642,15 +732,45 @@ class HubOAuth:
                     "access_token": SecretStr(str(tokens["access_token"])),
                     "refresh_token": _optional_secret(tokens.get("refresh_token"))
                     or session.refresh_token,
-                    "expires_at": time.time() + _expires_in(tokens),
+                    "expires_at": time.time()
+                    + token_lifetime(tokens.get("expires_in"), _DEFAULT_TOKEN_LIFETIME),
+                    "userinfo_stale": True,
                 }
             )
-            lifetime = max(1.0, session.ends_at - time.time())
-            if not await save_if_present(
-                self.session_store, key, session.model_dump_json(), lifetime
-            ):
-                return None  # signed out meanwhile: a refresh never brings a session back
-            return session
+            return await self._reread_userinfo(http, key, session, refreshed=True)
+
+    async def _reread_userinfo(
+        self, http: HubClient, key: str, session: _Session, *, refreshed: bool = False
+    ) -> _Session | None:
+        """Read the profile again with the session's (new) token, check the organisations,
+        save; under the session's lock. Memberships are decided again at every refresh: a
+        user removed from an organisation loses access at the next one, not at sign-out."""
+        try:
+            metadata = await self._provider_metadata(http)
+            userinfo = await self._userinfo(http, metadata, session.access_token.get_secret_value())
+        except _Refused as exc:
+            return await self._end_refused(key, "profile", exc)
+        except _Unavailable as exc:
+            logger.warning("Sign in with Hugging Face: could not read the profile (%s)", exc)
+            if not refreshed:
+                return session  # still stale: the next request tries again
+        else:
+            if not self._member(OAuthUserInfo.model_validate(userinfo)):
+                logger.info("Sign in with Hugging Face: memberships changed; session ended")
+                await self.session_store.delete(key)
+                raise _NoLongerMember
+            session = session.model_copy(update={"userinfo": userinfo, "userinfo_stale": False})
+        lifetime = max(1.0, session.ends_at - time.time())
+        if not await save_if_present(self.session_store, key, session.model_dump_json(), lifetime):
+            return None  # signed out meanwhile: a refresh never brings a session back
+        return session
+
+    async def _end_refused(self, key: str, what: str, exc: _Refused) -> _Session | None:
+        """The provider refused the session's refresh or its new token: the session ends
+        (``None``, what ``_refreshed`` answers for an ended session)."""
+        logger.info("Sign in with Hugging Face: %s refused (%s); session ended", what, exc)
+        await self.session_store.delete(key)
+        return None
 
     async def _end_if_expired(self, key: str, session: _Session) -> _Session | None:
         if session.expires_at > time.time():
@@ -665,21 +785,70 @@ class HubOAuth:
             return self.redirect_url
         return str(request.url.replace(path=CALLBACK_PATH, query=None, fragment=None))
 
+    def _secure(self, connection: HTTPConnection) -> bool:
+        """Whether the cookies are Secure: always, except for plain http on loopback."""
+        scheme = str(connection.scope.get("scheme", "http"))
+        scheme = _HTTP_SCHEMES.get(scheme, scheme)
+        loopback_http = scheme == "http" and is_loopback_host(connection.url.hostname)
+        return self.same_site == "none" or self._in_space or not loopback_http
+
+    def _cookie_name(self, connection: HTTPConnection, name: str) -> str:
+        """``name``, with the ``__Host-`` prefix when the cookies are Secure (a cookie without
+        it is then not read: a sibling subdomain could have set it)."""
+        return _HOST_PREFIX + name if self._secure(connection) else name
+
     def _set_cookie(
         self, request: Request, response: Response, name: str, value: str, max_age: float
     ) -> None:
-        loopback_http = request.url.scheme == "http" and is_loopback_host(request.url.hostname)
-        same_site = self.same_site
-        secure = same_site == "none" or self._in_space or not loopback_http
+        secure = self._secure(request)
         response.set_cookie(
-            name,
+            _HOST_PREFIX + name if secure else name,
             value,
             max_age=int(max_age),
-            path="/",
+            path="/",  # and no Domain: what __Host- requires
             httponly=True,
             secure=secure,
-            samesite=same_site,
+            samesite=self.same_site,
         )
+
+    def _clear_cookie(self, request: Request, response: Response, name: str) -> None:
+        secure = self._secure(request)  # a __Host- cookie is only replaced by a Secure one
+        response.delete_cookie(
+            self._cookie_name(request, name),
+            path="/",
+            secure=secure,
+            httponly=True,
+            samesite=self.same_site,
+        )
+
+    def _own_origin(self, connection: HTTPConnection, origin: _Origin | None) -> bool:
+        """Whether ``origin`` is this app's: one the deployment names (``redirect_url``,
+        ``SPACE_HOST``), else the scheme and ``Host`` the request came with."""
+        if origin is None:
+            return False
+        if self._origins:
+            return origin in self._origins
+        host = connection.headers.get("host", "")
+        return origin == _origin_of(f"{connection.scope.get('scheme', 'http')}://{host}")
+
+    def _refuse_cross_site(self, connection: HTTPConnection) -> None:
+        """Refuse (403, or 1008 on a WebSocket) what another site's page may have sent with
+        the user's cookie: an unsafe method or a WebSocket handshake that the browser marks
+        ``Sec-Fetch-Site: cross-site`` or whose ``Origin`` is not the app's own.
+
+        A request with neither header is let through: browsers send ``Origin`` with every
+        cross-site POST, PUT, PATCH, DELETE and WebSocket handshake, so it comes from a program
+        (curl, a test), which holds the cookie itself and needs no protection from itself.
+        """
+        websocket = connection.scope["type"] == "websocket"
+        if not websocket and connection.scope.get("method") in _SAFE_METHODS:
+            return
+        origin = connection.headers.get("origin")
+        if connection.headers.get("sec-fetch-site", "").lower() == "cross-site" or (
+            origin is not None and not self._own_origin(connection, _origin_of(origin))
+        ):
+            what = "WebSocket" if websocket else "Request"
+            _deny(connection, 403, f"{what} from another site refused")
 
     # -- the provider ----------------------------------------------------------------------
 
@@ -719,6 +888,13 @@ class HubOAuth:
             raise _Unavailable("the provider's endpoints are not on its own origin")
         self._metadata = (time.monotonic() + _METADATA_LIFETIME, metadata)
         return metadata
+
+    async def _grant(
+        self, http: HubClient, form: dict[str, str]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The provider's metadata and its token endpoint's answer to ``form``."""
+        metadata = await self._provider_metadata(http)
+        return metadata, await self._token_request(http, metadata, form)
 
     async def _token_request(
         self, http: HubClient, metadata: Mapping[str, Any], form: dict[str, str]
@@ -802,10 +978,3 @@ class HubOAuth:
 
 def _optional_secret(value: object) -> SecretStr | None:
     return SecretStr(value) if isinstance(value, str) and value else None
-
-
-def _expires_in(tokens: Mapping[str, Any]) -> float:
-    value = tokens.get("expires_in")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return 3600.0

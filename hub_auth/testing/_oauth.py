@@ -429,7 +429,10 @@ class FakeOAuth:
             user = self._refresh_tokens.pop(presented, None)
         if user is None:
             return oauth_error(400, "invalid_grant", "the refresh token is invalid or expired")
-        return json_response(self.issue_login(user))
+        answer = self.issue_login(user)
+        if self._openid is not None:  # a "Sign in with HF" token keeps its consent's scopes
+            self._openid.refreshed(presented, answer, user)
+        return json_response(answer)
 
     # -- OIDC: id tokens, GitHub Actions' stand-in, the token exchange ----------------------
 

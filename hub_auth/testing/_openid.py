@@ -174,6 +174,7 @@ class FakeOpenIDProvider:
         self._pending: dict[str, _Consent] = {}
         self._codes: dict[str, _Code] = {}
         self._issued: dict[str, tuple[FakeUser, tuple[str, ...]]] = {}
+        self._refresh_scopes: dict[str, tuple[str, ...]] = {}  # a refresh keeps the consent's
         self._corruptions: list[str] = []
         self._kid = secrets.token_hex(8)
         self._key = RSAKey.generate_key(
@@ -394,8 +395,10 @@ class FakeOpenIDProvider:
             ):
                 return oauth_error(400, "invalid_grant", "PKCE verification failed")
         access_token, seconds = self._oauth.issue_access_token(consent.user)
+        refresh_token = self._oauth.mint_refresh_token(consent.user)
         with self._lock:
             self._issued[access_token] = (consent.user, consent.scopes)
+            self._refresh_scopes[refresh_token] = consent.scopes
         return json_response(
             {
                 "access_token": access_token,
@@ -403,9 +406,20 @@ class FakeOpenIDProvider:
                 "expires_in": int(seconds),
                 "scope": " ".join(consent.scopes),
                 "id_token": self._id_token(consent),
-                "refresh_token": self._oauth.mint_refresh_token(consent.user),
+                "refresh_token": refresh_token,
             }
         )
+
+    def refreshed(self, spent: str, answer: dict[str, Any], user: FakeUser) -> None:
+        """A refresh of a signed-in app's token keeps the scopes the user consented to (the
+        new access token's userinfo, the new refresh token's next refresh, ``scope``)."""
+        with self._lock:
+            scopes = self._refresh_scopes.pop(spent, None)
+            if scopes is None:
+                return
+            self._issued[answer["access_token"]] = (user, scopes)
+            self._refresh_scopes[answer["refresh_token"]] = scopes
+        answer["scope"] = " ".join(scopes)
 
     def _id_token(self, consent: _Consent) -> str:
         from joserfc import jwt
