@@ -102,7 +102,7 @@ def _may_run_here(function: str) -> bool:
     raise LoopRunningError(function)
 
 
-class _LoopThread:
+class _SharedLoop:
     """An asyncio event loop, run by the calling thread when idle, else by its loop thread."""
 
     __slots__ = ("_closing", "_error", "_handed", "_lock", "_runner", "_wake", "loop", "thread")
@@ -248,7 +248,7 @@ class _LoopThread:
 _FACADES: weakref.WeakSet[SyncFacade] = weakref.WeakSet()
 # The parent's loops as a forked child inherited them: kept referenced, because collecting one
 # would warn of an unclosed loop, and closing it could disturb the parent's (shared) selector.
-_LEFT_TO_THE_PARENT: list[_LoopThread] = []
+_LEFT_TO_THE_PARENT: list[_SharedLoop] = []
 
 
 def _after_fork_in_child() -> None:
@@ -268,7 +268,7 @@ class SyncFacade:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
-        self._loop: _LoopThread | None = None
+        self._loop: _SharedLoop | None = None
         self._finalizer: weakref.finalize[[HubAuth], SyncFacade] | None = None
         _FACADES.add(self)
 
@@ -326,7 +326,7 @@ class SyncFacade:
             self._check_open()
             loop = self._loop
             if loop is None:
-                loop = self._loop = _LoopThread()
+                loop = self._loop = _SharedLoop()
                 self._finalizer = weakref.finalize(self, loop.stop, auth)
             self._in_flight += 1
         try:

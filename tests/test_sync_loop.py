@@ -280,6 +280,31 @@ def test_ctrl_c_interrupts_a_slow_call_and_cancels_it(auth: HubAuthSync, fake_hu
     assert not thread.is_alive()
 
 
+def test_after_ctrl_c_the_next_call_works(auth: HubAuthSync, fake_hub: FakeHub) -> None:
+    # The interrupted call ran the loop in this thread; its cancellation is finished by the
+    # loop thread, and the loop is free for the next call.
+    token = fake_hub.add_token(name="ada")
+    fake_hub.delay_next(30.0)
+    main = threading.main_thread()
+    assert threading.current_thread() is main
+
+    def press_ctrl_c() -> None:
+        while fake_hub.request_count == 0:
+            time.sleep(0.01)
+        signal.pthread_kill(main.ident or 0, signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        auth.whoami(token)
+    presser.join()
+
+    started = time.monotonic()
+    assert auth.whoami(token).unwrap().username == "ada"
+    assert time.monotonic() - started < 5
+    assert fake_hub.request_count == 2
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
 def test_a_forked_child_gets_a_loop_and_connection_of_its_own(
     auth: HubAuthSync, fake_hub: FakeHub
