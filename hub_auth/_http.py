@@ -467,7 +467,7 @@ class HubClient:
         """
         session = self._get_session()
         timeout = time_limit or self._timeout
-        where = self._where(url)
+        requested = url  # named in error messages: _where parses URLs, so only on failure
         headers, params = parts.get("headers"), parts.get("params")
         form, json_body = parts.get("form"), parts.get("json_body")
         try:
@@ -496,6 +496,7 @@ class HubClient:
                     return Ok(RawAnswer(status, body, request_id, response.headers))
             return Err(HubAuthError(ErrorKind.BAD_RESPONSE, "the Hub redirected too many times"))
         except TimeoutError:
+            where = self._where(requested)
             after = timeout.total or self._settings.timeout
             return Err(
                 HubAuthError(
@@ -504,6 +505,7 @@ class HubClient:
                 )
             )
         except aiohttp.ClientResponseError as exc:
+            where = self._where(requested)
             return Err(
                 HubAuthError(
                     ErrorKind.BAD_RESPONSE,
@@ -512,11 +514,14 @@ class HubClient:
                 )
             )
         except aiohttp.ClientConnectorCertificateError as exc:
+            where = self._where(requested)
             return Err(self._network_error(where, _certificate_cause(exc.certificate_error)))
         except aiohttp.InvalidURL:
             # A URL aiohttp cannot use (from the environment: ACTIONS_ID_TOKEN_REQUEST_URL).
+            where = self._where(requested)
             return Err(self._network_error(where, "the URL is not usable"))
         except (aiohttp.ClientError, OSError) as exc:
+            where = self._where(requested)
             return _Retryable(self._network_error(where, _network_cause(exc)))
 
     @property

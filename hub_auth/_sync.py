@@ -23,11 +23,11 @@ __all__ = ["HubAuthSync"]
 class HubAuthSync(SyncFacade):
     """Blocking client for Hugging Face Hub authentication: ``HubAuth`` without ``await``.
 
-    Each method runs its ``HubAuth`` namesake on one long-lived ``HubAuth`` in an event loop
-    thread of the facade's own, from the first call to ``close()``, the end of the ``with``
-    block, garbage collection or interpreter exit. Connections are kept alive, loop-bound caches
-    (``RedisCache``) work, threads may share it, Jupyter cells too. In ``async def`` code a
-    method raises ``LoopRunningError``: ``await`` the ``HubAuth`` method there::
+    Each method runs its ``HubAuth`` namesake on one long-lived ``HubAuth``, on an event loop
+    of the facade's own that the calling thread runs (its loop thread does when another thread
+    is running it), until ``close()``, the ``with`` block's end, collection or exit. Connections
+    are kept alive, loop-bound caches (``RedisCache``) work, threads may share it, Jupyter cells
+    too. In ``async def`` code a method raises ``LoopRunningError``: ``await`` it there::
 
         with HubAuthSync() as auth:
             match auth.whoami():

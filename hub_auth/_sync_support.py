@@ -1,26 +1,34 @@
-"""What the generated ``HubAuthSync`` stands on: its event loop thread, the runner, the guard.
+"""What the generated ``HubAuthSync`` stands on: its event loop, the runner, the guard.
 
 ``hub_auth/_sync.py`` is generated (``python -m tools.gen_sync``) and only forwards: each
 method is ``return self._run("HubAuthSync.<name>", HubAuth.<name>, ...)``. The behaviour lives
 here, written by hand:
 
-- One event loop per facade. The first call starts an anyio blocking portal
-  (``anyio.from_thread.start_blocking_portal``: ``anyio.run`` in a daemon thread of its own)
-  and every call of every thread runs its coroutine there, on one long-lived ``HubAuth``,
-  handed over with ``asyncio.run_coroutine_threadsafe`` (half the CPU of ``portal.call``). So
-  the connection pool is kept between calls (keep-alive, one TLS handshake), and loop-bound
-  objects (a ``redis.asyncio`` pool in ``RedisCache``, the cache's single-flight) work.
+- One asyncio event loop per facade, made by the first call, and one long-lived ``HubAuth``
+  on it. So the connection pool is kept between calls (keep-alive, one TLS handshake), and
+  loop-bound objects (a ``redis.asyncio`` pool in ``RedisCache``, the cache's single-flight)
+  work.
+- Who runs the loop: the calling thread itself, with ``loop.run_until_complete``, when no other
+  thread is running it (a lock decides). A script calling from one thread never pays a thread
+  hop (handing a call to another thread and waiting for it cost 30-70 µs of wall time and more
+  CPU than the whole call). A loop runs in one thread at a time, so a call that finds it
+  taken is handed over (``asyncio.run_coroutine_threadsafe``) to whoever runs it; when that
+  runner's own call is done and handed calls are left, the facade's loop thread (a daemon
+  thread of its own, idle otherwise) runs the loop until they are done.
 - The guard: a call from a thread whose event loop is running (``async def`` code) raises
   ``LoopRunningError`` at once, since blocking that loop would freeze its other tasks. The
   exception is a Jupyter/IPython kernel's main thread: the kernel runs a loop there, but a cell
-  is the user's own code and waiting in it is what the user asked for.
-- ``close()`` and ``with``: refuse new calls, wait for those in flight, close the ``HubAuth``
-  in its loop, stop the loop and join its thread. A facade that is never closed is closed when
-  it is garbage-collected or at interpreter exit (``weakref.finalize``).
-- Ctrl-C: the waiting thread raises ``KeyboardInterrupt`` at once and the call is cancelled in
-  the loop thread.
-- ``os.fork()``: the child cannot use the parent's loop thread (it does not exist there) nor its
-  sockets; the child's first call starts a loop of its own with new connections.
+  is the user's own code and waiting in it is what the user asked for; such a call is handed
+  to the loop thread (this thread cannot run a second loop).
+- ``close()`` and ``with``: refuse new calls, wait for those in flight, then the loop thread
+  closes the ``HubAuth`` in the loop, cancels what is left, closes the loop and ends; it is
+  joined. A facade that is never closed is closed when it is garbage-collected or at
+  interpreter exit (``weakref.finalize``).
+- Ctrl-C: the ``KeyboardInterrupt`` is raised at once in the waiting (or running) thread, and
+  the call is cancelled; the loop thread runs the loop until the cancellation is done.
+- ``os.fork()``: the child cannot use the parent's loop (its selector and sockets are shared
+  with the parent) nor its thread (it does not exist there); the child's first call makes a
+  loop, a thread and connections of its own.
 """
 
 from __future__ import annotations
@@ -31,16 +39,10 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
-
-import anyio.from_thread
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from hub_auth._client import HubAuth
 from hub_auth._errors import ErrorKind, HubAuthError
-
-if TYPE_CHECKING:
-    from anyio.from_thread import BlockingPortal
 
 __all__ = ["LoopRunningError", "SyncFacade"]
 
@@ -49,6 +51,8 @@ T = TypeVar("T")
 
 # LoopRunningError is raised, never returned in an Err: it has a kind of its own.
 _LOOP_RUNNING_KIND = ErrorKind.LOOP_RUNNING
+# How long closing waits for calls cancelled but not yet finished (a Ctrl-C'd request).
+_LEFTOVER_SECONDS = 5.0
 
 
 class LoopRunningError(HubAuthError, RuntimeError):
@@ -85,43 +89,166 @@ def _in_notebook_kernel() -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-def _check_may_block(function: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    if not _in_notebook_kernel():
-        raise LoopRunningError(function)
+def _may_run_here(function: str) -> bool:
+    """Whether this thread may run the facade's loop itself (``False``: hand the call over).
+
+    Raises ``LoopRunningError`` in ``async`` code, outside a notebook kernel.
+    """
+    # asyncio's own test, without the exception get_running_loop() raises in the common case.
+    if asyncio.events._get_running_loop() is None:
+        return True
+    if _in_notebook_kernel():
+        return False
+    raise LoopRunningError(function)
 
 
-class _LoopThread:
-    """An anyio blocking portal: an event loop running in a daemon thread of its own."""
+class _SharedLoop:
+    """An asyncio event loop, run by the calling thread when idle, else by its loop thread."""
 
-    __slots__ = ("_manager", "loop", "portal", "thread")
+    __slots__ = ("_closing", "_error", "_handed", "_lock", "_runner", "_wake", "loop", "thread")
 
     def __init__(self) -> None:
-        self._manager: AbstractContextManager[BlockingPortal] = (
-            anyio.from_thread.start_blocking_portal(name="hub_auth-sync-loop")
-        )
-        self.portal = self._manager.__enter__()
-        self.thread = self.portal.call(threading.current_thread)
-        self.loop = self.portal.call(asyncio.get_running_loop)
+        self.loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        # Who runs the loop: None (nobody), a calling thread's ident, or the loop thread.
+        self._runner: int | None = None
+        # Calls handed to whoever runs the loop, and tasks cancelled by a Ctrl-C, not done.
+        self._handed = 0
+        self._closing: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self._error: BaseException | None = None
+        self.thread = threading.Thread(target=self._serve, name="hub_auth-sync-loop", daemon=True)
+        self.thread.start()
+
+    @property
+    def portal(self) -> Self:
+        """``call()`` under the name anyio's blocking portal gives it."""
+        return self
+
+    def call(self, function: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run ``function()`` on the loop and wait for its result (from any thread)."""
+        return self.run(function(), here=asyncio.events._get_running_loop() is None)
+
+    def run(self, coroutine: Coroutine[Any, Any, T], *, here: bool) -> T:
+        """Run ``coroutine`` on the loop: in this thread if ``here`` and nobody else runs it."""
+        with self._lock:
+            mine = here and self._runner is None
+            if mine:
+                self._runner = threading.get_ident()
+            else:
+                self._handed += 1
+                if self._runner is None:
+                    self._runner = self.thread.ident
+                    self._wake.notify()
+        if mine:
+            return self._run_here(coroutine)
+        return self._hand_over(coroutine)
+
+    def _run_here(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        try:
+            task = self.loop.create_task(coroutine)
+            try:
+                return self.loop.run_until_complete(task)
+            except BaseException:
+                if not task.done():  # Ctrl-C: cancel the call; the loop thread finishes that
+                    task.cancel()
+                    with self._lock:
+                        self._handed += 1
+                    task.add_done_callback(self._handed_done)
+                raise
+        finally:
+            with self._lock:
+                # Calls handed to this thread while it ran the loop may be left: the loop
+                # thread takes over.
+                if self._handed:
+                    self._runner = self.thread.ident
+                    self._wake.notify()
+                else:
+                    self._runner = None
+
+    def _hand_over(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        except BaseException:
+            coroutine.close()  # never scheduled: no "coroutine was never awaited"
+            self._handed_done(None)
+            raise
+        future.add_done_callback(self._handed_done)
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C (or any exception raised in this thread while waiting): cancel the call
+            # in the loop too. A finished future ignores this.
+            future.cancel()
+            raise
+
+    def _handed_done(self, _: object) -> None:
+        with self._lock:
+            self._handed -= 1
+            if self._handed or self._runner != self.thread.ident:
+                return
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._stop_when_idle)
+
+    def _stop_when_idle(self) -> None:
+        # In the loop; decided under the lock, so a stop never outlives the run it was for.
+        with self._lock:
+            if self._runner == self.thread.ident and not self._handed:
+                self.loop.stop()
+
+    def _serve(self) -> None:
+        """The loop thread: run the loop while calls are handed to it, close it at the end."""
+        me = threading.get_ident()
+        while True:
+            with self._lock:
+                while self._runner != me and not (self._closing and self._runner is None):
+                    self._wake.wait()
+                closing = self._runner is None
+                self._runner = me
+            if closing:
+                break
+            self.loop.run_forever()
+            with self._lock:
+                if not self._handed:
+                    self._runner = None
+        try:
+            assert self._closing is not None
+            self.loop.run_until_complete(self._closing())
+        except BaseException as exc:  # reported by stop(), in the thread that asked
+            self._error = exc
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        loop = self.loop
+        try:
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                loop.run_until_complete(asyncio.wait(leftovers, timeout=_LEFTOVER_SECONDS))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
 
     def stop(self, auth: HubAuth) -> None:
-        """Close ``auth`` in the loop, then stop the loop and join its thread."""
+        """Close ``auth`` in the loop, then close the loop and join its thread."""
         if threading.current_thread() is self.thread:
             return  # garbage-collected inside the loop thread itself: it cannot join itself
-        try:
-            self.portal.call(auth.aclose)
-        finally:
-            self._manager.__exit__(None, None, None)
+        with self._lock:
+            self._closing = auth.aclose
+            self._wake.notify()
+        self.thread.join()
+        if self._error is not None:
+            raise self._error
 
 
-# Facades that may own a loop thread, so a forked child can forget the parent's.
+# Facades that may own a loop, so a forked child can forget the parent's.
 _FACADES: weakref.WeakSet[SyncFacade] = weakref.WeakSet()
-# The parent's loop threads as a forked child inherited them: kept referenced, because
-# collecting one would run the portal's exit, which waits for a thread the child does not have.
-_LEFT_TO_THE_PARENT: list[_LoopThread] = []
+# The parent's loops as a forked child inherited them: kept referenced, because collecting one
+# would warn of an unclosed loop, and closing it could disturb the parent's (shared) selector.
+_LEFT_TO_THE_PARENT: list[_SharedLoop] = []
 
 
 def _after_fork_in_child() -> None:
@@ -141,7 +268,7 @@ class SyncFacade:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
-        self._loop: _LoopThread | None = None
+        self._loop: _SharedLoop | None = None
         self._finalizer: weakref.finalize[[HubAuth], SyncFacade] | None = None
         _FACADES.add(self)
 
@@ -151,8 +278,8 @@ class SyncFacade:
         return self._closed
 
     def close(self) -> None:
-        """Refuse new calls, wait for those in flight, then close the connections and stop the
-        event loop thread. Idempotent."""
+        """Refuse new calls, wait for those in flight, then close the connections and the
+        event loop and stop its thread. Idempotent."""
         with self._lock:
             self._closed = True
             while self._in_flight:
@@ -193,33 +320,17 @@ class SyncFacade:
         ``function`` is what the caller called (``HubAuthSync.whoami``, ``hf_auth.whoami``),
         for the message of ``LoopRunningError``.
         """
-        _check_may_block(function)
+        here = _may_run_here(function)
         auth = self._auth
         with self._lock:
             self._check_open()
-            if self._loop is None:
-                self._loop = _LoopThread()
-                self._finalizer = weakref.finalize(self, self._loop.stop, auth)
-            loop = self._loop.loop
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = _SharedLoop()
+                self._finalizer = weakref.finalize(self, loop.stop, auth)
             self._in_flight += 1
-
         try:
-            # The portal runs the loop; calls go straight to it: run_coroutine_threadsafe costs
-            # half of BlockingPortal.call's CPU per call, and cancelling its future cancels
-            # the task as well.
-            coroutine = method(auth, *args, **kwargs)
-            try:
-                future = asyncio.run_coroutine_threadsafe(coroutine, loop)
-            except BaseException:
-                coroutine.close()  # never scheduled: no "coroutine was never awaited"
-                raise
-            try:
-                return future.result()
-            except BaseException:
-                # Ctrl-C (or any exception raised in this thread while waiting): cancel the
-                # call in the loop thread too. A finished future ignores this.
-                future.cancel()
-                raise
+            return loop.run(method(auth, *args, **kwargs), here=here)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -227,8 +338,8 @@ class SyncFacade:
                     self._idle.notify_all()
 
     def _forget_parent_loop(self) -> None:
-        """In a child after ``os.fork()``: the loop thread and its connections are the
-        parent's. Start afresh; the next call starts a loop (and connections) of its own."""
+        """In a child after ``os.fork()``: the loop, its thread and its connections are the
+        parent's. Start afresh; the next call makes a loop (and connections) of its own."""
         if self._finalizer is not None:
             self._finalizer.detach()  # stopping the parent's loop from here would hang
         self._finalizer = None

@@ -54,6 +54,52 @@ def test_sequential_calls_reuse_one_connection(auth: HubAuthSync, fake_hub: Fake
     assert _loop_thread(auth).is_alive()
 
 
+async def _running_thread() -> threading.Thread:
+    return threading.current_thread()
+
+
+def test_a_call_from_one_thread_runs_in_that_thread(auth: HubAuthSync, fake_hub: FakeHub) -> None:
+    # No thread hop for a script: the calling thread runs the facade's loop itself while no
+    # other thread does; the loop thread is idle.
+    token = fake_hub.add_token(name="ada")
+    assert auth.whoami(token).is_ok()
+    assert auth._loop is not None
+
+    assert auth._loop.portal.call(_running_thread) is threading.current_thread()
+    with ThreadPoolExecutor(1) as pool:
+        worker = pool.submit(auth._loop.portal.call, _running_thread).result()
+    assert worker not in {threading.current_thread(), _loop_thread(auth)}
+
+
+def test_a_call_handed_over_finishes_after_the_thread_running_the_loop_returns(
+    auth: HubAuthSync, fake_hub: FakeHub
+) -> None:
+    # The first thread runs the loop; the second finds it taken and hands its call over. The
+    # first call ends first (shorter delay), so the loop thread runs the loop for the second.
+    first_token, second_token = fake_hub.add_token(name="ada"), fake_hub.add_token(name="bob")
+    fake_hub.delay_next(0.2)
+    fake_hub.delay_next(0.6)
+    finished: list[str] = []
+
+    def call(token: str) -> str:
+        name = auth.whoami(token).unwrap().username
+        finished.append(name)
+        return name
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(call, first_token)
+        while fake_hub.request_count == 0:
+            time.sleep(0.01)
+        second = pool.submit(call, second_token)
+        assert (first.result(timeout=10), second.result(timeout=10)) == ("ada", "bob")
+
+    assert finished == ["ada", "bob"]
+    # The loop is idle again: this thread runs the next call itself.
+    assert auth._loop is not None
+    assert auth._loop.portal.call(_running_thread) is threading.current_thread()
+    assert auth.whoami(first_token).is_ok()
+
+
 def test_redis_cache_works_through_the_facade(
     fake_hub: FakeHub, hf_home: Path, redis_server: redis_helper.RedisServer
 ) -> None:
@@ -232,6 +278,31 @@ def test_ctrl_c_interrupts_a_slow_call_and_cancels_it(auth: HubAuthSync, fake_hu
     auth.close()
     assert time.monotonic() - started < 5
     assert not thread.is_alive()
+
+
+def test_after_ctrl_c_the_next_call_works(auth: HubAuthSync, fake_hub: FakeHub) -> None:
+    # The interrupted call ran the loop in this thread; its cancellation is finished by the
+    # loop thread, and the loop is free for the next call.
+    token = fake_hub.add_token(name="ada")
+    fake_hub.delay_next(30.0)
+    main = threading.main_thread()
+    assert threading.current_thread() is main
+
+    def press_ctrl_c() -> None:
+        while fake_hub.request_count == 0:
+            time.sleep(0.01)
+        signal.pthread_kill(main.ident or 0, signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        auth.whoami(token)
+    presser.join()
+
+    started = time.monotonic()
+    assert auth.whoami(token).unwrap().username == "ada"
+    assert time.monotonic() - started < 5
+    assert fake_hub.request_count == 2
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")

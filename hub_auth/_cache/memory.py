@@ -112,7 +112,9 @@ class MemoryCache(CacheBase):
                 if entry[0] > now:
                     table.move_to_end(key)
                     self._tally.add("hits")
-                    return own_copy(entry[1])
+                    result = entry[1]
+                    # A kept success is immutable: shared as it is (own_copy copies errors).
+                    return result if isinstance(result, Ok) else own_copy(result)
                 if entry[2] <= now:  # kept past ttl only while it may be served stale
                     del table[key]
         self._tally.add("misses")

@@ -58,6 +58,9 @@ MIN_SECRET_BYTES = 32
 MIN_SECRET_PAIRS = 16
 """Different pairs of neighbouring bytes a secret needs (random ones of 32 bytes have 20+)."""
 
+# Endpoints whose key state TokenKeys keeps (one per client sharing the cache, in practice).
+_MAX_ENDPOINTS = 64
+
 _MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 STALE_IF = frozenset(
@@ -70,11 +73,15 @@ REPLACES_STALE = frozenset({ErrorKind.UNAUTHORIZED, ErrorKind.FORBIDDEN})
 """Answers about the token itself: a stale answer is dropped when the Hub says one of these."""
 
 
-def scoped(endpoint: str, token: str) -> bytes:
-    """What a cache key is a MAC of: ``token`` at ``endpoint``."""
+def _scope_prefix(endpoint: str) -> bytes:
     # The endpoint's length first, so no (endpoint, token) pair reads as another one.
     scope = endpoint.encode()
-    return b"%d:%s%s" % (len(scope), scope, token.encode())
+    return b"%d:%s" % (len(scope), scope)
+
+
+def scoped(endpoint: str, token: str) -> bytes:
+    """What a cache key is a MAC of: ``token`` at ``endpoint``."""
+    return _scope_prefix(endpoint) + token.encode()
 
 
 def token_key(secret: bytes, token: str, endpoint: str) -> str:
@@ -92,14 +99,22 @@ class TokenKeys:
     measured in microseconds).
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_by_endpoint", "_state")
 
     def __init__(self, secret: bytes) -> None:
         self._state = hashlib.blake2b(key=secret, digest_size=32)
+        # The state after the endpoint's part of ``scoped()``: a hit hashes only the token.
+        self._by_endpoint: dict[str, hashlib.blake2b] = {}
 
     def __call__(self, token: str, endpoint: str) -> bytes:
-        state = self._state.copy()
-        state.update(scoped(endpoint, token))
+        prefixed = self._by_endpoint.get(endpoint)
+        if prefixed is None:
+            prefixed = self._state.copy()
+            prefixed.update(_scope_prefix(endpoint))
+            if len(self._by_endpoint) < _MAX_ENDPOINTS:  # a client has one; callers few
+                self._by_endpoint[endpoint] = prefixed
+        state = prefixed.copy()
+        state.update(token.encode())
         return state.digest()
 
 
