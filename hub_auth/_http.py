@@ -249,8 +249,10 @@ class HubClient:
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy | None = None,
         pool_limit: int = 100,
+        keep_alive: bool = True,
     ) -> None:
         self._settings = settings
+        self._keep_alive = keep_alive
         self._borrowed = session
         self._session: aiohttp.ClientSession | None = session
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -288,7 +290,9 @@ class HubClient:
             raise RuntimeError("the aiohttp session passed to HubAuth is closed")
         self._loop = asyncio.get_running_loop()
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._pool_limit, ttl_dns_cache=300),
+            connector=aiohttp.TCPConnector(
+                limit=self._pool_limit, ttl_dns_cache=300, force_close=not self._keep_alive
+            ),
             timeout=self._timeout,
             headers={"user-agent": _USER_AGENT},
             raise_for_status=False,
@@ -303,6 +307,18 @@ class HubClient:
         if session is not None and self._borrowed is None and not session.closed:
             await session.close()
         self._loop = None
+
+    def drop_session_of_another_loop(self) -> None:
+        """The session was opened on an event loop that is gone (a test client runs a loop per
+        request): it cannot be closed from this loop, so it is detached and the next call opens
+        a new one. Only for a client made with ``keep_alive=False``, whose connections are
+        closed after every request, so nothing is left open; any other client keeps its
+        session set aside as after a fork."""
+        session = self._session
+        if session is not None and self._borrowed is None and not self._keep_alive:
+            session.detach()
+            self._session = None
+        self.forget_session_after_fork()
 
     def forget_session_after_fork(self) -> None:
         """In a child after ``os.fork()``: the session, its sockets and its event loop are the

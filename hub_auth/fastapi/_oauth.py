@@ -440,13 +440,16 @@ class HubOAuth:
         loop = asyncio.get_running_loop()
         client = self._own_client
         if client is None:
+            # No keep-alive: sign-ins and refreshes are rare per user, and a session whose
+            # loop is gone (a test client's loop per request) then holds no open socket.
             client = self._own_client = HubClient(
-                Settings.resolve(endpoint=self.provider_url, timeout=self._timeout, environ={})
+                Settings.resolve(endpoint=self.provider_url, timeout=self._timeout, environ={}),
+                keep_alive=False,
             )
         elif self._own_loop is not loop:
-            # Another loop (a test client's, one per request): the old session is not ours to
-            # close from here; it is set aside and a new one opens on this loop.
-            client.forget_session_after_fork()
+            # Another loop: the old session cannot be closed from here; it is dropped and a
+            # new one opens on this loop.
+            client.drop_session_of_another_loop()
         self._own_loop = loop
         return client
 
@@ -461,7 +464,7 @@ class HubOAuth:
         if self._own_loop is asyncio.get_running_loop():
             await client.close()
         else:
-            client.forget_session_after_fork()  # its loop is another one: not closable here
+            client.drop_session_of_another_loop()  # its loop is another one: not closable here
         self._own_loop = None
 
     @contextlib.asynccontextmanager
