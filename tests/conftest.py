@@ -88,6 +88,7 @@ SLOW_MODULES = frozenset(
         "test_mcp_oauth",
         "test_mcp_example",
         "test_mcp_bench",
+        "test_readme_figures",  # collects the suite in a subprocess
     }
 )
 """Modules whose every test starts a process, a browser or a server."""
