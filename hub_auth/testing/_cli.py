@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import json
+import os
+import re
 import signal
 import ssl
 import sys
@@ -44,17 +47,40 @@ def _user_fields(user: FakeUser) -> dict[str, Any]:
     return fields
 
 
+# FakeHub's own statement of the Hub's token rule (it never imports the client's check):
+# a tokens file with anything else would serve tokens that every client refuses to send.
+_TOKEN_RULE = "a Hub token is 'hf_' followed by at least 16 letters, digits, '_', '-' or '.'"
+_TOKEN_SHAPE = re.compile(r"hf_[A-Za-z0-9_\-.]{16,}")
+
+
 def _load_tokens(path: Path) -> dict[str, FakeUser]:
-    """Read ``{token: {FakeUser fields}}`` (or ``{token: name}``) from a JSON file."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    """Read ``{token: {FakeUser fields}}`` (or ``{token: name}``) from a JSON file.
+
+    Every error names the file; none repeats a token.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read the tokens file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object mapping tokens to users")
     users: dict[str, FakeUser] = {}
-    for token, fields in data.items():
+    for number, (token, fields) in enumerate(data.items(), start=1):
         if isinstance(fields, str):
             fields = {"name": fields}
         if not isinstance(fields, dict) or not isinstance(fields.get("name"), str):
             raise ValueError(f"{path}: each user needs at least a 'name'")
+        if _TOKEN_SHAPE.fullmatch(token) is None:
+            raise ValueError(
+                f"{path}: the token of entry {number} ({fields['name']!r}) is refused: "
+                f"{_TOKEN_RULE}, as hub_auth checks before sending one"
+            )
         unknown = set(fields) - _FAKE_USER_FIELDS
         if unknown:
             raise ValueError(f"{path}: unknown FakeUser fields {sorted(unknown)}")
@@ -171,7 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(_serve(hub, args.print_tokens))
     except OSError as exc:  # the address is taken, or not ours to bind
-        reason = exc.strerror or str(exc)
-        print(f"error: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        if exc.errno == errno.EADDRINUSE:
+            message = f"port {args.port} is in use; try --port 0"
+        else:
+            # asyncio's message repeats the address; the errno's own text does not.
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            message = f"cannot listen on {args.host}:{args.port}: {reason}"
+        print(f"error: {message}", file=sys.stderr)
         return 2
     return 0
