@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import dataclasses
 import errno
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hub_auth.testing._hub import NOMINAL_WINDOW, FakeHub
+from hub_auth.testing._openid import SCOPES
 from hub_auth.testing._users import FakeUser, make_token
 
 __all__ = ["main"]
@@ -97,6 +99,11 @@ examples:
   # users with organisations, from a JSON file
   echo '{"hf_ada_token_0123456789abcdefghijkl": {"name": "ada", "orgs": ["lab"]}}' > users.json
   python -m hub_auth.testing --tokens-file users.json --print-tokens
+
+  # an OAuth app for "Sign in with Hugging Face" (prints its client id)
+  python -m hub_auth.testing --port 8077 --oauth-app demo:demo-secret
+  python examples/signin_app.py --hub http://127.0.0.1:8077 \\
+      --client-id <the printed id> --client-secret demo-secret
 """
 
 _NO_TOKENS_HINT = (
@@ -143,7 +150,38 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keyfile", type=Path, help="the certificate's PEM private key (default: in --certfile)"
     )
+    parser.add_argument(
+        "--oauth-app",
+        action="append",
+        default=[],
+        type=_oauth_app,
+        metavar="NAME[:SECRET]",
+        help="register an OAuth app (without SECRET: a public one, PKCE only) and print its"
+        " client id; the consent page signs in the first user of the tokens (repeatable)",
+    )
     return parser.parse_args(argv)
+
+
+def _oauth_app(value: str) -> tuple[str, str | None]:
+    name, colon, secret = value.partition(":")
+    if not name or (colon and not secret):
+        raise argparse.ArgumentTypeError("expected NAME or NAME:SECRET (a name first)")
+    return name, secret or None
+
+
+def _register_apps(hub: FakeHub, apps: Sequence[tuple[str, str | None]]) -> list[str]:
+    """Register ``apps`` (every scope, any loopback redirect); return a line for each.
+
+    The client id derives from the name, so it is the same on every run (like the seeded
+    users' tokens); the secret is never printed.
+    """
+    lines = []
+    for name, secret in apps:
+        client_id = hashlib.sha256(f"hub_auth.testing:{name}".encode()).hexdigest()[:24]
+        hub.oauth.register_app(client_id, name=name, client_secret=secret, scopes=SCOPES)
+        kind = "secret as given" if secret else "public, PKCE only"
+        lines.append(f"OAuth app {name!r}: client id {client_id} ({kind})")
+    return lines
 
 
 def _server_ssl_context(certfile: Path | None, keyfile: Path | None) -> ssl.SSLContext | None:
@@ -156,7 +194,7 @@ def _server_ssl_context(certfile: Path | None, keyfile: Path | None) -> ssl.SSLC
     return context
 
 
-async def _serve(hub: FakeHub, print_tokens: bool) -> None:
+async def _serve(hub: FakeHub, print_tokens: bool, app_lines: Sequence[str]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -165,6 +203,7 @@ async def _serve(hub: FakeHub, print_tokens: bool) -> None:
         lines = [f"FakeHub listening on {hub.url}"]
         if print_tokens:
             lines += [f"{token} {user.name}" for token, user in hub.tokens.items()]
+        lines += app_lines
         print("\n".join(lines), flush=True)
         await stop.wait()
 
@@ -192,10 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tokens_out is not None:
         table = {token: _user_fields(user) for token, user in hub.tokens.items()}
         args.tokens_out.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-    if not hub.tokens:
+    app_lines = _register_apps(hub, args.oauth_app)
+    if hub.tokens:
+        hub.oauth.browser_user = next(iter(hub.tokens.values()))
+    else:
         print(_NO_TOKENS_HINT, file=sys.stderr, flush=True)
     try:
-        asyncio.run(_serve(hub, args.print_tokens))
+        asyncio.run(_serve(hub, args.print_tokens, app_lines))
     except OSError as exc:  # the address is taken, or not ours to bind
         if exc.errno == errno.EADDRINUSE:
             message = f"port {args.port} is in use; try --port 0"
