@@ -65,6 +65,7 @@ async def test_signin_app_signs_in_at_a_shell_fakehub(
         r"OAuth app 'public app': client id [0-9a-f]{24} \(public, PKCE only\)", apps[1]
     )
     assert "demo-secret" not in "\n".join(apps)
+    assert f"client id {demo.group(1)} " in (ROOT / "docs/testing.md").read_text()  # same id
     for name in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL"):
         monkeypatch.delenv(name, raising=False)
     example = _load_example()
