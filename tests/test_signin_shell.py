@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import cast
 
+import httpx
 import pytest
 
 from hub_auth.testing import FakeHub, make_token
@@ -146,3 +147,25 @@ def test_signin_app_help_is_plain_text() -> None:
     assert ":class:" not in done.stdout and "::" not in done.stdout
     assert "--hub URL" in done.stdout
     assert "--client-id" in done.stdout and "OAUTH_CLIENT_ID" in done.stdout
+
+
+def test_signin_app_serves_on_the_port_it_prints() -> None:
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLE), "--fake-hub", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("FakeHub at http://127.0.0.1:")
+        line = server.stdout.readline()
+        match = re.fullmatch(r"open (http://127\.0\.0\.1:\d+/)\n", line)
+        assert match is not None, line
+        page = httpx.get(match.group(1), timeout=10)
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
+
+    assert page.status_code == 200
+    assert 'id="signin"' in page.text
