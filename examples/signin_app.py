@@ -17,9 +17,18 @@ organisations) to the Space's README: the Space then sets ``OAUTH_CLIENT_ID``,
 Elsewhere, register an OAuth app in your Hugging Face settings (Connected apps) with the
 redirect URI ``http://127.0.0.1:8000/oauth/huggingface/callback`` and run
 ``OAUTH_CLIENT_ID=... OAUTH_CLIENT_SECRET=... python examples/signin_app.py``.
+
+Against a FakeHub started from the shell with an OAuth app (``--oauth-app NAME:SECRET`` prints
+the client id), pass its URL and the app's credentials::
+
+    python -m hub_auth.testing --port 8077 --tokens-file users.json --oauth-app demo:demo-secret
+    python examples/signin_app.py --hub http://127.0.0.1:8077 --client-id ID \\
+        --client-secret demo-secret
 """
 
 import argparse
+import errno
+import socket
 import sys
 from html import escape
 from typing import Annotated, Any
@@ -121,22 +130,89 @@ def __getattr__(name: str) -> FastAPI:
     raise AttributeError(name)
 
 
+_DESCRIPTION = """\
+Serve a page with a "Sign in with Hugging Face" button on http://127.0.0.1:PORT/.
+
+It signs in against FakeHub in this process (--fake-hub: no account, no network), against
+another Hub or FakeHub (--hub URL, with the client id and secret of an OAuth app registered
+there), or against huggingface.co with OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET from the
+environment (as on a Space).
+"""
+
+_EPILOG = """\
+examples:
+  python examples/signin_app.py --fake-hub
+  python -m hub_auth.testing --port 8077 --seed-users 1 --oauth-app demo:demo-secret
+  python examples/signin_app.py --hub http://127.0.0.1:8077 \\
+      --client-id <the printed id> --client-secret demo-secret
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python examples/signin_app.py",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--fake-hub", action="store_true", help="sign in against FakeHub")
+    parser.add_argument(
+        "--hub", metavar="URL", help="the Hub (or FakeHub) to sign in with (OPENID_PROVIDER_URL)"
+    )
+    parser.add_argument("--client-id", help="the OAuth app's client id (OAUTH_CLIENT_ID)")
+    parser.add_argument(
+        "--client-secret", help="the OAuth app's client secret (OAUTH_CLIENT_SECRET)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port to serve on (8000)")
+    args = parser.parse_args(argv)
+    if args.fake_hub and (args.hub or args.client_id or args.client_secret):
+        parser.error("--fake-hub makes its own FakeHub and app: drop --hub and --client-*")
+    return args
+
+
+def oauth_from_args(args: argparse.Namespace) -> HubOAuth:
+    """The ``HubOAuth`` for ``--hub``/``--client-id``/``--client-secret`` (the environment
+    fills in what they leave out)."""
+    return HubOAuth(
+        client_id=args.client_id, client_secret=args.client_secret, provider_url=args.hub
+    )
+
+
+def _listen(port: int) -> socket.socket | None:
+    """A socket listening on 127.0.0.1:``port``, or None (after a one-line error) if taken."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"error: port {port} is in use; choose another with --port", file=sys.stderr)
+        return None
+    sock.listen()
+    return sock
+
+
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fake-hub", action="store_true", help="sign in against FakeHub")
-    parser.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
+    sock = _listen(args.port)  # before any URL is printed: it must be ours
+    if sock is None:
+        return 2
+    port = sock.getsockname()[1]
     hub = None
-    if args.fake_hub:
-        hub, oauth = fake_hub_oauth(args.port)
-        print(f"FakeHub at {hub.url}; open http://127.0.0.1:{args.port}/", flush=True)
-    else:
-        oauth = HubOAuth()
     try:
-        uvicorn.run(create_app(oauth), host="127.0.0.1", port=args.port, log_level="warning")
+        if args.fake_hub:
+            hub, oauth = fake_hub_oauth(port)
+            print(f"FakeHub at {hub.url}", flush=True)
+        else:
+            oauth = oauth_from_args(args)
+        print(f"open http://127.0.0.1:{port}/", flush=True)
+        config = uvicorn.Config(create_app(oauth), log_level="warning")
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         if hub is not None:
             hub.stop_thread()
     return 0

@@ -80,6 +80,7 @@ SLOW_MODULES = frozenset(
         "test_interop_cli",  # huggingface_hub's CLI in subprocesses
         "test_refresh_interop",
         "test_fakehub_cli",
+        "test_signin_shell",  # the shell FakeHub and the example in subprocesses
         "test_fakehub_tls",
         "test_codegen",
         "test_pytest_plugin",

@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
+import hashlib
 import json
+import os
+import re
 import signal
 import ssl
 import sys
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hub_auth.testing._hub import NOMINAL_WINDOW, FakeHub
+from hub_auth.testing._openid import SCOPES
 from hub_auth.testing._users import FakeUser, make_token
 
 __all__ = ["main"]
@@ -44,17 +49,40 @@ def _user_fields(user: FakeUser) -> dict[str, Any]:
     return fields
 
 
+# FakeHub's own statement of the Hub's token rule (it never imports the client's check):
+# a tokens file with anything else would serve tokens that every client refuses to send.
+_TOKEN_RULE = "a Hub token is 'hf_' followed by at least 16 letters, digits, '_', '-' or '.'"
+_TOKEN_SHAPE = re.compile(r"hf_[A-Za-z0-9_\-.]{16,}")
+
+
 def _load_tokens(path: Path) -> dict[str, FakeUser]:
-    """Read ``{token: {FakeUser fields}}`` (or ``{token: name}``) from a JSON file."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    """Read ``{token: {FakeUser fields}}`` (or ``{token: name}``) from a JSON file.
+
+    Every error names the file; none repeats a token.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read the tokens file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object mapping tokens to users")
     users: dict[str, FakeUser] = {}
-    for token, fields in data.items():
+    for number, (token, fields) in enumerate(data.items(), start=1):
         if isinstance(fields, str):
             fields = {"name": fields}
         if not isinstance(fields, dict) or not isinstance(fields.get("name"), str):
             raise ValueError(f"{path}: each user needs at least a 'name'")
+        if _TOKEN_SHAPE.fullmatch(token) is None:
+            raise ValueError(
+                f"{path}: the token of entry {number} ({fields['name']!r}) is refused: "
+                f"{_TOKEN_RULE}, as hub_auth checks before sending one"
+            )
         unknown = set(fields) - _FAKE_USER_FIELDS
         if unknown:
             raise ValueError(f"{path}: unknown FakeUser fields {sorted(unknown)}")
@@ -71,6 +99,11 @@ examples:
   # users with organisations, from a JSON file
   echo '{"hf_ada_token_0123456789abcdefghijkl": {"name": "ada", "orgs": ["lab"]}}' > users.json
   python -m hub_auth.testing --tokens-file users.json --print-tokens
+
+  # an OAuth app for "Sign in with Hugging Face" (prints its client id)
+  python -m hub_auth.testing --port 8077 --oauth-app demo:demo-secret
+  python examples/signin_app.py --hub http://127.0.0.1:8077 \\
+      --client-id <the printed id> --client-secret demo-secret
 """
 
 _NO_TOKENS_HINT = (
@@ -117,7 +150,38 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keyfile", type=Path, help="the certificate's PEM private key (default: in --certfile)"
     )
+    parser.add_argument(
+        "--oauth-app",
+        action="append",
+        default=[],
+        type=_oauth_app,
+        metavar="NAME[:SECRET]",
+        help="register an OAuth app (without SECRET: a public one, PKCE only) and print its"
+        " client id; the consent page signs in the first user of the tokens (repeatable)",
+    )
     return parser.parse_args(argv)
+
+
+def _oauth_app(value: str) -> tuple[str, str | None]:
+    name, colon, secret = value.partition(":")
+    if not name or (colon and not secret):
+        raise argparse.ArgumentTypeError("expected NAME or NAME:SECRET (a name first)")
+    return name, secret or None
+
+
+def _register_apps(hub: FakeHub, apps: Sequence[tuple[str, str | None]]) -> list[str]:
+    """Register ``apps`` (every scope, any loopback redirect); return a line for each.
+
+    The client id derives from the name, so it is the same on every run (like the seeded
+    users' tokens); the secret is never printed.
+    """
+    lines = []
+    for name, secret in apps:
+        client_id = hashlib.sha256(f"hub_auth.testing:{name}".encode()).hexdigest()[:24]
+        hub.oauth.register_app(client_id, name=name, client_secret=secret, scopes=SCOPES)
+        kind = "secret as given" if secret else "public, PKCE only"
+        lines.append(f"OAuth app {name!r}: client id {client_id} ({kind})")
+    return lines
 
 
 def _server_ssl_context(certfile: Path | None, keyfile: Path | None) -> ssl.SSLContext | None:
@@ -130,7 +194,7 @@ def _server_ssl_context(certfile: Path | None, keyfile: Path | None) -> ssl.SSLC
     return context
 
 
-async def _serve(hub: FakeHub, print_tokens: bool) -> None:
+async def _serve(hub: FakeHub, print_tokens: bool, app_lines: Sequence[str]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -139,6 +203,7 @@ async def _serve(hub: FakeHub, print_tokens: bool) -> None:
         lines = [f"FakeHub listening on {hub.url}"]
         if print_tokens:
             lines += [f"{token} {user.name}" for token, user in hub.tokens.items()]
+        lines += app_lines
         print("\n".join(lines), flush=True)
         await stop.wait()
 
@@ -166,12 +231,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tokens_out is not None:
         table = {token: _user_fields(user) for token, user in hub.tokens.items()}
         args.tokens_out.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-    if not hub.tokens:
+    app_lines = _register_apps(hub, args.oauth_app)
+    if hub.tokens:
+        hub.oauth.browser_user = next(iter(hub.tokens.values()))
+    else:
         print(_NO_TOKENS_HINT, file=sys.stderr, flush=True)
     try:
-        asyncio.run(_serve(hub, args.print_tokens))
+        asyncio.run(_serve(hub, args.print_tokens, app_lines))
     except OSError as exc:  # the address is taken, or not ours to bind
-        reason = exc.strerror or str(exc)
-        print(f"error: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        if exc.errno == errno.EADDRINUSE:
+            message = f"port {args.port} is in use; try --port 0"
+        else:
+            # asyncio's message repeats the address; the errno's own text does not.
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            message = f"cannot listen on {args.host}:{args.port}: {reason}"
+        print(f"error: {message}", file=sys.stderr)
         return 2
     return 0
