@@ -64,6 +64,8 @@ class LoopRunningError(HubAuthError, RuntimeError):
     is the exception: the facade works there.)
     """
 
+    __module__ = "hub_auth"  # its public path, in tracebacks before hub_auth.LoopRunningError
+
     def __init__(self, function: str) -> None:
         method = function.rpartition(".")[2]
         super().__init__(

@@ -56,6 +56,8 @@ class HubAuthSync(SyncFacade):
     $args_doc
     """
 
+    __module__ = "hub_auth"  # its public path, in reprs and tracebacks
+
     def __init__(self, $params) -> None:
         super().__init__(HubAuth($arguments))
 
