@@ -364,8 +364,19 @@ class SyncFacade:
 _FOLLOWED = ("HF_ENDPOINT", "HF_HOME", "HF_TOKEN_PATH", "XDG_CACHE_HOME")
 
 
-def _followed_environment() -> tuple[str | None, ...]:
-    return tuple(map(os.environ.get, _FOLLOWED))
+# os.environ.get() encodes the name and decodes the value: 1-2 µs each, a fifth of the cheapest
+# call. os.environ keeps its raw (encoded) mapping in _data; read that when it has one.
+_FOLLOWED_KEYS: tuple[object, ...] = tuple(
+    map(getattr(os.environ, "encodekey", lambda name: name), _FOLLOWED)
+)
+
+
+def _followed_environment() -> tuple[object, ...]:
+    """What ``HF_ENDPOINT`` ... are now, raw: only compared with what they were."""
+    raw: dict[object, object] | None = getattr(os.environ, "_data", None)
+    if raw is None:
+        return tuple(map(os.environ.get, _FOLLOWED))
+    return tuple(map(raw.get, _FOLLOWED_KEYS))
 
 
 class DefaultClient(Generic[F]):
@@ -385,7 +396,7 @@ class DefaultClient(Generic[F]):
         self._lock = threading.Lock()
         # (the environment it was made from, or None when configured; the facade or None),
         # one tuple so that the lock-free read in get() sees a consistent pair.
-        self._current: tuple[tuple[str | None, ...] | None, F | None] = (None, None)
+        self._current: tuple[tuple[object, ...] | None, F | None] = (None, None)
 
     @property
     def current(self) -> F | None:
