@@ -62,6 +62,31 @@ _LAZY = {
     "WhoamiCache": "hub_auth._cache",
 }
 
+# Reprs, tracebacks and help() show the public path (``hub_auth.HubAuth``), not the private
+# module. Not the pydantic models, Ok/Err and StoredToken: their annotations are strings that
+# typing.get_type_hints() (and pydantic) resolve in their module's namespace, not in this one.
+_SHOWN_HERE = frozenset(
+    {
+        "CacheStats",
+        "ErrorKind",
+        "HubAuth",
+        "HubAuthError",
+        "HubAuthSync",
+        "LogoutInfo",
+        "LoopRunningError",
+        "MemoryCache",
+        "RedisCache",
+        "SwitchInfo",
+        "TokenStore",
+        "WhoamiCache",
+        "is_err",
+        "is_ok",
+    }
+)
+for _value in (ErrorKind, HubAuthError, is_err, is_ok):
+    _value.__module__ = __name__
+del _value
+
 __all__ = [
     "CacheStats",
     "DeviceCode",
@@ -96,6 +121,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'hub_auth' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
+    if name in _SHOWN_HERE:
+        value.__module__ = __name__
     globals()[name] = value
     return value
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",
+    "NO_TOKEN_DETAIL",
     "ROLE_ORDER",
     "AccessRuleOptions",
     "AccessRules",
@@ -49,6 +50,12 @@ ROLE_ORDER = ("read", "write", "admin")
 
 DEFAULT_RETRY_AFTER = 5.0
 """Seconds a 503 tells clients to wait when the Hub did not say (``retry_after_default``)."""
+
+NO_TOKEN_DETAIL = (
+    "no Hugging Face token: send yours as 'Authorization: Bearer hf_...' "
+    "(from huggingface.co/settings/tokens)"
+)
+"""The 401 for a request without a token: what to send (a detail or a close reason ≤ 123 bytes)."""
 
 _WARNING_INTERVAL = 60.0
 """Seconds between two "could not check" warnings of one kind (for one HubAuth)."""

@@ -51,6 +51,8 @@ class HubAuthSync(SyncFacade):
         pool_limit: Simultaneous connections at most.
     """
 
+    __module__ = "hub_auth"  # its public path, in reprs and tracebacks
+
     def __init__(
         self,
         *,

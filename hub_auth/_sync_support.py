@@ -39,15 +39,16 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 from hub_auth._client import HubAuth
 from hub_auth._errors import ErrorKind, HubAuthError
 
-__all__ = ["LoopRunningError", "SyncFacade"]
+__all__ = ["DefaultClient", "LoopRunningError", "SyncFacade"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+F = TypeVar("F", bound="SyncFacade")
 
 # LoopRunningError is raised, never returned in an Err: it has a kind of its own.
 _LOOP_RUNNING_KIND = ErrorKind.LOOP_RUNNING
@@ -62,6 +63,8 @@ class LoopRunningError(HubAuthError, RuntimeError):
     freeze every other task on it; ``await`` the ``HubAuth`` method instead. (A Jupyter cell
     is the exception: the facade works there.)
     """
+
+    __module__ = "hub_auth"  # its public path, in tracebacks before hub_auth.LoopRunningError
 
     def __init__(self, function: str) -> None:
         method = function.rpartition(".")[2]
@@ -244,6 +247,10 @@ class _SharedLoop:
             raise self._error
 
 
+class _ClosedError(RuntimeError):
+    """A call refused because the facade is closed (before anything was done)."""
+
+
 # Facades that may own a loop, so a forked child can forget the parent's.
 _FACADES: weakref.WeakSet[SyncFacade] = weakref.WeakSet()
 # The parent's loops as a forked child inherited them: kept referenced, because collecting one
@@ -305,7 +312,7 @@ class SyncFacade:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(f"this {type(self).__name__} is closed; create a new one")
+            raise _ClosedError(f"this {type(self).__name__} is closed; create a new one")
 
     def _run(
         self,
@@ -350,3 +357,98 @@ class SyncFacade:
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
         self._auth._forget_session_after_fork()
+
+
+# What the default client of ``hub_auth.sync`` is made from: when one of these changes, the
+# next call makes a new one (XDG_CACHE_HOME places HF_HOME when that is unset).
+_FOLLOWED = ("HF_ENDPOINT", "HF_HOME", "HF_TOKEN_PATH", "XDG_CACHE_HOME")
+
+
+# os.environ.get() encodes the name and decodes the value: 1-2 µs each, a fifth of the cheapest
+# call. os.environ keeps its raw (encoded) mapping in _data; read that when it has one.
+_FOLLOWED_KEYS: tuple[object, ...] = tuple(
+    map(getattr(os.environ, "encodekey", lambda name: name), _FOLLOWED)
+)
+
+
+def _followed_environment() -> tuple[object, ...]:
+    """What ``HF_ENDPOINT`` ... are now, raw: only compared with what they were."""
+    raw: dict[object, object] | None = getattr(os.environ, "_data", None)
+    if raw is None:
+        return tuple(map(os.environ.get, _FOLLOWED))
+    return tuple(map(raw.get, _FOLLOWED_KEYS))
+
+
+class DefaultClient(Generic[F]):
+    """The default facade of ``hub_auth.sync``'s functions.
+
+    Made on first use from the environment, and made anew (the previous one closed, once the
+    calls running on it are done) when ``HF_ENDPOINT``, ``HF_HOME``, ``HF_TOKEN_PATH`` or
+    ``XDG_CACHE_HOME`` differ from what it was made with: a script or a test that points them
+    elsewhere is followed, and a token never goes to the previous Hub. ``HF_TOKEN`` is read
+    on every call anyway. A facade set with ``configure()`` is kept whatever the environment.
+    """
+
+    __slots__ = ("_current", "_lock", "_make")
+
+    def __init__(self, make: Callable[[], F]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        # (the environment it was made from, or None when configured; the facade or None),
+        # one tuple so that the lock-free read in get() sees a consistent pair.
+        self._current: tuple[tuple[object, ...] | None, F | None] = (None, None)
+
+    @property
+    def current(self) -> F | None:
+        """The facade in use, or ``None`` before the first call."""
+        return self._current[1]
+
+    def get(self) -> F:
+        """The facade to use now (made or remade if needed)."""
+        made_from, client = self._current
+        if client is not None and (made_from is None or made_from == _followed_environment()):
+            return client
+        with self._lock:
+            made_from, client = self._current
+            environment = _followed_environment()
+            if client is not None and (made_from is None or made_from == environment):
+                return client
+            fresh = self._make()  # a ValueError (a bad HF_ENDPOINT) keeps the previous one
+            self._current = (environment, fresh)
+        if client is not None:
+            client.close()
+        return fresh
+
+    def configure(self, client: F) -> F:
+        """Use ``client`` from now on, whatever the environment; close the previous one."""
+        with self._lock:
+            previous = self._current[1]
+            self._current = (None, client)
+        if previous is not None:
+            previous.close()
+        return client
+
+    def close(self) -> None:
+        """Close the facade in use; the next call makes one from the environment."""
+        with self._lock:
+            previous, self._current = self._current[1], (None, None)
+        if previous is not None:
+            previous.close()
+
+    def run(
+        self,
+        function: str,
+        method: Callable[Concatenate[HubAuth, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``get()._run(...)``; again on the new facade if the environment changed between
+        ``get()`` and the call (the facade it got was closed before the call started)."""
+        while True:
+            client = self.get()
+            try:
+                return client._run(function, method, *args, **kwargs)
+            except _ClosedError:
+                if self._current[1] is client:
+                    raise

@@ -8,7 +8,7 @@
     token = hf_auth.get_token()  # Ok(SecretStr) or Err(no_token)
 
 The default instance is created on first use from the environment (``HF_TOKEN``, ``HF_HOME``,
-``HF_ENDPOINT`` ...); ``configure(...)`` replaces it with one built from explicit settings.
+``HF_ENDPOINT`` ...) and made anew when they change; ``configure(...)`` sets one for good.
 Each function is the ``HubAuthSync`` method of the same name; the default client's event loop
 thread and connections are closed at interpreter exit.
 """
@@ -16,7 +16,6 @@ thread and connections are closed at interpreter exit.
 from __future__ import annotations
 
 import os
-import threading
 
 from pydantic import SecretStr
 
@@ -26,6 +25,7 @@ from hub_auth._login.outcomes import LogoutInfo, StoredToken, SwitchInfo
 from hub_auth._models import DeviceCode, LoginInfo, UserInfo
 from hub_auth._result import Result
 from hub_auth._sync import HubAuthSync
+from hub_auth._sync_support import DefaultClient
 
 __all__ = [
     "auth_headers",
@@ -44,17 +44,14 @@ __all__ = [
     "whoami",
 ]
 
-_lock = threading.Lock()
-_default: HubAuthSync | None = None
+_default = DefaultClient(HubAuthSync)
 
 
 def default_client() -> HubAuthSync:
-    """The ``HubAuthSync`` this module's functions use, made on first use."""
-    global _default
-    with _lock:
-        if _default is None:
-            _default = HubAuthSync()
-        return _default
+    """The ``HubAuthSync`` this module's functions use: made on first use, and made anew (the
+    previous one closed) when ``HF_ENDPOINT``, ``HF_HOME`` or ``HF_TOKEN_PATH`` change, unless
+    ``configure()`` set it."""
+    return _default.get()
 
 
 def configure(
@@ -73,7 +70,8 @@ def configure(
 ) -> HubAuthSync:
     """Replace the default ``HubAuthSync`` with one built from these settings; return it.
 
-    The previous default is closed; calls already running on it finish normally.
+    The previous default is closed; calls already running on it finish normally. This one is
+    kept when ``HF_ENDPOINT``, ``HF_HOME`` or ``HF_TOKEN_PATH`` change later.
 
     Args:
         token: A token to use instead of the environment and the token file.
@@ -89,25 +87,21 @@ def configure(
         retry_budget: Seconds a call may spend in all, waits between retries included.
         pool_limit: Simultaneous connections at most.
     """
-    global _default
-    client = HubAuthSync(
-        token=token,
-        endpoint=endpoint,
-        hf_home=hf_home,
-        token_path=token_path,
-        timeout=timeout,
-        connect_timeout=connect_timeout,
-        read_env=read_env,
-        cache=cache,
-        max_attempts=max_attempts,
-        retry_budget=retry_budget,
-        pool_limit=pool_limit,
+    return _default.configure(
+        HubAuthSync(
+            token=token,
+            endpoint=endpoint,
+            hf_home=hf_home,
+            token_path=token_path,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            read_env=read_env,
+            cache=cache,
+            max_attempts=max_attempts,
+            retry_budget=retry_budget,
+            pool_limit=pool_limit,
+        )
     )
-    with _lock:
-        previous, _default = _default, client
-    if previous is not None:
-        previous.close()
-    return client
 
 
 def get_token() -> Result[SecretStr]:
@@ -118,7 +112,7 @@ def get_token() -> Result[SecretStr]:
     Returns ``Err(no_token)`` when there is none, ``Err(storage)`` when the token file
     cannot be read.
     """
-    return default_client()._run("hf_auth.get_token", HubAuth.get_token)
+    return _default.run("hub_auth.sync.get_token", HubAuth.get_token)
 
 
 def exchange_oidc_token(
@@ -148,8 +142,11 @@ def exchange_oidc_token(
             case Ok(token):
                 headers = {"authorization": f"Bearer {token.get_secret_value()}"}
     """
-    return default_client()._run(
-        "hf_auth.exchange_oidc_token", HubAuth.exchange_oidc_token, resource, id_token=id_token
+    return _default.run(
+        "hub_auth.sync.exchange_oidc_token",
+        HubAuth.exchange_oidc_token,
+        resource,
+        id_token=id_token,
     )
 
 
@@ -158,12 +155,12 @@ def set_token(token: str | SecretStr) -> Result[None]:
 
     Returns ``Err(invalid_token)`` when the token is malformed; the previous token stays.
     """
-    return default_client()._run("hf_auth.set_token", HubAuth.set_token, token)
+    return _default.run("hub_auth.sync.set_token", HubAuth.set_token, token)
 
 
 def auth_headers(token: str | SecretStr | None = None) -> Result[list[tuple[str, str]]]:
     """HTTP headers that authenticate a request: ``[("authorization", "Bearer ...")]``."""
-    return default_client()._run("hf_auth.auth_headers", HubAuth.auth_headers, token)
+    return _default.run("hub_auth.sync.auth_headers", HubAuth.auth_headers, token)
 
 
 def whoami(token: str | SecretStr | None = None) -> Result[UserInfo]:
@@ -173,7 +170,7 @@ def whoami(token: str | SecretStr | None = None) -> Result[UserInfo]:
     ``offline``, ``unauthorized`` (401), ``forbidden`` (403), ``rate_limited`` (429, with
     ``retry_after``), ``server_error`` (5xx), ``bad_response``, ``network``, ``timeout``.
     """
-    return default_client()._run("hf_auth.whoami", HubAuth.whoami, token)
+    return _default.run("hub_auth.sync.whoami", HubAuth.whoami, token)
 
 
 def validate_token(token: str | SecretStr, *, remote: bool = True) -> Result[None]:
@@ -183,8 +180,8 @@ def validate_token(token: str | SecretStr, *, remote: bool = True) -> Result[Non
     failure (network, timeout, rate limit, 5xx) keeps its own kind, so "bad token" and
     "could not check" stay apart.
     """
-    return default_client()._run(
-        "hf_auth.validate_token", HubAuth.validate_token, token, remote=remote
+    return _default.run(
+        "hub_auth.sync.validate_token", HubAuth.validate_token, token, remote=remote
     )
 
 
@@ -204,8 +201,8 @@ def login(
     git credentials; when a valid token is already active, keeps it unless ``force=True``.
     Without a terminal, returns ``Err(no_token)``.
     """
-    return default_client()._run(
-        "hf_auth.login",
+    return _default.run(
+        "hub_auth.sync.login",
         HubAuth.login,
         token,
         add_to_git_credentials=add_to_git_credentials,
@@ -229,7 +226,7 @@ def start_device_login() -> Result[DeviceCode]:
     Errors: ``offline``, ``network``, ``timeout``, ``server_error``, ``rate_limited``,
     ``not_found`` (no device endpoint at this Hub), ``bad_response``.
     """
-    return default_client()._run("hf_auth.start_device_login", HubAuth.start_device_login)
+    return _default.run("hub_auth.sync.start_device_login", HubAuth.start_device_login)
 
 
 def complete_device_login(
@@ -250,8 +247,8 @@ def complete_device_login(
     approval), ``bad_response`` (another OAuth error), ``offline``, ``storage``, and the
     whoami errors for the new token. Cancelling the task stops polling and stores nothing.
     """
-    return default_client()._run(
-        "hf_auth.complete_device_login",
+    return _default.run(
+        "hub_auth.sync.complete_device_login",
         HubAuth.complete_device_login,
         device,
         add_to_git_credentials=add_to_git_credentials,
@@ -266,14 +263,14 @@ def logout(token_name: str | None = None) -> Result[LogoutInfo]:
     unknown name). Also clears this client's in-memory token and removes the Hub from git
     credentials. The result says when ``HF_TOKEN`` still authenticates.
     """
-    return default_client()._run("hf_auth.logout", HubAuth.logout, token_name)
+    return _default.run("hub_auth.sync.logout", HubAuth.logout, token_name)
 
 
 def list_tokens() -> Result[list[StoredToken]]:
     """The tokens in ``stored_tokens`` (masked), the active one flagged."""
-    return default_client()._run("hf_auth.list_tokens", HubAuth.list_tokens)
+    return _default.run("hub_auth.sync.list_tokens", HubAuth.list_tokens)
 
 
 def switch_token(token_name: str) -> Result[SwitchInfo]:
     """Make the stored token ``token_name`` the active one (``Err(not_found)`` if unknown)."""
-    return default_client()._run("hf_auth.switch_token", HubAuth.switch_token, token_name)
+    return _default.run("hub_auth.sync.switch_token", HubAuth.switch_token, token_name)

@@ -79,6 +79,7 @@ SLOW_MODULES = frozenset(
         "test_readme",
         "test_interop_cli",  # huggingface_hub's CLI in subprocesses
         "test_refresh_interop",
+        "test_sync_env",  # a script in a subprocess
         "test_fakehub_cli",
         "test_signin_shell",  # the shell FakeHub and the example in subprocesses
         "test_fakehub_tls",

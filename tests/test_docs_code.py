@@ -111,6 +111,7 @@ EXPECTED: dict[str, dict[str, Expected]] = {
     "testing.md": {
         "print(user.username, user.organizations, hub.request_count)": Expected("ada ('lab',) 1\n"),
         "def test_sync_client_sees_the_org": Expected("0 2 passed\n", driver=_PYTEST_DRIVER),
+        "def greeting() -> str:": Expected("0 2 passed\n", driver=_PYTEST_DRIVER),
         "hub.fail_next(503)": Expected("ada 2\ninvalid_token 401\nrate_limited 30.0\n"),
         "async def approve_when_asked": Expected(
             "oauth-ada True\n"

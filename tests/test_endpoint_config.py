@@ -44,12 +44,12 @@ def test_sync_client_and_configure_validate_at_creation(monkeypatch: pytest.Monk
     monkeypatch.setenv("HF_ENDPOINT", "htp:/x")
     with pytest.raises(ValueError, match=r"\(from HF_ENDPOINT\).*its scheme is 'htp'"):
         HubAuthSync()
-    before = hf_auth._default
+    before = hf_auth._default.current
     with pytest.raises(ValueError, match=r"\(from HF_ENDPOINT\)"):
         hf_auth.configure()
     with pytest.raises(ValueError, match=r"\(from the endpoint argument\)"):
         hf_auth.configure(endpoint="htp:/x")
-    assert hf_auth._default is before  # a refused configuration replaces nothing
+    assert hf_auth._default.current is before  # a refused configuration replaces nothing
 
 
 def test_module_default_client_says_where_the_endpoint_came_from(tmp_path: object) -> None:

@@ -7,11 +7,13 @@ list only on purpose (and say so in the changelog).
 
 from __future__ import annotations
 
+import enum
 import importlib
 import inspect
 import re
 import subprocess
 import sys
+import typing
 from types import ModuleType
 
 import pytest
@@ -149,15 +151,56 @@ def test_all_is_complete(name: str) -> None:
     assert not missing, f"{name}: add {sorted(missing)} to __all__ (or to NOT_EXPORTED)"
 
 
-def test_public_classes_and_functions_live_in_private_modules() -> None:
-    """The package's names are defined in private modules, so the public path is the only one."""
-    for name in hub_auth.__all__:
-        value = getattr(hub_auth, name)
+# Public names that keep their private module as __module__: string annotations (pydantic
+# models, Ok/Err, StoredToken) resolve in that module's namespace only.
+PRIVATE_MODULE_SHOWN = {
+    "hub_auth": {
+        "DeviceCode",
+        "Err",
+        "FineGrainedScope",
+        "LoginInfo",
+        "Ok",
+        "OrgInfo",
+        "StoredToken",
+        "TokenInfo",
+        "UserInfo",
+    },
+    "hub_auth.fastapi": {"OAuthInfo", "OAuthOrgInfo", "OAuthUserInfo"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRIVATE_MODULE_SHOWN))
+def test_public_classes_and_functions_report_the_public_path(name: str) -> None:
+    """Defined in private modules, the names report the public one in reprs and tracebacks
+    (issue 23), and their type hints still resolve."""
+    mod = module(name)
+    for public in mod.__all__:
+        value = getattr(mod, public)
         if not (inspect.isclass(value) or inspect.isfunction(value)):
-            continue  # __version__, the Result alias
-        parts = value.__module__.split(".")
-        assert parts[0] == "hub_auth", (name, value.__module__)
-        assert any(part.startswith("_") for part in parts[1:]), (name, value.__module__)
+            continue  # __version__, the Result alias, constants
+        if public in PRIVATE_MODULE_SHOWN[name]:
+            parts = value.__module__.split(".")
+            assert parts[0] == "hub_auth", (public, value.__module__)
+            assert any(part.startswith("_") for part in parts[1:]), (public, value.__module__)
+        else:
+            assert value.__module__ == name, public
+            if inspect.isclass(value) and not issubclass(value, enum.Enum):
+                assert repr(value) == f"<class '{name}.{public}'>"
+        typing.get_type_hints(value)  # NameError if an annotation no longer resolves
+
+
+@pytest.mark.slow
+def test_a_traceback_names_the_public_path() -> None:
+    code = (
+        "import asyncio\n"
+        "from hub_auth.sync import whoami\n"
+        "async def main():\n"
+        "    whoami()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("hub_auth.LoopRunningError: hub_auth.sync.whoami() blocks"), last
 
 
 def test_the_cli_commands() -> None:

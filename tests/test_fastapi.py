@@ -25,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 
 import hub_auth._rules
 from hub_auth import HubAuth, MemoryCache, UserInfo
+from hub_auth._rules import NO_TOKEN_DETAIL
 from hub_auth.fastapi import HubBearer
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
@@ -221,6 +222,15 @@ def test_missing_or_malformed_header_is_401(
     assert hub.request_count == 0
 
 
+def test_no_token_says_how_to_send_one(client: TestClient) -> None:
+    response = client.get("/me")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json() == {"detail": NO_TOKEN_DETAIL}
+    assert "'Authorization: Bearer hf_...'" in NO_TOKEN_DETAIL
+    assert len(NO_TOKEN_DETAIL.encode()) <= 123  # fits a WebSocket close reason
+
+
 @pytest.mark.parametrize(
     "token",
     ["not-a-hub-token", "api_org_abcdefghijklmnop", "hf_" + "x" * 5000, "hf_ab"],
@@ -397,7 +407,7 @@ def test_websocket_with_a_valid_token(client: TestClient, hub: FakeHub) -> None:
 @pytest.mark.parametrize(
     ("path", "headers", "reason"),
     [
-        ("/ws/me", {}, "Not authenticated"),
+        ("/ws/me", {}, NO_TOKEN_DETAIL),
         ("/ws/me", {"Authorization": f"Basic {ADA}"}, "Authorization must be 'Bearer <token>'"),
         ("/ws/me", bearer(UNKNOWN), "invalid token: the Hub rejected it"),
         ("/ws/me", bearer("hf_ab"), "invalid token"),

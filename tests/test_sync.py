@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from hub_auth import DeviceCode, ErrorKind, HubAuth, HubAuthError, MemoryCache, Ok, TokenStore
 from hub_auth import sync as hf_auth
 from hub_auth._sync import HubAuthSync
-from hub_auth._sync_support import LoopRunningError
+from hub_auth._sync_support import DefaultClient, LoopRunningError
 from hub_auth.testing import FakeHub, make_token
 
 MALFORMED = "not-a-token"
@@ -417,10 +417,9 @@ def test_many_threads_at_once(fake_hub: FakeHub, hf_home: Path) -> None:
 
 @pytest.fixture
 def fresh_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(hf_auth, "_default", None)
+    monkeypatch.setattr(hf_auth, "_default", DefaultClient(HubAuthSync))
     yield
-    if hf_auth._default is not None:
-        hf_auth._default.close()
+    hf_auth._default.close()
 
 
 @pytest.mark.usefixtures("fresh_default")
@@ -489,7 +488,7 @@ def test_default_is_created_once_under_concurrency() -> None:
 @pytest.mark.usefixtures("fresh_default")
 async def test_module_function_inside_a_loop_raises(fake_hub: FakeHub) -> None:
     hf_auth.configure(endpoint=fake_hub.url)
-    with pytest.raises(LoopRunningError, match=r"hf_auth\.list_tokens\(\)"):
+    with pytest.raises(LoopRunningError, match=r"hub_auth\.sync\.list_tokens\(\)"):
         hf_auth.list_tokens()
 
 

@@ -21,6 +21,7 @@ from string import Template
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "hub_auth" / "_client.py"
 FACADE, MODULE = "_sync.py", "sync.py"
+FROM_FACADE = "from hub_auth._sync import HubAuthSync"
 DROPPED = frozenset({"session"})  # a session belongs to one loop; the facade runs its own
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 OWN_MEMBERS = {"aclose", "closed"}  # SyncFacade's close() and closed stand in for these
@@ -55,6 +56,8 @@ class HubAuthSync(SyncFacade):
     $args_doc
     """
 
+    __module__ = "hub_auth"  # its public path, in reprs and tracebacks
+
     def __init__(self, $params) -> None:
         super().__init__(HubAuth($arguments))
 
@@ -68,7 +71,7 @@ MODULE_TEMPLATE = Template('''\
     token = hf_auth.get_token()  # Ok(SecretStr) or Err(no_token)
 
 The default instance is created on first use from the environment (``HF_TOKEN``, ``HF_HOME``,
-``HF_ENDPOINT`` ...); ``configure(...)`` replaces it with one built from explicit settings.
+``HF_ENDPOINT`` ...) and made anew when they change; ``configure(...)`` sets one for good.
 Each function is the ``HubAuthSync`` method of the same name; the default client's event loop
 thread and connections are closed at interpreter exit.
 """
@@ -77,33 +80,25 @@ $imports
 
 __all__ = $names
 
-_lock = threading.Lock()
-_default: HubAuthSync | None = None
+_default = DefaultClient(HubAuthSync)
 
 
 def default_client() -> HubAuthSync:
-    """The ``HubAuthSync`` this module's functions use, made on first use."""
-    global _default
-    with _lock:
-        if _default is None:
-            _default = HubAuthSync()
-        return _default
+    """The ``HubAuthSync`` this module's functions use: made on first use, and made anew (the
+    previous one closed) when ``HF_ENDPOINT``, ``HF_HOME`` or ``HF_TOKEN_PATH`` change, unless
+    ``configure()`` set it."""
+    return _default.get()
 
 
 def configure($params) -> HubAuthSync:
     """Replace the default ``HubAuthSync`` with one built from these settings; return it.
 
-    The previous default is closed; calls already running on it finish normally.
+    The previous default is closed; calls already running on it finish normally. This one is
+    kept when ``HF_ENDPOINT``, ``HF_HOME`` or ``HF_TOKEN_PATH`` change later.
 
     $args_doc
     """
-    global _default
-    client = HubAuthSync($arguments)
-    with _lock:
-        previous, _default = _default, client
-    if previous is not None:
-        previous.close()
-    return client
+    return _default.configure(HubAuthSync($arguments))
 
 $members''')
 
@@ -193,7 +188,7 @@ def generate(source: str) -> dict[str, str]:
         doc = ast.get_docstring(func)
         body = f'{result}self._run("HubAuthSync.{func.name}", {run})'
         methods.append(define(func, parameters(func, method=True), for_caller(doc), body))
-        body = f'{result}default_client()._run("hf_auth.{func.name}", {run})'
+        body = f'{result}_default.run("hub_auth.sync.{func.name}", {run})'
         params = parameters(func, method=False)
         module_functions.append(define(func, params, for_caller(doc, module=True), body))
     facade = FACADE_TEMPLATE.substitute(
@@ -203,7 +198,7 @@ def generate(source: str) -> dict[str, str]:
     )
     module = MODULE_TEMPLATE.substitute(
         common,
-        imports=imports(tree, "import threading\nfrom hub_auth._sync import HubAuthSync"),
+        imports=imports(tree, "from hub_auth._sync_support import DefaultClient\n" + FROM_FACADE),
         names=sorted(["configure", "default_client", *functions]),
         members="\n\n".join(module_functions),
     )

@@ -69,6 +69,12 @@ from hub_auth.fastapi._bearer import HubBearer
 from hub_auth.fastapi._oauth import HubOAuth, OAuthInfo, OAuthOrgInfo, OAuthUserInfo
 from hub_auth.fastapi._sessions import MemorySessionStore, RedisSessionStore, SessionStore
 
+# Reprs, tracebacks and help() show the public path. Not the pydantic models (OAuth*Info):
+# their string annotations resolve in their own module only (typing.get_type_hints).
+for _public in (HubBearer, HubOAuth, MemorySessionStore, RedisSessionStore, SessionStore):
+    _public.__module__ = __name__
+del _public
+
 __all__ = [
     "DEFAULT_RETRY_AFTER",
     "ROLE_ORDER",

@@ -18,6 +18,7 @@ from hub_auth._models import UserInfo
 from hub_auth._result import Ok
 from hub_auth._rules import (
     DEFAULT_RETRY_AFTER,
+    NO_TOKEN_DETAIL,
     ROLE_ORDER,
     AccessRules,
     Verdict,
@@ -177,7 +178,7 @@ class HubBearer(SecurityBase):
             return token
         if not self.auto_error:
             return None
-        detail = "Not authenticated" if not header else "Authorization must be 'Bearer <token>'"
+        detail = NO_TOKEN_DETAIL if not header else "Authorization must be 'Bearer <token>'"
         raise _Denied(401, detail, _UNAUTHENTICATED)
 
     def _hub_auth(self, connection: HTTPConnection) -> HubAuth:
