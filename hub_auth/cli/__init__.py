@@ -366,7 +366,12 @@ def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the Hub's answer as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print hub_auth's UserInfo as JSON (stable snake_case keys, listed in docs/cli.md).",
+)
 @_endpoint_option
 @click.pass_context
 def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
