@@ -6,6 +6,7 @@ rejected stored login can; with no token at all the advice is CLI advice, not li
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,41 @@ def test_other_failures_are_reported_as_they_are(hub: FakeHub, hf_home: Path) ->
 
     assert "503" in output or "server" in output.lower()
     assert "hub-auth login" not in output
+
+
+@pytest.fixture
+def hub_down(monkeypatch: pytest.MonkeyPatch) -> str:
+    """HF_ENDPOINT at a closed port on this machine: a Hub that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    return url
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (["login", "--device"], None),
+        (["login", "--token", "-"], make_token("down-login") + "\n"),
+        (["whoami"], None),
+    ],
+    ids=["login --device", "login --token -", "whoami"],
+)
+def test_a_hub_that_is_down_gets_one_wording_in_every_command(
+    hub_down: str, args: list[str], stdin: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Device login once said "could not reach the Hub at 127.0.0.1: Cannot connect to host
+    # 127.0.0.1:8099 ssl:default [...]" while whoami said "... at http://127.0.0.1:8099:
+    # connection refused": the same situation, one sentence, with scheme and port.
+    monkeypatch.setenv("HF_TOKEN", make_token("down-whoami"))
+    if args[0] == "login":
+        monkeypatch.delenv("HF_TOKEN")
+    result = CliRunner().invoke(main, args, input=stdin)
+
+    assert result.exit_code == 1, result.output
+    assert f"could not reach the Hub at {hub_down}: connection refused" in result.output
+    assert "ssl:default" not in result.output
+    assert "Cannot connect to host" not in result.output
+    assert "Traceback" not in result.output
