@@ -108,3 +108,70 @@ def test_a_hub_that_is_down_gets_one_wording_in_every_command(
     assert "ssl:default" not in result.output
     assert "Cannot connect to host" not in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_malformed_hf_token_is_named_as_the_source(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "nonsense")
+
+    output = whoami().output
+
+    assert "It came from HF_TOKEN: fix it, or unset HF_TOKEN" in output
+    assert hub.request_count == 0
+
+
+def test_a_malformed_token_file_is_named_as_the_source(hub: FakeHub, hf_home: Path) -> None:
+    hf_home.mkdir(parents=True, exist_ok=True)
+    (hf_home / "token").write_text("nonsense", encoding="utf-8")
+
+    output = whoami().output
+
+    assert f"It came from the token file {hf_home / 'token'}: run `hub-auth login`" in output
+
+
+def test_offline_says_what_to_unset(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", make_token("offline"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    assert "unset HF_HUB_OFFLINE to reach the Hub" in whoami().output
+    assert hub.request_count == 0
+
+
+def test_login_without_a_terminal_speaks_cli_not_python(hub: FakeHub) -> None:
+    result = CliRunner().invoke(main, ["login"], input="")
+
+    assert result.exit_code == 1, result.output
+    assert "`hub-auth login --token -`" in result.output
+    assert "`hub-auth login --device`" in result.output
+    assert "login(token=" not in result.output
+    assert "start_device_login()" not in result.output
+
+
+def test_the_plain_http_warning_has_the_warning_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Offline: the client is built (and warns) but nothing is sent to the unreachable host.
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example.invalid")
+    monkeypatch.setenv("HF_TOKEN", make_token("plain-http"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    lines = whoami().output.splitlines()
+
+    warned = [line for line in lines if "uses plain http" in line]
+    assert warned and all(line.startswith("warning: endpoint ") for line in warned), lines
+
+
+def test_list_notes_the_hf_token_override_and_takes_endpoint(
+    hub: FakeHub, hf_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    TokenStore(hf_home / "token").save("laptop", hub.add_token(name="ada")).unwrap()
+    monkeypatch.setenv("HF_TOKEN", make_token("override"))
+
+    result = CliRunner().invoke(main, ["list", "--endpoint", hub.url])
+
+    assert result.exit_code == 0, result.output
+    assert "* laptop" in result.stdout
+    assert "note: the environment variable HF_TOKEN is set and overrides the token file" in (
+        result.stderr
+    )
+    bad = CliRunner().invoke(main, ["list", "--endpoint", "ftp://hub"])
+    assert bad.exit_code == 1 and "--endpoint" in bad.output

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import os
 import sys
 import time
@@ -88,6 +89,25 @@ def _done(message: str) -> None:
 
 def _note(message: str) -> None:
     click.echo(f"note: {terminal_text(message)}", err=True)
+
+
+class _WarningHandler(logging.Handler):
+    """hub_auth's logged warnings (plain http to a remote Hub) as ``warning: ...`` lines.
+
+    Without a handler, Python's last-resort one prints the bare message; the CLI's notes all
+    carry a prefix. Written to the stderr of the moment (click's test runner swaps it).
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {terminal_text(record.getMessage())}", err=True)
+
+
+def _show_warnings(ctx: click.Context) -> None:
+    """Show hub_auth's warnings with the prefix while this command runs."""
+    logger = logging.getLogger("hub_auth")
+    handler = _WarningHandler(logging.WARNING)
+    logger.addHandler(handler)
+    ctx.call_on_close(lambda: logger.removeHandler(handler))
 
 
 def _error(message: str | HubAuthError) -> click.ClickException:
@@ -233,6 +253,7 @@ def main(ctx: click.Context, endpoint: str | None) -> None:
     Uses the same files as `hf auth` ($HF_HOME/token and $HF_HOME/stored_tokens).
     """
     ctx.obj = _Globals(endpoint=endpoint)
+    _show_warnings(ctx)
 
 
 # -- commands that need the Hub --------------------------------------------------------------
@@ -302,6 +323,15 @@ def login(
             return await auth.login(token, add_to_git_credentials=add_to_git, force=force)
 
     result = asyncio.run(run()) if token is not None else _run_prompting(run)
+    if isinstance(result, Err) and result.error.kind is ErrorKind.NO_TOKEN and token is None:
+        from hub_auth._login.prompt import stdin_is_terminal
+
+        if not stdin_is_terminal():
+            _fail(
+                "no token given and standard input is not a terminal: pipe the token to "
+                "`hub-auth login --token -`, or log in with your browser: "
+                "`hub-auth login --device`"
+            )
     if isinstance(result, Err) and result.error.kind not in (ErrorKind.NO_TOKEN, ErrorKind.STORAGE):
         _fail(f"{result.error}. Nothing was stored")
     info = _unwrap(result)
@@ -317,6 +347,9 @@ def login(
     )
     for note in info.notes:
         _note(note)
+
+
+_DEVICE_LIBRARY_ADVICE = "; start a new login"
 
 
 def _device_login(settings: Settings, add_to_git: bool) -> None:
@@ -336,10 +369,14 @@ def _device_login(settings: Settings, add_to_git: bool) -> None:
         raise SystemExit(1) from None
     if isinstance(result, Err):
         advice = {
-            ErrorKind.ACCESS_DENIED: "Run `hub-auth login --device` again to retry",
-            ErrorKind.EXPIRED: "Run `hub-auth login --device` again for a new code",
-        }.get(result.error.kind, "Nothing was stored")
-        _fail(f"{result.error}. {advice}")
+            ErrorKind.ACCESS_DENIED: "run `hub-auth login --device` again to retry",
+            ErrorKind.EXPIRED: "run `hub-auth login --device` again for a new code",
+        }.get(result.error.kind)
+        if advice is None:
+            _fail(f"{result.error}. Nothing was stored")
+        # The library's own advice ("start a new login") in CLI terms, said once.
+        what = str(result.error).partition(_DEVICE_LIBRARY_ADVICE)[0]
+        _fail(f"{what}: {advice}; nothing was stored")
     info = result.value
     _done(
         f"Login successful: logged in as {info.user.username}; active token: "
@@ -428,6 +465,15 @@ def _whoami_advice(error: HubAuthError, source: str, *, env_name: str | None) ->
     """The failure of `hub-auth whoami` with what a person at the terminal can do about it."""
     if error.kind is ErrorKind.NO_TOKEN:
         return "not logged in: run `hub-auth login`, or set HF_TOKEN to a token"
+    if error.kind is ErrorKind.OFFLINE:
+        return f"{error}; unset HF_HUB_OFFLINE to reach the Hub"
+    if error.kind is ErrorKind.INVALID_TOKEN and env_name is not None:
+        return (
+            f"{error}. It came from {env_name}: fix it, or unset {env_name} "
+            "to use your stored login"
+        )
+    if error.kind is ErrorKind.INVALID_TOKEN:
+        return f"{error}. It came from {source}: run `hub-auth login`"
     if error.kind is ErrorKind.UNAUTHORIZED and env_name is not None:
         # `hub-auth login` cannot help: the variable overrides whatever it stores.
         return (
@@ -536,10 +582,14 @@ def _oidc_token(ctx: click.Context) -> str:
 
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-def list_(as_json: bool) -> None:
+@_endpoint_option
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
     """List the stored tokens (masked) and when they expire; `*` marks the active one."""
     from hub_auth._login.files import list_logins
 
+    if endpoint is not None:  # taken as by every command; checked, though no Hub is asked
+        _settings(ctx, endpoint)
     store = _local_store()
     logins = _unwrap(list_logins(store, os.environ))
     for note in logins.notes:
