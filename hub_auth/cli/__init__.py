@@ -3,9 +3,9 @@
 Installed with the ``cli`` extra (``pip install 'hub_auth[cli]'``)::
 
     hub-auth login [--device | --token T] [--add-to-git-credentials] [--force]
-    hub-auth whoami [--json]
+    hub-auth whoami [--format human|json|quiet]
     hub-auth token
-    hub-auth list [--json]
+    hub-auth list [--format human|json|quiet]
     hub-auth switch [--token-name NAME] [--add-to-git-credentials]
     hub-auth logout [--token-name NAME]
     hub-auth demo
@@ -83,8 +83,70 @@ def _marks() -> tuple[str, str]:
 # Every line below goes through terminal_text: it may quote the Hub or stored_tokens.
 
 
+def _colour() -> bool | None:
+    """``False`` with NO_COLOR set (https://no-color.org); else click decides (a terminal)."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
+_FORMAT_KEY = "hub_auth.format"
+
+
+def _format() -> str:
+    """The command's ``--format``: ``human`` (the default), ``json`` or ``quiet``."""
+    ctx = click.get_current_context(silent=True)
+    return str(ctx.meta.get(_FORMAT_KEY, "human")) if ctx is not None else "human"
+
+
+def _set_format(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if param.name == "as_json":
+        if value:
+            ctx.meta[_FORMAT_KEY] = "json"
+    elif value != "human" or _FORMAT_KEY not in ctx.meta:  # --json given before --format
+        ctx.meta[_FORMAT_KEY] = value
+
+
+def _format_option(command: F) -> F:
+    """``--format human|json|quiet`` and its alias ``--json`` on a command that prints."""
+    command = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_format,
+        help="The same as --format json.",
+    )(command)
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["human", "json", "quiet"]),
+        default="human",
+        show_default=True,
+        expose_value=False,
+        callback=_set_format,
+        help="human: sentences (colour on a terminal unless NO_COLOR is set); json: one JSON "
+        "document on stdout; quiet: only what a script needs, or nothing.",
+    )(command)
+
+
 def _done(message: str) -> None:
-    click.echo(f"{_marks()[0]} {terminal_text(message)}")
+    """A success line with a green check mark, in the human format only."""
+    if _format() == "human":
+        mark = click.style(_marks()[0], fg="green", bold=True)
+        click.echo(f"{mark} {terminal_text(message)}", color=_colour())
+
+
+def _outcome(message: str, data: dict[str, Any], quiet: str | None = None) -> None:
+    """A command's result: ``message`` (human), ``data`` as JSON, or ``quiet`` (or nothing)."""
+    import json
+
+    match _format():
+        case "json":
+            click.echo(json.dumps(data, indent=2))
+        case "quiet":
+            if quiet is not None:
+                click.echo(terminal_text(quiet))
+        case _:
+            _done(message)
 
 
 def _note(message: str) -> None:
@@ -110,8 +172,16 @@ def _show_warnings(ctx: click.Context) -> None:
     ctx.call_on_close(lambda: logger.removeHandler(handler))
 
 
+class _Error(click.ClickException):
+    """click's one-line error, with ``Error:`` in red on a terminal (unless NO_COLOR)."""
+
+    def show(self, file: Any = None) -> None:
+        label = click.style("Error:", fg="red", bold=True)
+        click.echo(f"{label} {self.format_message()}", err=True, color=_colour())
+
+
 def _error(message: str | HubAuthError) -> click.ClickException:
-    return click.ClickException(terminal_text(str(message)))
+    return _Error(terminal_text(str(message)))
 
 
 def _fail(message: str | HubAuthError) -> NoReturn:
@@ -280,6 +350,7 @@ def main(ctx: click.Context, endpoint: str | None) -> None:
     help="Log in with your browser (OAuth device code), also without a terminal: prints a URL "
     "and a code to enter there, then waits.",
 )
+@_format_option
 @_endpoint_option
 @click.pass_context
 def login(
@@ -335,21 +406,34 @@ def login(
     if isinstance(result, Err) and result.error.kind not in (ErrorKind.NO_TOKEN, ErrorKind.STORAGE):
         _fail(f"{result.error}. Nothing was stored")
     info = _unwrap(result)
+    data = _login_data(info, settings)
     if info.kept_existing:
-        _done(
+        _outcome(
             f"already logged in as {info.user.username} (token {info.token_name!r}); "
-            "kept it — use --force to log in with another token"
+            "kept it — use --force to log in with another token",
+            data,
         )
         return
-    _done(
+    _outcome(
         f"logged in as {info.user.username}; active token: {info.token_name!r} "
-        f"({settings.token_path})"
+        f"({settings.token_path})",
+        data,
     )
     for note in info.notes:
         _note(note)
 
 
 _DEVICE_LIBRARY_ADVICE = "; start a new login"
+
+
+def _login_data(info: Any, settings: Settings) -> dict[str, Any]:
+    """``login``'s result for --format json."""
+    return {
+        "username": info.user.username,
+        "token_name": info.token_name,
+        "kept_existing": info.kept_existing,
+        "token_path": str(settings.token_path),
+    }
 
 
 def _device_login(settings: Settings, add_to_git: bool) -> None:
@@ -378,9 +462,10 @@ def _device_login(settings: Settings, add_to_git: bool) -> None:
         what = str(result.error).partition(_DEVICE_LIBRARY_ADVICE)[0]
         _fail(f"{what}: {advice}; nothing was stored")
     info = result.value
-    _done(
+    _outcome(
         f"Login successful: logged in as {info.user.username}; active token: "
-        f"{info.token_name!r} ({settings.token_path})"
+        f"{info.token_name!r} ({settings.token_path})",
+        _login_data(info, settings),
     )
     for note in info.notes:
         _note(note)
@@ -403,16 +488,15 @@ def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 @main.command()
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print hub_auth's UserInfo as JSON (stable snake_case keys, listed in docs/cli.md).",
-)
+@_format_option
 @_endpoint_option
 @click.pass_context
-def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
-    """Show who the token in use belongs to."""
+def whoami(ctx: click.Context, endpoint: str | None) -> None:
+    """Show who the token in use belongs to.
+
+    --format json prints hub_auth's UserInfo (stable snake_case keys, listed in
+    docs/cli.md), not the Hub's raw answer; --format quiet prints the username only.
+    """
     import asyncio
     import json
 
@@ -435,8 +519,11 @@ def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
     if isinstance(result, Err):
         _fail(_whoami_advice(result.error, source, env_name=None if oidc else _env_name(found)))
     user = result.value
-    if as_json:
+    if _format() == "json":
         click.echo(json.dumps(user.model_dump(mode="json"), indent=2))
+        return
+    if _format() == "quiet":
+        _echo(user.username)
         return
     who = user.username + (f" ({user.fullname})" if user.fullname else "")
     _echo(who + (f" <{user.email}>" if user.email else ""))
@@ -581,11 +668,14 @@ def _oidc_token(ctx: click.Context) -> str:
 
 
 @main.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@_format_option
 @_endpoint_option
 @click.pass_context
-def list_(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
-    """List the stored tokens (masked) and when they expire; `*` marks the active one."""
+def list_(ctx: click.Context, endpoint: str | None) -> None:
+    """List the stored tokens (masked) and when they expire; `*` marks the active one.
+
+    --format quiet prints the names only, one a line.
+    """
     from hub_auth._login.files import list_logins
 
     if endpoint is not None:  # taken as by every command; checked, though no Hub is asked
@@ -595,7 +685,10 @@ def list_(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
     for note in logins.notes:
         _note(note)
     entries = logins.tokens
-    if as_json:
+    if _format() == "quiet":
+        for entry in entries:
+            _echo(entry.name)
+    elif _format() == "json":
         import json
 
         click.echo(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
@@ -636,6 +729,7 @@ def _expiry_text(expires_at: datetime | None) -> str:
     is_flag=True,
     help="Also store the token with git's credential helper.",
 )
+@_format_option
 @_endpoint_option
 @click.pass_context
 def switch(
@@ -653,7 +747,11 @@ def switch(
     switched = _unwrap(
         switch_login(store, token_name, os.environ), "See `hub-auth list` for the stored names"
     )
-    _done(f"switched to {token_name!r} ({mask_token(switched.token)}): it is now the active token")
+    masked = mask_token(switched.token)
+    _outcome(
+        f"switched to {token_name!r} ({masked}): it is now the active token",
+        {"token_name": token_name, "token": masked},
+    )
     for note in switched.notes:
         _note(note)
     if add_to_git:
@@ -677,6 +775,7 @@ def _choose_token(store: TokenStore) -> str:
 
 @main.command()
 @click.option("--token-name", metavar="NAME", help="Remove only this stored token.")
+@_format_option
 @_endpoint_option
 @click.pass_context
 def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> None:
@@ -689,18 +788,23 @@ def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> 
         remove_login(TokenStore(settings.token_path), token_name, os.environ),
         "See `hub-auth list` for the stored names" if token_name else None,
     )
+    data = {"removed": list(outcome.removed), "removed_active": outcome.removed_active}
     if token_name is not None:
         was_active = " (it was the active token: none is active now)"
-        _done(f"logged out of {token_name!r}{was_active if outcome.removed_active else ''}")
+        _outcome(
+            f"logged out of {token_name!r}{was_active if outcome.removed_active else ''}", data
+        )
     elif outcome.removed or outcome.removed_active:
         removed = []
         if outcome.removed:
             removed.append(", ".join(repr(name) for name in outcome.removed))
         if outcome.removed_active:
             removed.append("the active token file")
-        _done(f"logged out: removed {' and '.join(removed)}")
-    else:
+        _outcome(f"logged out: removed {' and '.join(removed)}", data)
+    elif _format() == "human":
         _echo("Not logged in: there was nothing to remove.")
+    else:
+        _outcome("", data)
     if clears_git_credentials(token_name, outcome):  # anyio and git: only then
         import anyio
 
