@@ -117,7 +117,7 @@ def test_a_malformed_hf_token_is_named_as_the_source(
 
     output = whoami().output
 
-    assert "It came from HF_TOKEN: fix it, or unset HF_TOKEN" in output
+    assert "The token in HF_TOKEN was refused: fix it, or unset HF_TOKEN" in output
     assert hub.request_count == 0
 
 
@@ -127,7 +127,10 @@ def test_a_malformed_token_file_is_named_as_the_source(hub: FakeHub, hf_home: Pa
 
     output = whoami().output
 
-    assert f"It came from the token file {hf_home / 'token'}: run `hub-auth login`" in output
+    assert (
+        f"The token from the token file {hf_home / 'token'} was refused: run `hub-auth login`"
+        in output
+    )
 
 
 def test_offline_says_what_to_unset(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:

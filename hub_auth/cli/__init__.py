@@ -554,22 +554,17 @@ def _whoami_advice(error: HubAuthError, source: str, *, env_name: str | None) ->
         return "not logged in: run `hub-auth login`, or set HF_TOKEN to a token"
     if error.kind is ErrorKind.OFFLINE:
         return f"{error}; unset HF_HUB_OFFLINE to reach the Hub"
-    if error.kind is ErrorKind.INVALID_TOKEN and env_name is not None:
-        return (
-            f"{error}. It came from {env_name}: fix it, or unset {env_name} "
-            "to use your stored login"
-        )
-    if error.kind is ErrorKind.INVALID_TOKEN:
-        return f"{error}. It came from {source}: run `hub-auth login`"
-    if error.kind is ErrorKind.UNAUTHORIZED and env_name is not None:
+    if error.kind not in (ErrorKind.INVALID_TOKEN, ErrorKind.UNAUTHORIZED):
+        return str(error)
+    # Refused (malformed: never sent) or rejected by the Hub: either way, name the source.
+    what = "was rejected" if error.kind is ErrorKind.UNAUTHORIZED else "was refused"
+    if env_name is not None:
         # `hub-auth login` cannot help: the variable overrides whatever it stores.
         return (
-            f"{error}. The token in {env_name} was rejected: fix it, or unset {env_name} "
+            f"{error}. The token in {env_name} {what}: fix it, or unset {env_name} "
             "to use your stored login"
         )
-    if error.kind is ErrorKind.UNAUTHORIZED:
-        return f"{error}. The token from {source} was rejected: run `hub-auth login`"
-    return str(error)
+    return f"{error}. The token from {source} {what}: run `hub-auth login`"
 
 
 def _expiry_in_use(
