@@ -178,3 +178,10 @@ def test_list_notes_the_hf_token_override_and_takes_endpoint(
     )
     bad = CliRunner().invoke(main, ["list", "--endpoint", "ftp://hub"])
     assert bad.exit_code == 1 and "--endpoint" in bad.output
+
+
+def test_login_help_describes_the_menu() -> None:
+    # It once promised hidden input, while a terminal first gets the browser/paste menu.
+    shown = " ".join(CliRunner().invoke(main, ["login", "--help"]).output.split())
+    assert "with your browser (the default" in shown
+    assert "paste a token (hidden input)" in shown

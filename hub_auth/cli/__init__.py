@@ -333,8 +333,8 @@ def main(ctx: click.Context, endpoint: str | None) -> None:
 @click.option(
     "--token",
     metavar="TOKEN",
-    help="The access token; '-' reads it from standard input. Without it, asks for it "
-    "with hidden input on a terminal.",
+    help="The access token; '-' reads it from standard input. Without it, a terminal "
+    "offers a menu: log in with your browser (the default) or paste a token (hidden input).",
 )
 @click.option(
     "--add-to-git-credentials",
@@ -363,7 +363,9 @@ def login(
 ) -> None:
     """Log in: with your browser (default on a terminal) or an access token.
 
-    The token is checked with the Hub and made the active login.
+    On a terminal, without --token or --device, asks how: 1. with your browser (the
+    default: a URL and a code to enter there) or 2. paste a token (hidden input). The token
+    is checked with the Hub and made the active login.
     """
     import asyncio
 
