@@ -288,6 +288,34 @@ def test_whoami_json(hub: FakeHub, store: TokenStore) -> None:
     assert_masked(result, TOKEN)
 
 
+DOCS_CLI = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+
+
+def _documented_keys(row: str) -> list[str]:
+    """The backquoted keys of one row of docs/cli.md's whoami --json table."""
+    for line in DOCS_CLI.read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"| `{row}`"):
+            value = line.split("|")[2]  # "a list of objects: `name`, ..." (keys after the colon)
+            return re.findall(r"`([a-z_]+)`", value.split(":", 1)[1])
+    raise AssertionError(f"docs/cli.md has no row for {row!r}")
+
+
+def test_whoami_json_keys_are_the_documented_ones(hub: FakeHub, store: TokenStore) -> None:
+    # docs/cli.md lists whoami --json's keys: the output must have exactly those, and the
+    # docs' jq example must read one of them.
+    store.save("ada-workstation", TOKEN)
+    body = json.loads(run("whoami", "--json").stdout)
+    docs = DOCS_CLI.read_text(encoding="utf-8")
+    table = [line for line in docs.splitlines() if line.startswith("| `")]
+    top = [key for line in table for key in re.findall(r"`([a-z_]+)`", line.split("|")[1])]
+    assert sorted(top) == sorted(body)
+    assert sorted(_documented_keys("orgs")) == sorted(body["orgs"][0])
+    assert sorted(_documented_keys("token")) == sorted(body["token"])
+    for key in re.findall(r"hub-auth whoami --json \| jq -r \.(\w+)", docs):
+        assert key in body
+    assert "Hub's answer" not in run("whoami", "--help").stdout
+
+
 def test_whoami_uses_hf_token(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_TOKEN", OTHER)
     result = run("whoami")

@@ -186,3 +186,21 @@ def test_switch_with_nothing_stored(store: TokenStore) -> None:
     term = Terminal.hub_auth("switch")
     assert term.finish() == 1
     assert "no tokens are stored" in term.text
+
+
+def test_colour_on_a_real_terminal_unless_no_color(
+    store: TokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.save("laptop", TOKEN).unwrap()
+    term = Terminal.hub_auth("switch", "--token-name", "laptop")
+    assert term.finish() == 0, term.text
+    assert "\x1b[32m" in term.text  # the green check mark
+    failed = Terminal.hub_auth("switch", "--token-name", "nope")
+    assert failed.finish() == 1
+    assert "\x1b[31m" in failed.text  # the red Error:
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = Terminal.hub_auth("switch", "--token-name", "nope")
+    assert plain.finish() == 1
+    assert "\x1b[" not in plain.text
+    assert "Error: " in plain.text

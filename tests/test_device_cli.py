@@ -115,8 +115,22 @@ def test_denied_in_the_browser(hub: FakeHub, hf_home: Path) -> None:
     hub.oauth.deny(term.user_code())
     assert term.finish() == 1, term.text
     assert "denied" in term.text
-    assert "hub-auth login --device" in term.text
+    # The advice once, in CLI terms: not the library's "start a new login" as well.
+    assert term.text.count("again") == 1, term.text
+    assert "run `hub-auth login --device` again to retry" in term.text
+    assert "start a new login" not in term.text
     assert "Traceback" not in term.text
+    assert not (hf_home / "token").exists()
+
+
+def test_an_expired_code_says_its_advice_once(hub: FakeHub, hf_home: Path) -> None:
+    term = Terminal("login", "--device", "--endpoint", hub.url)
+    hub.oauth.expire(term.user_code())
+    assert term.finish() == 1, term.text
+    assert "expired" in term.text
+    assert term.text.count("again") == 1, term.text
+    assert "run `hub-auth login --device` again for a new code" in term.text
+    assert "start a new login" not in term.text
     assert not (hf_home / "token").exists()
 
 

@@ -3,9 +3,9 @@
 Installed with the ``cli`` extra (``pip install 'hub_auth[cli]'``)::
 
     hub-auth login [--device | --token T] [--add-to-git-credentials] [--force]
-    hub-auth whoami [--json]
+    hub-auth whoami [--format human|json|quiet]
     hub-auth token
-    hub-auth list [--json]
+    hub-auth list [--format human|json|quiet]
     hub-auth switch [--token-name NAME] [--add-to-git-credentials]
     hub-auth logout [--token-name NAME]
     hub-auth demo
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import os
 import sys
 import time
@@ -82,16 +83,105 @@ def _marks() -> tuple[str, str]:
 # Every line below goes through terminal_text: it may quote the Hub or stored_tokens.
 
 
+def _colour() -> bool | None:
+    """``False`` with NO_COLOR set (https://no-color.org); else click decides (a terminal)."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
+_FORMAT_KEY = "hub_auth.format"
+
+
+def _format() -> str:
+    """The command's ``--format``: ``human`` (the default), ``json`` or ``quiet``."""
+    ctx = click.get_current_context(silent=True)
+    return str(ctx.meta.get(_FORMAT_KEY, "human")) if ctx is not None else "human"
+
+
+def _set_format(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if param.name == "as_json":
+        if value:
+            ctx.meta[_FORMAT_KEY] = "json"
+    elif value != "human" or _FORMAT_KEY not in ctx.meta:  # --json given before --format
+        ctx.meta[_FORMAT_KEY] = value
+
+
+def _format_option(command: F) -> F:
+    """``--format human|json|quiet`` and its alias ``--json`` on a command that prints."""
+    command = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_format,
+        help="The same as --format json.",
+    )(command)
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["human", "json", "quiet"]),
+        default="human",
+        show_default=True,
+        expose_value=False,
+        callback=_set_format,
+        help="human: sentences (colour on a terminal unless NO_COLOR is set); json: one JSON "
+        "document on stdout; quiet: only what a script needs, or nothing.",
+    )(command)
+
+
 def _done(message: str) -> None:
-    click.echo(f"{_marks()[0]} {terminal_text(message)}")
+    """A success line with a green check mark, in the human format only."""
+    if _format() == "human":
+        mark = click.style(_marks()[0], fg="green", bold=True)
+        click.echo(f"{mark} {terminal_text(message)}", color=_colour())
+
+
+def _outcome(message: str, data: dict[str, Any], quiet: str | None = None) -> None:
+    """A command's result: ``message`` (human), ``data`` as JSON, or ``quiet`` (or nothing)."""
+    import json
+
+    match _format():
+        case "json":
+            click.echo(json.dumps(data, indent=2))
+        case "quiet":
+            if quiet is not None:
+                click.echo(terminal_text(quiet))
+        case _:
+            _done(message)
 
 
 def _note(message: str) -> None:
     click.echo(f"note: {terminal_text(message)}", err=True)
 
 
+class _WarningHandler(logging.Handler):
+    """hub_auth's logged warnings (plain http to a remote Hub) as ``warning: ...`` lines.
+
+    Without a handler, Python's last-resort one prints the bare message; the CLI's notes all
+    carry a prefix. Written to the stderr of the moment (click's test runner swaps it).
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {terminal_text(record.getMessage())}", err=True)
+
+
+def _show_warnings(ctx: click.Context) -> None:
+    """Show hub_auth's warnings with the prefix while this command runs."""
+    logger = logging.getLogger("hub_auth")
+    handler = _WarningHandler(logging.WARNING)
+    logger.addHandler(handler)
+    ctx.call_on_close(lambda: logger.removeHandler(handler))
+
+
+class _Error(click.ClickException):
+    """click's one-line error, with ``Error:`` in red on a terminal (unless NO_COLOR)."""
+
+    def show(self, file: Any = None) -> None:
+        label = click.style("Error:", fg="red", bold=True)
+        click.echo(f"{label} {self.format_message()}", err=True, color=_colour())
+
+
 def _error(message: str | HubAuthError) -> click.ClickException:
-    return click.ClickException(terminal_text(str(message)))
+    return _Error(terminal_text(str(message)))
 
 
 def _fail(message: str | HubAuthError) -> NoReturn:
@@ -233,6 +323,7 @@ def main(ctx: click.Context, endpoint: str | None) -> None:
     Uses the same files as `hf auth` ($HF_HOME/token and $HF_HOME/stored_tokens).
     """
     ctx.obj = _Globals(endpoint=endpoint)
+    _show_warnings(ctx)
 
 
 # -- commands that need the Hub --------------------------------------------------------------
@@ -242,8 +333,8 @@ def main(ctx: click.Context, endpoint: str | None) -> None:
 @click.option(
     "--token",
     metavar="TOKEN",
-    help="The access token; '-' reads it from standard input. Without it, asks for it "
-    "with hidden input on a terminal.",
+    help="The access token; '-' reads it from standard input. Without it, a terminal "
+    "offers a menu: log in with your browser (the default) or paste a token (hidden input).",
 )
 @click.option(
     "--add-to-git-credentials",
@@ -259,6 +350,7 @@ def main(ctx: click.Context, endpoint: str | None) -> None:
     help="Log in with your browser (OAuth device code), also without a terminal: prints a URL "
     "and a code to enter there, then waits.",
 )
+@_format_option
 @_endpoint_option
 @click.pass_context
 def login(
@@ -271,7 +363,9 @@ def login(
 ) -> None:
     """Log in: with your browser (default on a terminal) or an access token.
 
-    The token is checked with the Hub and made the active login.
+    On a terminal, without --token or --device, asks how: 1. with your browser (the
+    default: a URL and a code to enter there) or 2. paste a token (hidden input). The token
+    is checked with the Hub and made the active login.
     """
     import asyncio
 
@@ -302,21 +396,46 @@ def login(
             return await auth.login(token, add_to_git_credentials=add_to_git, force=force)
 
     result = asyncio.run(run()) if token is not None else _run_prompting(run)
+    if isinstance(result, Err) and result.error.kind is ErrorKind.NO_TOKEN and token is None:
+        from hub_auth._login.prompt import stdin_is_terminal
+
+        if not stdin_is_terminal():
+            _fail(
+                "no token given and standard input is not a terminal: pipe the token to "
+                "`hub-auth login --token -`, or log in with your browser: "
+                "`hub-auth login --device`"
+            )
     if isinstance(result, Err) and result.error.kind not in (ErrorKind.NO_TOKEN, ErrorKind.STORAGE):
         _fail(f"{result.error}. Nothing was stored")
     info = _unwrap(result)
+    data = _login_data(info, settings)
     if info.kept_existing:
-        _done(
+        _outcome(
             f"already logged in as {info.user.username} (token {info.token_name!r}); "
-            "kept it — use --force to log in with another token"
+            "kept it — use --force to log in with another token",
+            data,
         )
         return
-    _done(
+    _outcome(
         f"logged in as {info.user.username}; active token: {info.token_name!r} "
-        f"({settings.token_path})"
+        f"({settings.token_path})",
+        data,
     )
     for note in info.notes:
         _note(note)
+
+
+_DEVICE_LIBRARY_ADVICE = "; start a new login"
+
+
+def _login_data(info: Any, settings: Settings) -> dict[str, Any]:
+    """``login``'s result for --format json."""
+    return {
+        "username": info.user.username,
+        "token_name": info.token_name,
+        "kept_existing": info.kept_existing,
+        "token_path": str(settings.token_path),
+    }
 
 
 def _device_login(settings: Settings, add_to_git: bool) -> None:
@@ -336,14 +455,19 @@ def _device_login(settings: Settings, add_to_git: bool) -> None:
         raise SystemExit(1) from None
     if isinstance(result, Err):
         advice = {
-            ErrorKind.ACCESS_DENIED: "Run `hub-auth login --device` again to retry",
-            ErrorKind.EXPIRED: "Run `hub-auth login --device` again for a new code",
-        }.get(result.error.kind, "Nothing was stored")
-        _fail(f"{result.error}. {advice}")
+            ErrorKind.ACCESS_DENIED: "run `hub-auth login --device` again to retry",
+            ErrorKind.EXPIRED: "run `hub-auth login --device` again for a new code",
+        }.get(result.error.kind)
+        if advice is None:
+            _fail(f"{result.error}. Nothing was stored")
+        # The library's own advice ("start a new login") in CLI terms, said once.
+        what = str(result.error).partition(_DEVICE_LIBRARY_ADVICE)[0]
+        _fail(f"{what}: {advice}; nothing was stored")
     info = result.value
-    _done(
+    _outcome(
         f"Login successful: logged in as {info.user.username}; active token: "
-        f"{info.token_name!r} ({settings.token_path})"
+        f"{info.token_name!r} ({settings.token_path})",
+        _login_data(info, settings),
     )
     for note in info.notes:
         _note(note)
@@ -366,11 +490,15 @@ def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the Hub's answer as JSON.")
+@_format_option
 @_endpoint_option
 @click.pass_context
-def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
-    """Show who the token in use belongs to."""
+def whoami(ctx: click.Context, endpoint: str | None) -> None:
+    """Show who the token in use belongs to.
+
+    --format json prints hub_auth's UserInfo (stable snake_case keys, listed in
+    docs/cli.md), not the Hub's raw answer; --format quiet prints the username only.
+    """
     import asyncio
     import json
 
@@ -393,8 +521,11 @@ def whoami(ctx: click.Context, as_json: bool, endpoint: str | None) -> None:
     if isinstance(result, Err):
         _fail(_whoami_advice(result.error, source, env_name=None if oidc else _env_name(found)))
     user = result.value
-    if as_json:
+    if _format() == "json":
         click.echo(json.dumps(user.model_dump(mode="json"), indent=2))
+        return
+    if _format() == "quiet":
+        _echo(user.username)
         return
     who = user.username + (f" ({user.fullname})" if user.fullname else "")
     _echo(who + (f" <{user.email}>" if user.email else ""))
@@ -423,15 +554,19 @@ def _whoami_advice(error: HubAuthError, source: str, *, env_name: str | None) ->
     """The failure of `hub-auth whoami` with what a person at the terminal can do about it."""
     if error.kind is ErrorKind.NO_TOKEN:
         return "not logged in: run `hub-auth login`, or set HF_TOKEN to a token"
-    if error.kind is ErrorKind.UNAUTHORIZED and env_name is not None:
+    if error.kind is ErrorKind.OFFLINE:
+        return f"{error}; unset HF_HUB_OFFLINE to reach the Hub"
+    if error.kind not in (ErrorKind.INVALID_TOKEN, ErrorKind.UNAUTHORIZED):
+        return str(error)
+    # Refused (malformed: never sent) or rejected by the Hub: either way, name the source.
+    what = "was rejected" if error.kind is ErrorKind.UNAUTHORIZED else "was refused"
+    if env_name is not None:
         # `hub-auth login` cannot help: the variable overrides whatever it stores.
         return (
-            f"{error}. The token in {env_name} was rejected: fix it, or unset {env_name} "
+            f"{error}. The token in {env_name} {what}: fix it, or unset {env_name} "
             "to use your stored login"
         )
-    if error.kind is ErrorKind.UNAUTHORIZED:
-        return f"{error}. The token from {source} was rejected: run `hub-auth login`"
-    return str(error)
+    return f"{error}. The token from {source} {what}: run `hub-auth login`"
 
 
 def _expiry_in_use(
@@ -530,17 +665,27 @@ def _oidc_token(ctx: click.Context) -> str:
 
 
 @main.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-def list_(as_json: bool) -> None:
-    """List the stored tokens (masked) and when they expire; `*` marks the active one."""
+@_format_option
+@_endpoint_option
+@click.pass_context
+def list_(ctx: click.Context, endpoint: str | None) -> None:
+    """List the stored tokens (masked) and when they expire; `*` marks the active one.
+
+    --format quiet prints the names only, one a line.
+    """
     from hub_auth._login.files import list_logins
 
+    if endpoint is not None:  # taken as by every command; checked, though no Hub is asked
+        _settings(ctx, endpoint)
     store = _local_store()
     logins = _unwrap(list_logins(store, os.environ))
     for note in logins.notes:
         _note(note)
     entries = logins.tokens
-    if as_json:
+    if _format() == "quiet":
+        for entry in entries:
+            _echo(entry.name)
+    elif _format() == "json":
         import json
 
         click.echo(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
@@ -581,6 +726,7 @@ def _expiry_text(expires_at: datetime | None) -> str:
     is_flag=True,
     help="Also store the token with git's credential helper.",
 )
+@_format_option
 @_endpoint_option
 @click.pass_context
 def switch(
@@ -598,7 +744,11 @@ def switch(
     switched = _unwrap(
         switch_login(store, token_name, os.environ), "See `hub-auth list` for the stored names"
     )
-    _done(f"switched to {token_name!r} ({mask_token(switched.token)}): it is now the active token")
+    masked = mask_token(switched.token)
+    _outcome(
+        f"switched to {token_name!r} ({masked}): it is now the active token",
+        {"token_name": token_name, "token": masked},
+    )
     for note in switched.notes:
         _note(note)
     if add_to_git:
@@ -622,6 +772,7 @@ def _choose_token(store: TokenStore) -> str:
 
 @main.command()
 @click.option("--token-name", metavar="NAME", help="Remove only this stored token.")
+@_format_option
 @_endpoint_option
 @click.pass_context
 def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> None:
@@ -634,18 +785,23 @@ def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> 
         remove_login(TokenStore(settings.token_path), token_name, os.environ),
         "See `hub-auth list` for the stored names" if token_name else None,
     )
+    data = {"removed": list(outcome.removed), "removed_active": outcome.removed_active}
     if token_name is not None:
         was_active = " (it was the active token: none is active now)"
-        _done(f"logged out of {token_name!r}{was_active if outcome.removed_active else ''}")
+        _outcome(
+            f"logged out of {token_name!r}{was_active if outcome.removed_active else ''}", data
+        )
     elif outcome.removed or outcome.removed_active:
         removed = []
         if outcome.removed:
             removed.append(", ".join(repr(name) for name in outcome.removed))
         if outcome.removed_active:
             removed.append("the active token file")
-        _done(f"logged out: removed {' and '.join(removed)}")
-    else:
+        _outcome(f"logged out: removed {' and '.join(removed)}", data)
+    elif _format() == "human":
         _echo("Not logged in: there was nothing to remove.")
+    else:
+        _outcome("", data)
     if clears_git_credentials(token_name, outcome):  # anyio and git: only then
         import anyio
 
