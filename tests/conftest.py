@@ -263,3 +263,23 @@ async def auth(hub: FakeHub, hf_home: Path) -> AsyncIterator[HubAuth]:
 def clock() -> ManualClock:
     """A clock at 1000.0 s that moves only when the test calls ``clock.advance(seconds)``."""
     return ManualClock()
+
+
+@pytest.fixture
+async def close_oauth_clients(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Close the own HTTP client of every ``HubOAuth`` the test made: the app's shutdown would,
+    but httpx's ASGITransport never sends it (an unclosed aiohttp session is a warning, and
+    warnings are errors)."""
+    from hub_auth.fastapi import HubOAuth
+
+    made: list[HubOAuth] = []
+    construct = HubOAuth.__init__
+
+    def recording(self: HubOAuth, *args: object, **kwargs: object) -> None:
+        construct(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(HubOAuth, "__init__", recording)
+    yield
+    for oauth in made:
+        await oauth.aclose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -36,28 +35,13 @@ SPACE_ENV = (
 )
 
 
+pytestmark = pytest.mark.usefixtures("close_oauth_clients")
+
+
 @pytest.fixture(autouse=True)
 def no_space_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in SPACE_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-async def close_oauth_clients(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
-    """HubOAuth's own HTTP client closes on the app's shutdown, which httpx's ASGITransport
-    never sends: close the client of every HubOAuth the test made (an unclosed aiohttp
-    session is a warning, and warnings are errors)."""
-    made: list[HubOAuth] = []
-    construct = HubOAuth.__init__
-
-    def recording(self: HubOAuth, *args: object, **kwargs: object) -> None:
-        construct(self, *args, **kwargs)  # type: ignore[arg-type]
-        made.append(self)
-
-    monkeypatch.setattr(HubOAuth, "__init__", recording)
-    yield
-    for oauth in made:
-        await oauth.aclose()
 
 
 @pytest.fixture

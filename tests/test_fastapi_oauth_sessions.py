@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,27 +17,13 @@ SESSION_SECRET = "test-session-secret-" + "0123456789abcdefghijklmnop"
 ADA = FakeUser(name="ada-lovelace", orgs=[{"name": "analytical-engines", "role_in_org": "admin"}])
 
 
+pytestmark = pytest.mark.usefixtures("close_oauth_clients")
+
+
 @pytest.fixture(autouse=True)
 def no_space_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "SPACE_HOST"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-async def close_oauth_clients(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
-    """Close the own HTTP client of every HubOAuth the test made (ASGITransport never sends
-    the app's shutdown, which would)."""
-    made: list[HubOAuth] = []
-    construct = HubOAuth.__init__
-
-    def recording(self: HubOAuth, *args: object, **kwargs: object) -> None:
-        construct(self, *args, **kwargs)  # type: ignore[arg-type]
-        made.append(self)
-
-    monkeypatch.setattr(HubOAuth, "__init__", recording)
-    yield
-    for oauth in made:
-        await oauth.aclose()
 
 
 @pytest.fixture
