@@ -86,6 +86,18 @@ async def test_near_expiry_token_is_refreshed_once(fake_hub: FakeHub, store: Tok
     assert fake_hub.oauth.token_requests == ["refresh_token"]
 
 
+async def test_an_absurd_expires_in_is_stored_as_at_most_a_year(
+    fake_hub: FakeHub, store: TokenStore
+) -> None:
+    store_login(fake_hub, store, lifetime=2 * HOUR)
+    fake_hub.oauth.access_token_lifetime = 1e12  # "year 33715"
+    async with HubAuth(endpoint=fake_hub.url) as auth:
+        assert (await auth.whoami()).unwrap().username == "ada"
+    assert fake_hub.oauth.refresh_requests == 1
+    assert abs(int(entry(store)["expires_at"]) - (time.time() + 365 * DAY)) < 60
+    assert (store.list_tokens().unwrap())[0].expires_at is not None  # still a date
+
+
 async def test_far_from_expiry_is_not_refreshed(fake_hub: FakeHub, store: TokenStore) -> None:
     login = store_login(fake_hub, store, lifetime=DAY + HOUR)
     async with HubAuth(endpoint=fake_hub.url) as auth:

@@ -34,7 +34,13 @@ from pydantic import SecretStr
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._models import DeviceCode
-from hub_auth._oauth import CLIENT_ID_ENV, DEVICE_CODE_GRANT, DEVICE_PATH, TOKEN_PATH
+from hub_auth._oauth import (
+    CLIENT_ID_ENV,
+    DEVICE_CODE_GRANT,
+    DEVICE_PATH,
+    TOKEN_PATH,
+    token_lifetime,
+)
 from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import MaskedStr, check_format, mask_token, scrub
 
@@ -222,7 +228,7 @@ def _token_grant(data: Mapping[str, object], status: int) -> TokenGrant | HubAut
             "the Hub's token answer holds a malformed refresh token",
             status=status,
         )
-    expires_in = _positive(data.get("expires_in"), 0.0)
+    expires_in = token_lifetime(data.get("expires_in"), 0.0)
     return TokenGrant(
         access_token=MaskedStr(access_token),
         refresh_token=MaskedStr(refresh_token) if refresh_token else None,

@@ -53,7 +53,12 @@ from hub_auth._cache.flight import SingleFlight
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._login.store import ENDPOINT_KEY, entry_endpoint, entry_token
-from hub_auth._oauth import REFRESH_TOKEN_GRANT, STORED_TOKEN_REFRESH_MARGIN, TOKEN_PATH
+from hub_auth._oauth import (
+    REFRESH_TOKEN_GRANT,
+    STORED_TOKEN_REFRESH_MARGIN,
+    TOKEN_PATH,
+    token_lifetime,
+)
 from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import DEFAULT_ENDPOINT, endpoint_origin
 from hub_auth._tokens import MaskedStr, check_format, clean_token, scrub
@@ -293,7 +298,7 @@ class StoredTokenRefresher:
             }
             expires_in = body.get("expires_in")
             if _is_seconds(expires_in):
-                renewed["expires_at"] = str(started + int(expires_in))
+                renewed["expires_at"] = str(started + int(token_lifetime(expires_in, 0.0)))
             return Ok(renewed)
         error = body.get("error")
         described = body.get("error_description")
