@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -130,6 +132,22 @@ async def test_sign_in_me_and_sign_out(hub: FakeHub, secret: str | None) -> None
         # The old cookie is dead server-side too.
         browser.client.cookies.set("hub_oauth_session", cookie)
         assert (await browser.client.get("/me")).status_code == 401
+
+
+@contextlib.asynccontextmanager
+async def provider_serving(
+    discovery: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """A provider of our own making on a free port, answering discovery with ``discovery``."""
+    provider = web.Application()
+    provider.router.add_get("/.well-known/openid-configuration", discovery)
+    runner = web.AppRunner(provider)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 async def test_cookie_attributes_and_no_token_in_any_cookie(hub: FakeHub) -> None:
@@ -331,23 +349,14 @@ async def test_endpoints_off_the_providers_origin_are_refused() -> None:
             }
         )
 
-    provider = web.Application()
-    provider.router.add_get("/.well-known/openid-configuration", discovery)
-    runner = web.AppRunner(provider)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        oauth = HubOAuth(client_id="c", client_secret="s", provider_url=f"http://127.0.0.1:{port}")
+    async with provider_serving(discovery) as base:
+        oauth = HubOAuth(client_id="c", client_secret="s", provider_url=base)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=make_app(oauth)), base_url=APP
         ) as client:
             response = await client.get("/oauth/huggingface/login")
         assert response.status_code == 503
         assert "not on its own origin" in response.text
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_deeply_nested_provider_answer_is_a_503_page_not_a_500() -> None:
@@ -355,22 +364,13 @@ async def test_a_deeply_nested_provider_answer_is_a_503_page_not_a_500() -> None
         # Well under the 1 MiB read bound, but deeper than json.loads can recurse.
         return web.Response(body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")
 
-    provider = web.Application()
-    provider.router.add_get("/.well-known/openid-configuration", discovery)
-    runner = web.AppRunner(provider)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        oauth = HubOAuth(client_id="c", provider_url=f"http://127.0.0.1:{port}")
+    async with provider_serving(discovery) as base:
+        oauth = HubOAuth(client_id="c", provider_url=base)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=make_app(oauth)), base_url=APP
         ) as client:
             response = await client.get("/oauth/huggingface/login")
         assert response.status_code == 503
-    finally:
-        await runner.cleanup()
 
 
 def test_pkce_challenge_is_rfc_7636_s256() -> None:
@@ -401,14 +401,7 @@ async def test_a_provider_answer_sent_in_two_writes_is_read_whole() -> None:
         await response.write_eof()
         return response
 
-    provider = web.Application()
-    provider.router.add_get("/.well-known/openid-configuration", discovery)
-    runner = web.AppRunner(provider)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async with provider_serving(discovery) as base:
         oauth = HubOAuth(client_id="c", provider_url=base)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=make_app(oauth)), base_url=APP
@@ -416,8 +409,6 @@ async def test_a_provider_answer_sent_in_two_writes_is_read_whole() -> None:
             response = await client.get("/oauth/huggingface/login")
         assert response.status_code == 302, response.text
         assert response.headers["location"].startswith(f"{base}/oauth/authorize?")
-    finally:
-        await runner.cleanup()
 
 
 async def test_one_own_session_for_every_provider_request_closed_by_aclose(
