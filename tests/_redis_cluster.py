@@ -97,8 +97,9 @@ class LocalCluster:
         return next(node.port for node in self.nodes if node.running)
 
     @property
-    def startup_nodes(self) -> list[tuple[str, int]]:
-        return [(self.host, node.port) for node in self.nodes]
+    def address(self) -> str:
+        """``host:port`` of a running node."""
+        return f"{self.host}:{self.port}"
 
     def _start_node(self, node: Node) -> None:
         argv = [self.binary, "--port", str(node.port), "--bind", "127.0.0.1"]
