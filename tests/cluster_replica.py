@@ -23,7 +23,8 @@ from hub_auth import Err, HubAuth, RedisCache
 
 async def main(host: str, port: int, hub_url: str) -> None:
     client = RedisCluster(host=host, port=port, socket_connect_timeout=1.0)
-    cache = RedisCache(client, secret=os.environ["HUB_AUTH_CACHE_SECRET"])
+    # A generous timeout: a busy machine must not make a slow answer a Redis failure here.
+    cache = RedisCache(client, secret=os.environ["HUB_AUTH_CACHE_SECRET"], timeout=2.0)
     loop = asyncio.get_running_loop()
     async with HubAuth(endpoint=hub_url, cache=cache, max_attempts=1, read_env=False) as auth:
         await client.initialize()  # the slot map, before the test's signal to go

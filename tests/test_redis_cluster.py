@@ -35,6 +35,9 @@ __all__ = ["redis_cluster", "redis_cluster_session"]  # the fixtures, imported f
 SECRET = "Qm7vT2xK9pL4wN8rB3cZ6yH1sD5fG0aJ"
 REPLICA = Path(__file__).with_name("cluster_replica.py")
 BACKOFF = 5.0
+TIMEOUT = 1.0
+"""RedisCache's timeout here: a dead node refuses at once, and a busy CI machine must not turn
+a slow answer into a Redis failure the test did not cause (the default is 0.25 s)."""
 
 
 @pytest.fixture
@@ -122,7 +125,9 @@ def test_four_processes_five_calls_each_one_hub_request(
 async def test_a_master_killed_mid_load_costs_no_answer_and_the_cache_comes_back(
     redis_cluster: LocalCluster, hub: FakeHub, client: RedisCluster, clock: ManualClock
 ) -> None:
-    cache = RedisCache(client, secret=SECRET, ttl=60, stale_ttl=300, backoff=BACKOFF, clock=clock)
+    cache = RedisCache(
+        client, secret=SECRET, ttl=60, stale_ttl=300, backoff=BACKOFF, timeout=TIMEOUT, clock=clock
+    )
     auth = HubAuth(endpoint=hub.url, cache=cache, max_attempts=1, read_env=False)
     app = FastAPI()
 
@@ -202,7 +207,9 @@ async def test_stale_answers_while_the_hub_and_a_master_are_down(
 ) -> None:
     """Past ttl, with the Hub down: stale entries answer; those on the dead master come back
     (from its replica) once the pause after the failure is over."""
-    cache = RedisCache(client, secret=SECRET, ttl=10, stale_ttl=300, backoff=BACKOFF, clock=clock)
+    cache = RedisCache(
+        client, secret=SECRET, ttl=10, stale_ttl=300, backoff=BACKOFF, timeout=TIMEOUT, clock=clock
+    )
     known = tokens(hub, "stale", 12)
     async with HubAuth(endpoint=hub.url, cache=cache, max_attempts=1, read_env=False) as auth:
         for token in known:
@@ -227,8 +234,10 @@ async def test_one_replicas_429_stops_the_others_on_a_cluster(
 ) -> None:
     first_token, second_token = tokens(hub, "limited", 2)
     connections = [RedisCluster(host=redis_cluster.host, port=redis_cluster.port) for _ in range(2)]
-    caches = [RedisCache(c, secret=SECRET, clock=clock) for c in connections]
+    caches = [RedisCache(c, secret=SECRET, timeout=TIMEOUT, clock=clock) for c in connections]
     try:
+        for connection in connections:
+            await connection.initialize()
         async with (
             HubAuth(endpoint=hub.url, cache=caches[0], max_attempts=1, read_env=False) as one,
             HubAuth(endpoint=hub.url, cache=caches[1], max_attempts=1, read_env=False) as two,
