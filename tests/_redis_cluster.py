@@ -19,7 +19,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,10 +151,10 @@ class LocalCluster:
 
     # -- state -------------------------------------------------------------------------------
 
-    def _poll(self, ready: object, what: str, timeout: float = _READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
+    def _poll(self, ready: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + _READY_TIMEOUT
         while time.monotonic() < deadline:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
             time.sleep(0.05)  # a poll of real servers: bounded by the deadline
         raise RuntimeError(f"redis cluster: timed out waiting for {what}")
