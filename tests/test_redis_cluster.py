@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -27,8 +28,9 @@ from manual_clock import ManualClock
 from redis.asyncio.cluster import RedisCluster
 
 from hub_auth import Err, ErrorKind, HubAuth, RedisCache, UserInfo
-from hub_auth.fastapi import HubBearer, RedisSessionStore
+from hub_auth.fastapi import HubBearer, HubOAuth, RedisSessionStore
 from hub_auth.testing import FakeHub, FakeUser, make_token
+from tests.oauth_browser import Browser, make_app
 
 __all__ = ["redis_cluster", "redis_cluster_session"]  # the fixtures, imported for pytest
 
@@ -276,6 +278,45 @@ async def test_signed_in_sessions_survive_a_failover(
     async with store.lock(next(iter(sessions)), 1.0):  # the lock works on the new master
         assert await store.replace(next(iter(sessions)), "refreshed", 3600)
     assert await store.load(next(iter(sessions))) == "refreshed"
+
+
+@pytest.mark.usefixtures("close_oauth_clients")
+async def test_sign_in_on_one_replica_and_its_session_through_a_failover(
+    redis_cluster: LocalCluster, hub: FakeHub, client: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign in with Hugging Face across two replicas on the cluster (the sign-in in progress
+    goes through the bounding script), then the master holding the session dies."""
+    for name in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "SPACE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    hub.oauth.browser_user = FakeUser(name="ada-lovelace")
+    registered = hub.oauth.register_app(client_secret="s3cret", scopes=["read-memberships"])
+
+    def replica() -> FastAPI:
+        oauth = HubOAuth(
+            client_id=registered.client_id,
+            client_secret="s3cret",
+            scopes="openid profile read-memberships",
+            provider_url=hub.url,
+            session_store=RedisSessionStore(client, secret=SECRET),
+        )
+        return make_app(oauth)
+
+    first, second = replica(), replica()
+    async with Browser(first, hub) as ada, Browser(second, hub) as same_browser:
+        page = await ada.start_login()  # replica one keeps the sign-in in progress...
+        answer = await ada.decide(page)
+        same_browser.client.cookies = ada.client.cookies  # ...replica two finishes it
+        await same_browser.client.get(answer.headers["Location"])
+        assert (await same_browser.client.get("/me")).json()["username"] == "ada-lovelace"
+        cookie = same_browser.cookie()
+        assert cookie is not None
+        ada.client.cookies.set("hub_oauth_session", cookie)  # the session, on replica one too
+        session = "hub_auth:session:" + hashlib.sha256(cookie.encode()).hexdigest()
+        redis_cluster.wait_replicated(session)
+        dead = redis_cluster.kill_master_of(session)
+        await asyncio.to_thread(redis_cluster.wait_for_takeover, dead, session)
+        for browser in (ada, same_browser):
+            assert (await browser.client.get("/me")).json()["username"] == "ada-lovelace"
 
 
 async def test_sign_ins_in_progress_stay_bounded_on_a_cluster(
