@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -22,10 +24,14 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
+import redis.asyncio as aioredis
+import redis_server as redis_helper
 from _redis_cluster import LocalCluster, redis_cluster, redis_cluster_session
 from fastapi import Depends, FastAPI
 from manual_clock import ManualClock
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import MasterDownError
 
 from hub_auth import Err, ErrorKind, HubAuth, RedisCache, UserInfo
 from hub_auth.fastapi import HubBearer, HubOAuth, RedisSessionStore
@@ -342,3 +348,28 @@ async def test_sign_ins_in_progress_stay_bounded_on_a_cluster(
     assert [key async for key in client.scan_iter("hub_auth:session:*")] == [
         b"hub_auth:session:" + b"s" * 64
     ]
+
+
+async def test_a_redis_in_trouble_is_an_error_for_the_session_store_not_a_sign_out(
+    redis_server: redis_helper.RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MASTERDOWN, CLUSTERDOWN, TRYAGAIN, READONLY (a failover's answers) are ResponseError
+    subclasses, like WRONGTYPE's plain ResponseError: only the latter is a value not ours."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    store = RedisSessionStore(client, secret=SECRET)
+    await store.save("a" * 64, "signed in", 60)
+    with socket.socket() as probe:  # a master that is not there
+        probe.bind(("127.0.0.1", 0))
+        nowhere = probe.getsockname()[1]
+    admin = redis.Redis(port=redis_server.port)
+    admin.config_set("replica-serve-stale-data", "no")
+    admin.replicaof("127.0.0.1", nowhere)  # this server now answers reads with MASTERDOWN
+    try:
+        with caplog.at_level(logging.DEBUG, logger="hub_auth"), pytest.raises(MasterDownError):
+            await store.load("a" * 64)
+        assert "integrity" not in caplog.text
+    finally:
+        admin.replicaof("NO", "ONE")
+        admin.config_set("replica-serve-stale-data", "yes")
+        admin.close()
+        await client.aclose()

@@ -584,7 +584,7 @@ class RedisCache(CacheBase):
         # The cache must never fail a request: whatever the client raises (connection,
         # protocol, a misconfigured client), the answer comes from the Hub instead.
         except Exception as exc:
-            if _is_bad_value(exc):
+            if is_unreadable_value(exc):
                 self._recovered()
                 return _BAD_VALUE
             reason = "no answer in time" if isinstance(exc, TimeoutError) else _describe(exc)
@@ -641,12 +641,14 @@ def _is_dropped_connection(exc: Exception) -> bool:
     return isinstance(exc, RedisConnectionError)
 
 
-def _is_bad_value(exc: Exception) -> bool:
-    """Whether Redis answered, but about a value that is not a string we can read.
+def is_unreadable_value(exc: Exception) -> bool:
+    """Whether Redis answered, but about a value that is not a string we can read (the
+    session store's rule too).
 
     ``WRONGTYPE`` has no class of its own in redis-py: it is a plain ``ResponseError``. Its
-    subclasses (``READONLY``, ``OOM``, ``NOPERM``, ``LOADING``...) say Redis itself is in
-    trouble, and are failures.
+    subclasses (``READONLY``, ``OOM``, ``NOPERM``, ``MASTERDOWN``, and a cluster's
+    ``CLUSTERDOWN`` and ``TRYAGAIN`` during a failover...) say Redis itself is in trouble, and
+    are failures.
     """
     if isinstance(exc, UnicodeDecodeError):  # decode_responses=True and bytes that are not UTF-8
         return True

@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub_auth._cache.policy import check_secret
+from hub_auth._cache.redis import is_unreadable_value
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -430,13 +431,13 @@ class RedisSessionStore:
         return self._prefix + key
 
     async def load(self, key: str) -> str | None:
-        from redis.exceptions import ResponseError
-
         name = self._name(key)
         try:
             value = await self._redis.get(name)
-        except ResponseError:  # WRONGTYPE: something else was written there
-            self._sealer.refuse()
+        except Exception as exc:
+            if not is_unreadable_value(exc):
+                raise  # Redis in trouble (down, failing over, read-only): not a signed-out user
+            self._sealer.refuse()  # WRONGTYPE, or bytes that are not UTF-8: not a value of ours
             return None
         if value is None:
             return None
