@@ -2,6 +2,7 @@
 
     python -m benchmarks.service            # 20,000 requests over 2,000 tokens, 10 s outage
     python -m benchmarks.service --smoke    # a small size for CI (about half a minute)
+    python -m benchmarks.service --redis-cluster [--smoke]   # on a 6-node Redis Cluster
 
 Everything runs on 127.0.0.1 and stops by itself: a ``redis-server`` on a free port, FakeHub
 in a thread of this process with a per-IP fixed-window quota like the Hub's (every worker
@@ -17,6 +18,15 @@ shares the one egress IP), and ``uvicorn examples.fastapi_app:app --workers 4`` 
 - ``redis restart``: redis-server stops and starts again a second later; the app must recover
   without a restart;
 - ``after``: normal traffic again, once RedisCache tries Redis again (5 s after a failure).
+
+With ``--redis-cluster`` the cache is a 6-node Redis Cluster (3 masters, 3 replicas, 1 s node
+timeout; ``tests/_redis_cluster.py``) reached through ``redis.asyncio.RedisCluster``
+(``benchmarks/_cluster_app.py``), and a phase comes before the restart:
+
+- ``master failover``: one master is killed (SIGKILL); its replica takes over (the takeover
+  time is measured by polling the cluster); every request must still be answered (200);
+
+and ``redis restart`` stops and restarts every node of the cluster.
 
 "ideal" is what a perfect shared cache would ask the Hub: once per token and ttl (less a
 second: Redis keeps whole seconds). The target is Hub requests <= ideal + 1% in the normal
@@ -48,6 +58,7 @@ from pathlib import Path
 import aiohttp
 
 from hub_auth.testing import FakeHub
+from tests._redis_cluster import LocalCluster, start_cluster
 from tests.redis_server import RedisServer
 
 __all__ = ["main"]
@@ -59,6 +70,8 @@ REDIS_BACKOFF = 5.0
 IDEAL_TTL = TTL - 1
 """What an ideal cache keeps an answer: Redis keeps whole seconds from a truncated clock."""
 _STORM = 10_000
+_FAILOVER_KEY = "hub_auth:failover"
+"""The master that serves this key's slot is the one killed (a third of the tokens' entries)."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +81,16 @@ class Size:
     outage: float
     concurrency: int
     storm_wait: float
+    failover: float  # seconds of the master failover phase (--redis-cluster)
 
 
 SIZES = {
-    "full": Size(requests=20_000, tokens=2_000, outage=10.0, concurrency=64, storm_wait=5.0),
-    "smoke": Size(requests=1_500, tokens=150, outage=2.0, concurrency=32, storm_wait=2.0),
+    "full": Size(
+        requests=20_000, tokens=2_000, outage=10.0, concurrency=64, storm_wait=5.0, failover=6.0
+    ),
+    "smoke": Size(
+        requests=1_500, tokens=150, outage=2.0, concurrency=32, storm_wait=2.0, failover=4.0
+    ),
 }
 
 
@@ -177,17 +195,23 @@ class Load:
         phase.new_tokens = self.introduced - introduced_before
 
 
-def _start_app(hub_url: str, redis_url: str, port: int, secret: str) -> subprocess.Popen[bytes]:
+def _start_app(
+    hub_url: str, redis: RedisServer | LocalCluster, port: int, secret: str
+) -> subprocess.Popen[bytes]:
+    if isinstance(redis, LocalCluster):
+        module, where = "benchmarks._cluster_app:app", {"EXAMPLE_REDIS_CLUSTER": redis.address}
+    else:
+        module, where = "examples.fastapi_app:app", {"EXAMPLE_REDIS_URL": redis.url}
     env = {
         **os.environ,
+        **where,
         "HF_ENDPOINT": hub_url,
-        "EXAMPLE_REDIS_URL": redis_url,
         "HUB_AUTH_CACHE_SECRET": secret,
         "EXAMPLE_CACHE_TTL": str(TTL),  # short, so the outage sees expired entries
         "EXAMPLE_STALE_TTL": "300",
         "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
     }
-    argv = [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app"]
+    argv = [sys.executable, "-m", "uvicorn", module]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
     argv += ["--log-level", "warning", "--no-access-log"]
     return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
@@ -206,7 +230,13 @@ async def _wait_for_app(session: aiohttp.ClientSession, url: str) -> None:
     raise SystemExit("uvicorn did not start within 60 s")
 
 
-async def _run(size: Size, hub: FakeHub, redis: RedisServer, app_url: str) -> list[Phase]:
+async def _run(
+    size: Size,
+    hub: FakeHub,
+    redis: RedisServer | LocalCluster,
+    app_url: str,
+    timers: list[threading.Timer],
+) -> list[Phase]:
     tokens = [hub.add_token(name=f"user{index}") for index in range(size.tokens)]
     load = Load(app_url, tokens, size.requests, size.concurrency)
     share = size.requests // 5
@@ -255,11 +285,37 @@ async def _run(size: Size, hub: FakeHub, redis: RedisServer, app_url: str) -> li
         storm_phase = await phase("429 storm", storm, min_seconds=size.storm_wait)
         storm_phase.name = f"429 storm ({sent[0]} 429s sent)"
 
+        if isinstance(redis, LocalCluster):
+            cluster = redis
+            took: list[float] = []
+
+            watch: list[threading.Thread] = []
+
+            def fail_over() -> None:
+                dead = cluster.kill_master_of(_FAILOVER_KEY)
+                watch.append(
+                    threading.Thread(
+                        target=lambda: took.append(cluster.wait_for_takeover(dead, _FAILOVER_KEY))
+                    )
+                )
+                watch[0].start()
+
+            failover = await phase("master failover", fail_over, min_seconds=size.failover)
+            await asyncio.to_thread(watch[0].join)
+            failover.name = f"master failover (takeover {took[0]:.1f} s)"
+            # Like the restart: each worker leaves Redis alone for `backoff` after a failure.
+            await asyncio.sleep(REDIS_BACKOFF)
+
         def restart() -> None:
             redis.stop()
-            threading.Timer(1.0, redis.start).start()
+            # A cluster's nodes come back with their nodes.conf and rejoin (heal waits for it).
+            again = redis.heal if isinstance(redis, LocalCluster) else redis.start
+            timers.append(threading.Timer(1.0, again))
+            timers[-1].start()
 
         await phase("redis restart", restart, min_seconds=2.0)
+        if isinstance(redis, LocalCluster):  # until every node is back and the cluster ok
+            await asyncio.to_thread(timers[-1].join)
         # RedisCache leaves a failed Redis alone for `backoff` (5 s) before trying it again;
         # meanwhile every miss asks the Hub (see the restart phase's Hub requests).
         await asyncio.sleep(REDIS_BACKOFF)
@@ -271,10 +327,11 @@ def _storm_429s(phase: Phase) -> int:
     return int(phase.name.split("(")[1].split()[0])
 
 
-def _report(size: Size, phases: list[Phase]) -> bool:
+def _report(size: Size, phases: list[Phase], *, cluster: bool) -> bool:
+    where = " on a 6-node Redis Cluster" if cluster else ""
     print(
-        f"\n{WORKERS} uvicorn workers, RedisCache (ttl {TTL} s, stale_ttl 300 s), FakeHub; "
-        f"{size.requests} requests over {size.tokens} tokens, {size.concurrency} in flight"
+        f"\n{WORKERS} uvicorn workers, RedisCache{where} (ttl {TTL} s, stale_ttl 300 s), FakeHub;"
+        f" {size.requests} requests over {size.tokens} tokens, {size.concurrency} in flight"
     )
     header = f"{'phase':<32} {'req':>6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>8} {'hub':>5} "
     print(header + f"{'ideal':>5} {'new tok':>7}  statuses")
@@ -304,6 +361,10 @@ def _report(size: Size, phases: list[Phase]) -> bool:
         "recovered after the redis restart (only 200/401 after it)": set(by_name["after"].statuses)
         <= {200, 401},
     }
+    if "master failover" in by_name:
+        checks["every request answered during the master failover (only 200/401)"] = set(
+            by_name["master failover"].statuses
+        ) <= {200, 401}
     print()
     for name, passed in checks.items():
         print(f"{'ok  ' if passed else 'FAIL'} {name}")
@@ -313,6 +374,11 @@ def _report(size: Size, phases: list[Phase]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.service", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="a small size for CI")
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="a 6-node Redis Cluster instead of one redis-server, and a master failover phase",
+    )
     options = parser.parse_args(argv)
     size = SIZES["smoke" if options.smoke else "full"]
     secret = secrets.token_urlsafe(32)
@@ -320,15 +386,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         binary = shutil.which("redis-server")
         if binary is None:
             raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-        redis = RedisServer(binary, Path(workdir))  # the tests' server: restartable, one port
-        redis.start()
+        redis: RedisServer | LocalCluster
+        if options.redis_cluster:
+            redis = start_cluster(binary, Path(workdir))  # the tests' cluster
+        else:
+            redis = RedisServer(binary, Path(workdir))  # the tests' server: restartable, one port
+            redis.start()
+        timers: list[threading.Timer] = []
         # A quota well above the tokens: the storm, not the window, is what sends 429s.
         hub = FakeHub(rate_limit=size.tokens * 20, rate_limit_window=300)
         hub.start_in_thread()
         app_port = _free_port()
-        app = _start_app(hub.url, redis.url, app_port, secret)
+        app = _start_app(hub.url, redis, app_port, secret)
         try:
-            phases = asyncio.run(_run(size, hub, redis, f"http://127.0.0.1:{app_port}"))
+            phases = asyncio.run(_run(size, hub, redis, f"http://127.0.0.1:{app_port}", timers))
         finally:
             app.terminate()
             try:
@@ -337,9 +408,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 app.kill()
                 app.wait()
             hub.stop_thread()
-            time.sleep(1.2)  # the restart timer may still be starting redis-server
+            for timer in timers:  # the restart may still be starting redis-server
+                timer.cancel()
+                timer.join()
             redis.stop()
-    return 0 if _report(size, phases) else 1
+    return 0 if _report(size, phases, cluster=options.redis_cluster) else 1
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ SLOW_MODULES = frozenset(
         "test_device_browser",  # chromium
         "test_signin_browser",  # chromium and uvicorn
         "test_scale_out",  # replica processes and redis-server
+        "test_redis_cluster",  # a 6-node redis-server cluster and replica processes
         "test_docs_code",  # runs the docs' code blocks in subprocesses
         "test_examples",
         "test_readme",

@@ -432,7 +432,7 @@ async def test_an_anonymous_flood_leaves_room_for_sessions_in_redis(
                     "/oauth/huggingface/login", params={"next": long_next}, follow_redirects=False
                 )
                 assert started.status_code == 302
-            pending = [key async for key in client.scan_iter(PREFIX + "login:*")]
+            pending = [key async for key in client.scan_iter(PREFIX + "{pending}login:*")]
             assert len(pending) <= 20
             assert sum([await client.strlen(key) for key in pending]) <= 64 << 10
             for key in pending:

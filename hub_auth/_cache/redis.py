@@ -33,6 +33,12 @@ At scale (several processes or replicas behind one egress IP, one Hub quota):
   end of the wait (unix seconds, at most 300 s ahead); until then no replica asks the Hub: a
   miss gets the stale answer or ``Err(rate_limited)`` with ``retry_after``.
 
+Redis Cluster (``redis.asyncio.RedisCluster``): every command here names one key (no script,
+no multi-key command), so a token's value, its lock and the backoff stamps spread over the
+masters by their own slots. A master that fails is a Redis failure like any other: the request
+goes to the Hub (or ``local``, or a stale answer when the Hub cannot answer either) and the
+cache is tried again ``backoff`` seconds later, by then with the replica that took over.
+
 Time: every expiry above (a value's freshness, its stale window, the backoff, the wait for
 another replica, the pause after a Redis failure) is decided by the injected ``clock`` (unix
 seconds, ``time.time`` by default) against stamps; Redis's ``EX``/``PX`` only evict.
@@ -233,7 +239,8 @@ class RedisCache(CacheBase):
     and like any ``redis.asyncio`` client it belongs to the event loop that uses it.
 
     Args:
-        redis: A ``redis.asyncio.Redis`` client (``decode_responses`` may be on or off).
+        redis: A ``redis.asyncio.Redis`` client, or a ``redis.asyncio.RedisCluster`` for a
+            Redis Cluster (``decode_responses`` may be on or off).
         ttl: Seconds a successful answer is kept (whole seconds, at least 1; never past the
             token's own expiry).
         prefix: Prefix of every key.
@@ -263,7 +270,7 @@ class RedisCache(CacheBase):
 
     def __init__(
         self,
-        redis: redis.asyncio.Redis,
+        redis: redis.asyncio.Redis | redis.asyncio.RedisCluster,
         *,
         ttl: float = 60.0,
         prefix: str = "hub_auth:",
@@ -577,7 +584,7 @@ class RedisCache(CacheBase):
         # The cache must never fail a request: whatever the client raises (connection,
         # protocol, a misconfigured client), the answer comes from the Hub instead.
         except Exception as exc:
-            if _is_bad_value(exc):
+            if is_unreadable_value(exc):
                 self._recovered()
                 return _BAD_VALUE
             reason = "no answer in time" if isinstance(exc, TimeoutError) else _describe(exc)
@@ -634,12 +641,14 @@ def _is_dropped_connection(exc: Exception) -> bool:
     return isinstance(exc, RedisConnectionError)
 
 
-def _is_bad_value(exc: Exception) -> bool:
-    """Whether Redis answered, but about a value that is not a string we can read.
+def is_unreadable_value(exc: Exception) -> bool:
+    """Whether Redis answered, but about a value that is not a string we can read (the
+    session store's rule too).
 
     ``WRONGTYPE`` has no class of its own in redis-py: it is a plain ``ResponseError``. Its
-    subclasses (``READONLY``, ``OOM``, ``NOPERM``, ``LOADING``...) say Redis itself is in
-    trouble, and are failures.
+    subclasses (``READONLY``, ``OOM``, ``NOPERM``, ``MASTERDOWN``, and a cluster's
+    ``CLUSTERDOWN`` and ``TRYAGAIN`` during a failover...) say Redis itself is in trouble, and
+    are failures.
     """
     if isinstance(exc, UnicodeDecodeError):  # decode_responses=True and bytes that are not UTF-8
         return True

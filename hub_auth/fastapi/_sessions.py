@@ -25,6 +25,18 @@ Sign-ins in progress (keys starting with ``PENDING_LOGIN_PREFIX``, written by an
 to the login route) are bounded apart from sessions, in count and in bytes, in both stores: a
 flood of them evicts the oldest of them, never a signed-in user's session.
 
+``RedisSessionStore`` works on one Redis and on a Redis Cluster (``redis.asyncio.RedisCluster``)
+alike. Its keys, under ``prefix``::
+
+    <prefix><sha256 of a session id>          a session          (one key per command)
+    <prefix>lock:<key>                        a session's lock   (one key per command)
+    <prefix>{pending}login:<...>              a sign-in in progress ┐ one script updates
+    <prefix>{pending}expiry|sizes|bytes       their bounds' index   ┘ them together
+
+The pending keys share the hash tag ``{pending}`` so that the script that keeps the bounds
+(it writes one and may evict others) finds them all in one slot of a cluster; every other
+command names a single key, so sessions spread over the cluster's masters.
+
 A store of your own (the ``SessionStore`` protocol) receives the values unsealed: sealing is
 the store's job, as it is for the two stores here.
 """
@@ -49,6 +61,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub_auth._cache.policy import check_secret
+from hub_auth._cache.redis import is_unreadable_value
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -60,6 +73,10 @@ logger = logging.getLogger("hub_auth")
 
 PENDING_LOGIN_PREFIX = "login:"
 """Keys of sign-ins in progress start with this (session keys are hex digests)."""
+
+PENDING_HASH_TAG = "{pending}"
+"""In Redis, sign-ins in progress and their index sit under ``prefix`` + this hash tag: one
+cluster slot, so the script that bounds them may touch them all."""
 
 MAX_PENDING_LOGINS = 10_000
 MAX_PENDING_BYTES = 8 << 20
@@ -298,7 +315,9 @@ class MemorySessionStore:
 
 # Sign-ins in progress in Redis: each value has its own PX expiry, and an index keeps the
 # bounds: a sorted set (key -> expiry, ms), a hash (key -> bytes) and the total of the bytes.
-# The scripts run atomically, so concurrent sign-ins on several replicas keep the bounds.
+# The scripts run atomically, so concurrent sign-ins on several replicas keep the bounds. They
+# touch keys they were not given (the oldest sign-ins they evict): on a cluster every one of
+# them shares the {pending} hash tag, hence one slot.
 _FORGET_PENDING = """
 local function forget(member)
   local size = redis.call('HGET', KEYS[3], member)
@@ -362,13 +381,17 @@ class RedisSessionStore:
         )
         oauth = HubOAuth(session_store=store)
 
-    ``redis`` is a ``redis.asyncio.Redis`` client, the same kind ``RedisCache`` takes; it is
-    the caller's and is never closed here. Values are sealed (AES-GCM, see the module) and
-    written with ``SET key value PX ms``, so Redis itself expires them.
+    ``redis`` is a ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` client, the same
+    kind ``RedisCache`` takes; it is the caller's and is never closed here. Values are sealed
+    (AES-GCM, see the module) and written with ``SET key value PX ms``, so Redis itself
+    expires them. On a cluster, sessions spread over the masters and the sign-ins in progress
+    share one slot (the ``{pending}`` hash tag; see the module for the keys).
 
     Args:
-        redis: A ``redis.asyncio.Redis`` client (``decode_responses`` may be on or off).
-        prefix: Prefix of every key.
+        redis: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` client
+            (``decode_responses`` may be on or off).
+        prefix: Prefix of every key (a hash tag in it, like ``{app}:session:``, puts every
+            key of the store in one cluster slot).
         secret: The key the replicas seal sessions with: at least 32 bytes, not a repeated
             pattern, the same on every replica. Default: one derived from
             ``OAUTH_CLIENT_SECRET`` (a Space with ``hf_oauth: true``); without either, a
@@ -380,7 +403,7 @@ class RedisSessionStore:
 
     def __init__(
         self,
-        redis: redis.asyncio.Redis,
+        redis: redis.asyncio.Redis | redis.asyncio.RedisCluster,
         *,
         prefix: str = "hub_auth:session:",
         secret: bytes | str | None = None,
@@ -392,8 +415,8 @@ class RedisSessionStore:
         self._max_pending_bytes = _check_bound(max_pending_bytes, "max_pending_bytes")
         self._redis = redis
         self._prefix = prefix
-        index = f"{prefix}pending:"
-        self._pending_index = [index + "expiry", index + "sizes", index + "bytes"]
+        pending = prefix + PENDING_HASH_TAG
+        self._pending_index = [pending + "expiry", pending + "sizes", pending + "bytes"]
         self._save_pending = redis.register_script(_SAVE_PENDING)
         self._delete_pending = redis.register_script(_DELETE_PENDING)
 
@@ -401,21 +424,27 @@ class RedisSessionStore:
     def _px(ttl: float) -> int:
         return max(1, math.ceil(ttl * 1000))
 
-    async def load(self, key: str) -> str | None:
-        from redis.exceptions import ResponseError
+    def _name(self, key: str) -> str:
+        """The Redis key of ``key``: sign-ins in progress under the ``{pending}`` hash tag."""
+        if key.startswith(PENDING_LOGIN_PREFIX):
+            return self._prefix + PENDING_HASH_TAG + key
+        return self._prefix + key
 
-        name = self._prefix + key
+    async def load(self, key: str) -> str | None:
+        name = self._name(key)
         try:
             value = await self._redis.get(name)
-        except ResponseError:  # WRONGTYPE: something else was written there
-            self._sealer.refuse()
+        except Exception as exc:
+            if not is_unreadable_value(exc):
+                raise  # Redis in trouble (down, failing over, read-only): not a signed-out user
+            self._sealer.refuse()  # WRONGTYPE, or bytes that are not UTF-8: not a value of ours
             return None
         if value is None:
             return None
         return self._sealer.open(name, value)
 
     async def save(self, key: str, value: str, ttl: float) -> None:
-        name = self._prefix + key
+        name = self._name(key)
         sealed = self._sealer.seal(name, value)
         if key.startswith(PENDING_LOGIN_PREFIX):
             await self._save_pending(
@@ -427,12 +456,12 @@ class RedisSessionStore:
 
     async def replace(self, key: str, value: str, ttl: float) -> bool:
         """Save ``value`` only if ``key`` holds a value (``SET ... XX``, atomic)."""
-        name = self._prefix + key
+        name = self._name(key)
         sealed = self._sealer.seal(name, value)
         return bool(await self._redis.set(name, sealed, px=self._px(ttl), xx=True))
 
     async def delete(self, key: str) -> None:
-        name = self._prefix + key
+        name = self._name(key)
         if key.startswith(PENDING_LOGIN_PREFIX):
             await self._delete_pending(keys=[name, *self._pending_index])
         else:
