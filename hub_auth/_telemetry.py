@@ -10,9 +10,9 @@ names (``docs/observability.md`` lists them in one table):
   Hub's ``X-Request-Id``); one span per flow: the device login, the stored-token refresh, the
   OIDC exchange, ``HubOAuth``'s sign-in and session refresh;
 - metrics ``hub_auth.whoami.calls`` (counter: ``outcome`` = ``ok`` or the ``ErrorKind``,
-  ``cache``), ``hub_auth.hub.request.duration`` (histogram, seconds: ``status``),
-  ``hub_auth.cache.entries`` (observable gauge) and ``hub_auth.backoff.active`` (observable
-  gauge: seconds left of the Hub's rate-limit backoff, 0 when none).
+  ``cache``, ``server.address``), ``hub_auth.hub.request.duration`` (histogram, seconds:
+  ``status``), ``hub_auth.cache.entries`` (observable gauge) and ``hub_auth.backoff.active``
+  (observable gauge: seconds left of the Hub's rate-limit backoff, 0 when none).
 
 Never a token, a token hash, a code or a secret: attributes are kinds, statuses, hosts, paths
 (scrubbed) and the Hub's request id.
@@ -322,11 +322,28 @@ def _outcome(result: Result[Any]) -> str:
 
 
 def record_whoami(server: str, result: Result[Any], cache: CacheOutcome) -> None:
-    """Count a whoami answered as ``cache`` says (sync: a cache hit served without a coroutine
-    counts this way too). Call only while ``on``."""
+    """A whoami answered without a coroutine (a cache hit served synchronously): its span,
+    started and ended at once, and its count. Call only while ``on``."""
     instruments = _instruments
-    if instruments is not None and instruments.whoami_calls is not None:
-        instruments.whoami_calls.add(1, {OUTCOME: _outcome(result), CACHE: cache})
+    if instruments is None:
+        return
+    span = instruments.tracer.start_span(
+        WHOAMI,
+        kind=instruments.span_kind.INTERNAL,
+        attributes={SERVER_ADDRESS: server, CACHE_ATTR: cache},
+    )
+    if isinstance(result, Err):
+        _failed(span, result.error, instruments)
+    span.end()
+    _count(instruments, server, result, cache)
+
+
+def _count(
+    instruments: _Instruments, server: str, result: Result[Any], cache: CacheOutcome
+) -> None:
+    if instruments.whoami_calls is not None:
+        attributes = {OUTCOME: _outcome(result), CACHE: cache, SERVER_ADDRESS: server}
+        instruments.whoami_calls.add(1, attributes)
 
 
 async def traced_whoami(
@@ -370,7 +387,7 @@ async def traced_whoami(
                 group.calls -= 1
                 if group.calls <= 0 and _groups.get(key) is group:
                     del _groups[key]
-    record_whoami(server, result, cache)
+    _count(instruments, server, result, cache)
     return result
 
 

@@ -243,13 +243,18 @@ async def test_a_rate_limit_backoff_is_a_gauge(
     assert recorded.count(names.WHOAMI_CALLS, outcome="rate_limited", cache="miss") == 2
 
 
-async def test_a_fast_path_hit_is_counted_from_sync_code(recorded: Recorded) -> None:
+def test_a_fast_path_hit_is_recorded_from_sync_code(recorded: Recorded) -> None:
     names.record_whoami("huggingface.co", Ok(None), "hit")
-    names.record_whoami(
-        "huggingface.co", Err(HubAuthError(ErrorKind.UNAUTHORIZED, "rejected")), "hit"
-    )
-    assert recorded.count(names.WHOAMI_CALLS, outcome="ok", cache="hit") == 1
-    assert recorded.count(names.WHOAMI_CALLS, outcome="unauthorized", cache="hit") == 1
+    rejected = HubAuthError(ErrorKind.UNAUTHORIZED, "rejected")
+    names.record_whoami("huggingface.co", Err(rejected), "hit")
+    hit, refused = recorded.spans(names.WHOAMI)
+    assert hit.attributes == {"server.address": "huggingface.co", "hub_auth.cache": "hit"}
+    assert refused.status.status_code is StatusCode.ERROR
+    assert attr(refused, "hub_auth.error.kind") == "unauthorized"
+    assert recorded.points(names.WHOAMI_CALLS) == [
+        ({"outcome": "ok", "cache": "hit", "server.address": "huggingface.co"}, 1),
+        ({"outcome": "unauthorized", "cache": "hit", "server.address": "huggingface.co"}, 1),
+    ]
 
 
 # -- flows -------------------------------------------------------------------------------------
