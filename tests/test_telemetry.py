@@ -352,3 +352,20 @@ async def test_sign_in_and_session_refresh_spans(hub: FakeHub, recorded: Recorde
     assert refreshes
     assert [attr(span, "url.path") for span in children(recorded, refreshes[0])] == ["/oauth/token"]
     assert not any(secret in recorded.everything() for secret in hub.oauth._refresh_tokens)
+
+
+async def test_metrics_without_traces(hub: FakeHub, hf_home: Path) -> None:
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    undo = names.use_providers(meter_provider=meter_provider)
+    try:
+        async with HubAuth(endpoint=hub.url, cache=MemoryCache()) as auth:
+            for _ in range(3):
+                assert isinstance(await auth.whoami(TOKEN), Ok)
+    finally:
+        undo()
+    recorded = Recorded(InMemorySpanExporter(), reader)
+    assert recorded.count(names.WHOAMI_CALLS, cache="miss") == 1
+    assert recorded.count(names.WHOAMI_CALLS, cache="hit") == 2
+    assert recorded.count(names.HUB_REQUEST_DURATION, status="200") == 1
+    meter_provider.shutdown()
