@@ -188,7 +188,7 @@ class HubAuth:
         self._closed = False
         self._server = urlsplit(self._settings.endpoint).hostname or ""
         self._health_probe: asyncio.Task[object] | None = None
-        _telemetry.watch(self._client, self._server, cache)
+        _telemetry.watch(self._client, self._settings.endpoint, cache)
         if is_insecure_endpoint(self._settings.endpoint):
             logger.warning(
                 "endpoint %s uses plain http to a non-loopback host: tokens would travel "

@@ -235,15 +235,20 @@ def use_providers(
 # -- what the gauges observe -------------------------------------------------------------------
 
 _watched_caches: weakref.WeakKeyDictionary[object, None] = weakref.WeakKeyDictionary()
-_watched_clients: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_watched_clients: weakref.WeakKeyDictionary[Any, tuple[str, int]] = weakref.WeakKeyDictionary()
 _watch_lock = threading.Lock()
 
 
-def watch(client: Any, server: str, cache: object | None) -> None:
-    """Observe ``client`` (its ``backoff_remaining()``) and ``cache`` (its ``stats().entries``)
-    for the gauges, while they live. Called once per ``HubAuth``."""
+def watch(client: Any, endpoint: str, cache: object | None) -> None:
+    """Observe ``client`` (its ``backoff_remaining()``, under its ``endpoint``'s host and port)
+    and ``cache`` (its ``stats().entries``) for the gauges, while they live. Called once per
+    ``HubAuth``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     with _watch_lock:
-        _watched_clients[client] = server
+        _watched_clients[client] = (parts.hostname or "", port)
         if cache is not None:
             # A cache that cannot be weakly referenced is not observed.
             with contextlib.suppress(TypeError):
@@ -256,11 +261,15 @@ def _observe_entries(options: CallbackOptions) -> Iterable[Observation]:
 
     with _watch_lock:
         caches = list(_watched_caches)
+    entries_by_kind: dict[str, int] = {}
     for cache in caches:
         stats = getattr(cache, "stats", None)
         entries = stats().entries if callable(stats) else None
         if isinstance(entries, int):
-            yield Observation(entries, {CACHE_KIND: type(cache).__name__})
+            kind = type(cache).__name__
+            entries_by_kind[kind] = entries_by_kind.get(kind, 0) + entries
+    for kind, entries in entries_by_kind.items():
+        yield Observation(entries, {CACHE_KIND: kind})
 
 
 def _observe_backoff(options: CallbackOptions) -> Iterable[Observation]:
@@ -268,11 +277,11 @@ def _observe_backoff(options: CallbackOptions) -> Iterable[Observation]:
 
     with _watch_lock:
         clients = list(_watched_clients.items())
-    longest: dict[str, float] = {}
+    longest: dict[tuple[str, int], float] = {}
     for client, server in clients:
         longest[server] = max(longest.get(server, 0.0), client.backoff_remaining())
-    for server, seconds in longest.items():
-        yield Observation(seconds, {SERVER_ADDRESS: server})
+    for (address, port), seconds in longest.items():
+        yield Observation(seconds, {SERVER_ADDRESS: address, SERVER_PORT: port})
 
 
 # -- whoami --------------------------------------------------------------------------------------
