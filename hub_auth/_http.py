@@ -433,7 +433,7 @@ class HubClient:
     async def _whoami_attempt(self, token: str, deadline: float) -> Result[UserInfo] | _Retryable:
         """One whoami request; the failures another attempt may cure are returned as such."""
         timeout, cut = self._attempt_timeout(deadline)
-        with _telemetry.hub_request("GET", self._whoami_url) as traced:
+        with _telemetry.hub_request("GET", self._whoami_url, whoami=True) as traced:
             answered = await self._request(
                 "GET",
                 self._whoami_url,

@@ -418,10 +418,20 @@ def _failed(span: Span | Nothing, error: HubAuthError, instruments: _Instruments
 class HubRequest:
     """One request to the Hub: a ``hub_auth.hub.request`` span and its duration (``with``)."""
 
-    __slots__ = ("_instruments", "_method", "_server", "_span", "_started", "_status", "_url")
+    __slots__ = (
+        "_instruments",
+        "_method",
+        "_server",
+        "_span",
+        "_started",
+        "_status",
+        "_url",
+        "_whoami",
+    )
 
-    def __init__(self, instruments: _Instruments, method: str, url: object) -> None:
+    def __init__(self, instruments: _Instruments, method: str, url: object, whoami: bool) -> None:
         self._instruments = instruments
+        self._whoami = whoami
         self._method = method
         self._url = url
         self._span: Span | None = None
@@ -467,7 +477,7 @@ class HubRequest:
             span.set_attribute(ERROR_KIND_ATTR, kind.value)
         if request_id:
             span.set_attribute(REQUEST_ID, (scrub(request_id)[:100],))
-        call = _CURRENT_WHOAMI.get()
+        call = _CURRENT_WHOAMI.get() if self._whoami else None
         if call is not None:
             call.requests += 1
             call.failed = status is None or status != 200
@@ -519,14 +529,16 @@ class Nothing:
 _NOTHING: Final = Nothing()
 
 
-def hub_request(method: str, url: object) -> HubRequest | Nothing:
-    """``with hub_request(method, url) as request: ... request.answered(...)``."""
+def hub_request(method: str, url: object, *, whoami: bool = False) -> HubRequest | Nothing:
+    """``with hub_request(method, url) as request: ... request.answered(...)``; ``whoami``: the
+    request is a whoami's (a cache's load), which the whoami span around it tells apart from a
+    token refresh or OIDC exchange made while resolving its token."""
     if not on:
         refresh()  # before every Hub request: a provider may have been set since
     instruments = _instruments
     if instruments is None:
         return _NOTHING
-    return HubRequest(instruments, method, url)
+    return HubRequest(instruments, method, url, whoami)
 
 
 class Flow:

@@ -291,6 +291,9 @@ async def test_device_login_spans(auth: HubAuth, recorded: Recorded, hub: FakeHu
     denied = (await auth.start_device_login()).unwrap()
     hub.oauth.deny(denied.user_code)
     assert isinstance(await auth.complete_device_login(denied), Err)
+    text = recorded.everything()
+    for code in (device, denied):
+        assert code.device_code.get_secret_value() not in text
     failed = recorded.spans(names.DEVICE_LOGIN_POLL)[-1]
     assert failed.attributes == {"hub_auth.error.kind": "access_denied"}
     assert failed.status.status_code is StatusCode.ERROR
