@@ -33,6 +33,10 @@ unknown tokens must not keep the service's quota exhausted. The wait is capped a
 service out for long. A 429 that does not say when is not remembered. Caches are consulted
 before HubClient, so tokens they know keep working.
 
+Each request is one ``hub_auth.hub.request`` span when an OpenTelemetry SDK is set up
+(``_telemetry.hub_request`` around ``_request``, at its two callers), and what it got from the
+Hub is kept as ``last_heard`` for ``HubAuth.health``.
+
 Bodies are read through a bounded loop (never ``response.read()``), so neither a huge
 ``Content-Length``, an endless chunked stream nor a compressed bomb is read beyond 1 MiB.
 """
@@ -478,7 +482,8 @@ class HubClient:
             request_timeout = aiohttp.ClientTimeout(total=time_limit, sock_connect=connect)
         with _telemetry.hub_request(method, url) as traced:
             answered = await self._request(method, url, time_limit=request_timeout, **parts)
-            self._heard(answered, traced, hub=str(url).startswith(self._settings.endpoint))
+            to_hub = str(url).startswith(self._settings.endpoint + "/")
+            self._heard(answered, traced, hub=to_hub)
         return Err(answered.error) if isinstance(answered, _Retryable) else answered
 
     def _heard(
