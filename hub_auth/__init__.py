@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hub_auth._cache.memory import MemoryCache
     from hub_auth._cache.redis import RedisCache
     from hub_auth._client import HubAuth
+    from hub_auth._health import CacheHealth, HealthReport
     from hub_auth._login.outcomes import LogoutInfo, StoredToken, SwitchInfo
     from hub_auth._login.store import TokenStore
     from hub_auth._models import (
@@ -43,11 +44,13 @@ __version__ = "0.1.0.dev0"
 """The version of hub_auth (PEP 440)."""
 
 _LAZY = {
+    "CacheHealth": "hub_auth._health",
     "CacheStats": "hub_auth._cache",
     "MemoryCache": "hub_auth._cache.memory",
     "RedisCache": "hub_auth._cache.redis",
     "DeviceCode": "hub_auth._models",
     "FineGrainedScope": "hub_auth._models",
+    "HealthReport": "hub_auth._health",
     "HubAuth": "hub_auth._client",
     "HubAuthSync": "hub_auth._sync",
     "LoopRunningError": "hub_auth._sync_support",
@@ -67,8 +70,10 @@ _LAZY = {
 # typing.get_type_hints() (and pydantic) resolve in their module's namespace, not in this one.
 _SHOWN_HERE = frozenset(
     {
+        "CacheHealth",
         "CacheStats",
         "ErrorKind",
+        "HealthReport",
         "HubAuth",
         "HubAuthError",
         "HubAuthSync",
@@ -88,11 +93,13 @@ for _value in (ErrorKind, HubAuthError, is_err, is_ok):
 del _value
 
 __all__ = [
+    "CacheHealth",
     "CacheStats",
     "DeviceCode",
     "Err",
     "ErrorKind",
     "FineGrainedScope",
+    "HealthReport",
     "HubAuth",
     "HubAuthError",
     "HubAuthSync",

@@ -9,6 +9,7 @@ where it happens.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import logging
@@ -18,12 +19,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from pydantic import SecretStr
 
+from hub_auth import _telemetry
 from hub_auth._cache import WhoamiCache
 from hub_auth._errors import ErrorKind, HubAuthError
+from hub_auth._health import HealthReport, health_report
 from hub_auth._http import HubClient, RetryPolicy
 from hub_auth._login import git as _git
 from hub_auth._login.files import forget_git_credentials, remove_login, switch_login
@@ -37,8 +41,8 @@ from hub_auth._login.prompt import (
 )
 from hub_auth._login.store import ENDPOINT_KEY, TokenStore
 from hub_auth._models import DeviceCode, LoginInfo, UserInfo
+from hub_auth._oauth import DISCOVERY_PATH, oauth_client_id
 from hub_auth._oauth import device as _device
-from hub_auth._oauth import oauth_client_id
 from hub_auth._oauth.exchange import OidcExchanger, oidc_resource
 from hub_auth._oauth.refresh import StoredTokenRefresher
 from hub_auth._result import Err, Ok, Result
@@ -182,6 +186,9 @@ class HubAuth:
         )
         self._oidc = OidcExchanger(self._client, self._settings.endpoint)
         self._closed = False
+        self._server = urlsplit(self._settings.endpoint).hostname or ""
+        self._health_probe: asyncio.Task[object] | None = None
+        _telemetry.watch(self._client, self._settings.endpoint, cache)
         if is_insecure_endpoint(self._settings.endpoint):
             logger.warning(
                 "endpoint %s uses plain http to a non-loopback host: tokens would travel "
@@ -201,6 +208,8 @@ class HubAuth:
     async def aclose(self) -> None:
         """Close the aiohttp session HubAuth created (a borrowed one is left open). Idempotent."""
         self._closed = True
+        if self._health_probe is not None:
+            self._health_probe.cancel()
         await self._client.close()
 
     @property
@@ -402,6 +411,13 @@ class HubAuth:
         ``retry_after``), ``server_error`` (5xx), ``bad_response``, ``network``, ``timeout``.
         """
         self._check_open()
+        if _telemetry.on and not _telemetry.in_whoami():  # an OpenTelemetry SDK is set up
+            return await _telemetry.traced_whoami(
+                functools.partial(self.whoami, token),
+                server=self._server,
+                token=None if token is None else _plain(token),
+                cached=self._cache is not None,
+            )
         resolved = await self._resolve_checked(token)
         if isinstance(resolved, Err):
             return resolved
@@ -545,7 +561,10 @@ class HubAuth:
         self._check_open()
         if (offline := self._offline()) is not None:
             return offline
-        return await _device.request_device_code(self._client, self._device_client_id())
+        with _telemetry.flow(_telemetry.DEVICE_LOGIN_START) as traced:
+            return traced.result(
+                await _device.request_device_code(self._client, self._device_client_id())
+            )
 
     async def complete_device_login(
         self, device: DeviceCode, *, add_to_git_credentials: bool = False
@@ -587,9 +606,12 @@ class HubAuth:
             )
         if (offline := self._offline()) is not None:
             return offline
-        polled = await _device.poll_for_token(
-            self._client, device, self._device_client_id(), on_pending=on_pending
-        )
+        with _telemetry.flow(_telemetry.DEVICE_LOGIN_POLL) as traced:
+            polled = traced.result(
+                await _device.poll_for_token(
+                    self._client, device, self._device_client_id(), on_pending=on_pending
+                )
+            )
         if isinstance(polled, Err):
             return polled
         grant = polled.value
@@ -676,6 +698,45 @@ class HubAuth:
         if self._token is not None:
             info = dataclasses.replace(info, notes=(*info.notes, _KEEPS_GIVEN_TOKEN))
         return Ok(info)
+
+    async def health(self, *, max_age: float = 30.0, probe_timeout: float = 2.0) -> HealthReport:
+        """What this client last saw of the Hub and of its cache: for a readiness probe.
+
+        Reports what real calls saw, so a probe called every second costs no request while
+        the service is busy. The Hub is asked only when nothing was heard from it for
+        ``max_age`` seconds (5 s at most after it failed): one unauthenticated
+        ``GET /.well-known/openid-configuration`` within ``probe_timeout`` seconds, shared by
+        concurrent callers. Never during a rate-limit backoff (the 429 said the Hub is up)
+        nor offline (``HF_HUB_OFFLINE``). The cache's state is as last seen (a Redis cache
+        is set aside after a failure, and tried again after its ``backoff``).
+
+        ``report.ready`` is false only when the Hub could not be reached the last time it was
+        asked; ``report.degraded`` says the service works with less: a rate-limit backoff,
+        or a cache set aside (answers come from the Hub directly)::
+
+            report = await auth.health()
+            if not report.ready:
+                print("the Hub is unreachable:", report.last_error)
+        """
+        self._check_open()
+        client = self._client
+        heard = client.last_heard
+        now = time.monotonic()
+        fresh_for = max_age if heard is not None and heard.reachable else min(max_age, 5.0)
+        stale = heard is None or now - heard.at > fresh_for
+        if stale and not self._settings.offline and client.backoff_remaining() == 0:
+            probe = self._health_probe
+            if probe is None or probe.done():
+                probe = self._health_probe = asyncio.ensure_future(
+                    client.request("GET", self.endpoint + DISCOVERY_PATH, time_limit=probe_timeout)
+                )
+            await asyncio.shield(probe)
+        return health_report(
+            client.last_heard,
+            backoff=client.backoff_remaining(),
+            cache=self._cache,
+            offline=self._settings.offline,
+        )
 
     async def _forget_cached(self, token: str) -> None:
         """Drop what the whoami cache, if any, holds for ``token``."""

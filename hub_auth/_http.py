@@ -33,6 +33,10 @@ unknown tokens must not keep the service's quota exhausted. The wait is capped a
 service out for long. A 429 that does not say when is not remembered. Caches are consulted
 before HubClient, so tokens they know keep working.
 
+Each request is one ``hub_auth.hub.request`` span when an OpenTelemetry SDK is set up
+(``_telemetry.hub_request`` around ``_request``, at its two callers), and what it got from the
+Hub is kept as ``last_heard`` for ``HubAuth.health``.
+
 Bodies are read through a bounded loop (never ``response.read()``), so neither a huge
 ``Content-Length``, an endless chunked stream nor a compressed bomb is read beyond 1 MiB.
 """
@@ -58,6 +62,7 @@ import aiohttp
 from pydantic import ValidationError
 from yarl import URL
 
+from hub_auth import _telemetry
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._models import UserInfo
@@ -110,6 +115,20 @@ class RawAnswer(NamedTuple):
     body: bytes
     request_id: str | None
     headers: Mapping[str, str] = MappingProxyType({})
+
+
+class Heard(NamedTuple):
+    """What the last request to the Hub got: when (``time.monotonic()``), its status (``None``:
+    no answer) and the error kind, if it failed."""
+
+    at: float
+    status: int | None
+    kind: ErrorKind | None
+
+    @property
+    def reachable(self) -> bool:
+        """The Hub answered, and not with a 5xx."""
+        return self.status is not None and self.status < 500
 
 
 class RetryPolicy:
@@ -214,6 +233,9 @@ def _hub_message(body: bytes, headers: Mapping[str, str]) -> str | None:
     return scrub(str(text))[:300]
 
 
+# What an answer says about the Hub itself (HubAuth.health), not about a token.
+_HEALTH_KINDS: Final = {429: ErrorKind.RATE_LIMITED}
+
 _STATUS_KINDS: Final = {
     401: (ErrorKind.UNAUTHORIZED, "the Hub rejected the token (invalid, expired or revoked)"),
     403: (ErrorKind.FORBIDDEN, "the Hub refused the token"),
@@ -268,6 +290,7 @@ class HubClient:
         self._rate_limited_until = 0.0
         # Called with the wait the moment the Hub says to back off (caches share it).
         self._rate_limit_listeners: list[Callable[[float], None]] = []
+        self._last_heard: Heard | None = None
 
     @property
     def session_open(self) -> bool:
@@ -414,17 +437,19 @@ class HubClient:
     async def _whoami_attempt(self, token: str, deadline: float) -> Result[UserInfo] | _Retryable:
         """One whoami request; the failures another attempt may cure are returned as such."""
         timeout, cut = self._attempt_timeout(deadline)
-        answered = await self._request(
-            "GET",
-            self._whoami_url,
-            # MaskedStr: a locals-capturing error reporter sees "Bearer hf_****abcd" here and
-            # in aiohttp's frames below, which keep the value object as it is.
-            headers={"authorization": MaskedStr(f"Bearer {token}")},
-            time_limit=timeout,
-            timeout_note=(
-                f" (what was left of the {self._retry.budget:g} s retry budget)" if cut else ""
-            ),
-        )
+        with _telemetry.hub_request("GET", self._whoami_url, whoami=True) as traced:
+            answered = await self._request(
+                "GET",
+                self._whoami_url,
+                # MaskedStr: a locals-capturing error reporter sees "Bearer hf_****abcd" here
+                # and in aiohttp's frames below, which keep the value object as it is.
+                headers={"authorization": MaskedStr(f"Bearer {token}")},
+                time_limit=timeout,
+                timeout_note=(
+                    f" (what was left of the {self._retry.budget:g} s retry budget)" if cut else ""
+                ),
+            )
+            self._heard(answered, traced, hub=True)
         if not isinstance(answered, Ok):
             return answered
         answer = answered.value
@@ -455,8 +480,43 @@ class HubClient:
         if time_limit is not None:
             connect = min(time_limit, self._settings.connect_timeout)
             request_timeout = aiohttp.ClientTimeout(total=time_limit, sock_connect=connect)
-        answered = await self._request(method, url, time_limit=request_timeout, **parts)
+        with _telemetry.hub_request(method, url) as traced:
+            answered = await self._request(method, url, time_limit=request_timeout, **parts)
+            to_hub = str(url).startswith(self._settings.endpoint + "/")
+            self._heard(answered, traced, hub=to_hub)
         return Err(answered.error) if isinstance(answered, _Retryable) else answered
+
+    def _heard(
+        self,
+        answered: Result[RawAnswer] | _Retryable,
+        traced: _telemetry.HubRequest | _telemetry.Nothing,
+        *,
+        hub: bool,
+    ) -> None:
+        """Note how a request went: on its span, and (``hub``: it went to the Hub) as what was
+        last heard from the Hub (``HubAuth.health``)."""
+        if isinstance(answered, Ok):
+            answer = answered.value
+            status: int | None = answer.status
+            request_id = answer.request_id
+            kind = _HEALTH_KINDS.get(answer.status)
+            if kind is None and answer.status >= 500:
+                kind = ErrorKind.SERVER_ERROR
+        else:
+            error = answered.error
+            status, request_id, kind = error.status, error.request_id, error.kind
+        traced.answered(status, request_id, kind)
+        if hub:
+            self._last_heard = Heard(time.monotonic(), status, kind)
+
+    @property
+    def last_heard(self) -> Heard | None:
+        """What the last request to the Hub got (``None`` before the first)."""
+        return self._last_heard
+
+    def backoff_remaining(self) -> float:
+        """Seconds left of the Hub's rate-limit backoff (0 when there is none)."""
+        return max(0.0, self._rate_limited_until - time.monotonic())
 
     async def _request(
         self,

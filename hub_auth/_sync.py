@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from hub_auth._cache import WhoamiCache
 from hub_auth._client import HubAuth
+from hub_auth._health import HealthReport
 from hub_auth._login.outcomes import LogoutInfo, StoredToken, SwitchInfo
 from hub_auth._login.store import TokenStore
 from hub_auth._models import DeviceCode, LoginInfo, UserInfo
@@ -262,3 +263,26 @@ class HubAuthSync(SyncFacade):
     def switch_token(self, token_name: str) -> Result[SwitchInfo]:
         """Make the stored token ``token_name`` the active one (``Err(not_found)`` if unknown)."""
         return self._run("HubAuthSync.switch_token", HubAuth.switch_token, token_name)
+
+    def health(self, *, max_age: float = 30.0, probe_timeout: float = 2.0) -> HealthReport:
+        """What this client last saw of the Hub and of its cache: for a readiness probe.
+
+        Reports what real calls saw, so a probe called every second costs no request while
+        the service is busy. The Hub is asked only when nothing was heard from it for
+        ``max_age`` seconds (5 s at most after it failed): one unauthenticated
+        ``GET /.well-known/openid-configuration`` within ``probe_timeout`` seconds, shared by
+        concurrent callers. Never during a rate-limit backoff (the 429 said the Hub is up)
+        nor offline (``HF_HUB_OFFLINE``). The cache's state is as last seen (a Redis cache
+        is set aside after a failure, and tried again after its ``backoff``).
+
+        ``report.ready`` is false only when the Hub could not be reached the last time it was
+        asked; ``report.degraded`` says the service works with less: a rate-limit backoff,
+        or a cache set aside (answers come from the Hub directly)::
+
+            report = auth.health()
+            if not report.ready:
+                print("the Hub is unreachable:", report.last_error)
+        """
+        return self._run(
+            "HubAuthSync.health", HubAuth.health, max_age=max_age, probe_timeout=probe_timeout
+        )

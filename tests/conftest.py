@@ -92,6 +92,7 @@ SLOW_MODULES = frozenset(
         "test_mcp_example",
         "test_mcp_bench",
         "test_readme_figures",  # collects the suite in a subprocess
+        "test_telemetry_process",  # scripts with and without OpenTelemetry
     }
 )
 """Modules whose every test starts a process, a browser or a server."""

@@ -22,11 +22,13 @@ import hub_auth
 
 PUBLIC_NAMES = {
     "hub_auth": {
+        "CacheHealth",
         "CacheStats",
         "DeviceCode",
         "Err",
         "ErrorKind",
         "FineGrainedScope",
+        "HealthReport",
         "HubAuth",
         "HubAuthError",
         "HubAuthSync",
@@ -55,6 +57,7 @@ PUBLIC_NAMES = {
         "default_client",
         "exchange_oidc_token",
         "get_token",
+        "health",
         "list_tokens",
         "login",
         "logout",

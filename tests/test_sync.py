@@ -292,6 +292,7 @@ GUARDED_CALLS: dict[str, Callable[[HubAuthSync, str], object]] = {
     "switch_token": lambda auth, token: auth.switch_token("stored"),
     "exchange_oidc_token": lambda auth, token: auth.exchange_oidc_token("ada/model"),
     "start_device_login": lambda auth, token: auth.start_device_login(),
+    "health": lambda auth, token: auth.health(),
     "complete_device_login": lambda auth, token: auth.complete_device_login(
         DeviceCode(
             user_code="ABCD-EFGH",

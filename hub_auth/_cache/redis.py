@@ -322,6 +322,13 @@ class RedisCache(CacheBase):
         """False while Redis is considered down (after a failure, for ``backoff`` seconds)."""
         return self._down_until is None
 
+    @property
+    def retry_in(self) -> float | None:
+        """Seconds before Redis is tried again while it is set aside (0: at the next call);
+        ``None`` while it is available."""
+        down_until = self._down_until
+        return None if down_until is None else max(0.0, down_until - self._clock())
+
     def key(self, token: str, *, endpoint: str) -> str:
         """The Redis key of ``token`` at ``endpoint`` (``prefix`` + hex HMAC-SHA256 under the
         secret)."""

@@ -37,6 +37,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from hub_auth import _telemetry
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._oauth import ID_TOKEN_TYPE, OIDC_REEXCHANGE_MARGIN, TOKEN_EXCHANGE_GRANT, TOKEN_PATH
@@ -126,7 +127,10 @@ class OidcExchanger:
         if cached is not None and time.monotonic() < cached.fresh_until:
             return Ok(cached.token)
         margin = OIDC_REEXCHANGE_MARGIN if source == _GITHUB else 0.0
-        return await self._shared(key, lambda: self._mint_and_exchange(key, mint, margin))
+        with _telemetry.flow(_telemetry.OIDC_EXCHANGE) as traced:
+            return traced.result(
+                await self._shared(key, lambda: self._mint_and_exchange(key, mint, margin))
+            )
 
     async def _shared(
         self, key: _Key, start: Callable[[], Coroutine[Any, Any, Result[str]]]

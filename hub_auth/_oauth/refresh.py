@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 import anyio.from_thread
 import anyio.to_thread
 
+from hub_auth import _telemetry
 from hub_auth._cache.flight import SingleFlight
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
@@ -228,7 +229,9 @@ class StoredTokenRefresher:
         )
         # The lock is taken, held across the request and released in this worker thread:
         # never on the event loop's thread.
-        match await anyio.to_thread.run_sync(refresh):
+        with _telemetry.flow(_telemetry.TOKEN_REFRESH) as traced:
+            refreshed = traced.result(await anyio.to_thread.run_sync(refresh))
+        match refreshed:
             case Ok(token):
                 if token != stored:
                     logger.info("the stored OAuth token %r was refreshed", name)

@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from hub_auth import _telemetry
 from hub_auth._client import HubAuth
 from hub_auth._http import HubClient
 from hub_auth._oauth import (
@@ -530,7 +531,8 @@ class HubOAuth:
         response = self._callback_failure(request, pending)
         if response is None:
             assert pending is not None
-            response = await self._finish(request, pending)
+            with _telemetry.flow(_telemetry.SIGN_IN) as traced:
+                response = traced.responded(await self._finish(request, pending))
         self._clear_cookie(request, response, self._login_cookie)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -716,13 +718,14 @@ class HubOAuth:
             if session.refresh_token is None:
                 return await self._end_if_expired(key, session)
             try:
-                _, tokens = await self._grant(
-                    http,
-                    {
-                        "grant_type": REFRESH_TOKEN_GRANT,
-                        "refresh_token": session.refresh_token.get_secret_value(),
-                    },
-                )
+                with _telemetry.flow(_telemetry.SESSION_REFRESH):
+                    _, tokens = await self._grant(
+                        http,
+                        {
+                            "grant_type": REFRESH_TOKEN_GRANT,
+                            "refresh_token": session.refresh_token.get_secret_value(),
+                        },
+                    )
             except _Refused as exc:
                 return await self._end_refused(key, "refresh", exc)
             except _Unavailable as exc:
