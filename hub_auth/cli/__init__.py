@@ -40,7 +40,6 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 try:
@@ -56,6 +55,8 @@ from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import check_format, scrub
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from hub_auth._login.git import GitCredentialOutcome
     from hub_auth._login.store import TokenStore
     from hub_auth._models import UserInfo
@@ -616,8 +617,7 @@ def token(ctx: click.Context) -> None:
     `curl -H "Authorization: Bearer $(hub-auth token)"`. A value that is not a Hub token
     (control characters, spaces, another prefix) is not printed: exit status 1.
     """
-    from hub_auth._oauth.exchange import oidc_resource
-    from hub_auth._settings import env_token
+    from hub_auth._settings import env_token, oidc_resource
 
     if oidc_resource(os.environ) is not None:
         _print_token(_oidc_token(ctx), "the OIDC token exchange")
