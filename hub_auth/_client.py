@@ -19,14 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-import anyio.to_thread
 from pydantic import SecretStr
 
-from hub_auth._cache import WhoamiCache
 from hub_auth._errors import ErrorKind, HubAuthError
-from hub_auth._http import HubClient, RetryPolicy
-from hub_auth._login import git as _git
-from hub_auth._login.files import forget_git_credentials, remove_login, switch_login
 from hub_auth._login.outcomes import LogoutInfo, StoredToken, SwitchInfo
 from hub_auth._login.prompt import (
     ask_for_token,
@@ -36,22 +31,24 @@ from hub_auth._login.prompt import (
     stdin_is_terminal,
 )
 from hub_auth._login.store import ENDPOINT_KEY, TokenStore
-from hub_auth._models import DeviceCode, LoginInfo, UserInfo
-from hub_auth._oauth import device as _device
 from hub_auth._oauth import oauth_client_id
-from hub_auth._oauth.exchange import OidcExchanger, oidc_resource
-from hub_auth._oauth.refresh import StoredTokenRefresher
 from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import (
     Settings,
     env_override_note,
     env_token,
     is_insecure_endpoint,
+    oidc_resource,
 )
 from hub_auth._tokens import MaskedStr, check_format
 
+# Imported where they are used, so that `from hub_auth import HubAuth` loads neither aiohttp
+# nor the models (HubAuth() does), and whoami never loads git, anyio or the device login.
 if TYPE_CHECKING:
     import aiohttp
+
+    from hub_auth._cache import WhoamiCache
+    from hub_auth._models import DeviceCode, LoginInfo, UserInfo
 
 __all__ = ["HubAuth", "interactive_device_login"]
 
@@ -160,6 +157,10 @@ class HubAuth:
                 raise TypeError(f"session must be an aiohttp.ClientSession, not {session!r}")
         if isinstance(pool_limit, bool) or not isinstance(pool_limit, int) or pool_limit < 1:
             raise ValueError(f"pool_limit must be an int >= 1, got {pool_limit!r}")
+        from hub_auth._http import HubClient, RetryPolicy
+        from hub_auth._oauth.exchange import OidcExchanger
+        from hub_auth._oauth.refresh import StoredTokenRefresher
+
         self._store = TokenStore(self._settings.token_path)
         self._cache = cache
         self._client = HubClient(
@@ -459,6 +460,10 @@ class HubAuth:
         git credentials; when a valid token is already active, keeps it unless ``force=True``.
         Without a terminal, returns ``Err(no_token)``.
         """
+        import anyio.to_thread
+
+        from hub_auth._models import LoginInfo
+
         self._check_open()
         if token is None:
             prompted = await self._prompt_login(force=force, ask_git=not add_to_git_credentials)
@@ -491,6 +496,8 @@ class HubAuth:
     async def _prompt_login(
         self, *, force: bool, ask_git: bool
     ) -> Result[tuple[str, bool] | LoginInfo]:
+        from hub_auth._models import LoginInfo
+
         if not force:
             current = await self._resolve_checked(None)
             if isinstance(current, Ok) and self._offline() is None:
@@ -542,6 +549,8 @@ class HubAuth:
         Errors: ``offline``, ``network``, ``timeout``, ``server_error``, ``rate_limited``,
         ``not_found`` (no device endpoint at this Hub), ``bad_response``.
         """
+        from hub_auth._oauth import device as _device
+
         self._check_open()
         if (offline := self._offline()) is not None:
             return offline
@@ -580,6 +589,11 @@ class HubAuth:
         add_to_git_credentials: bool,
         on_pending: Callable[[], None] | None,
     ) -> Result[LoginInfo]:
+        import anyio.to_thread
+
+        from hub_auth._models import DeviceCode, LoginInfo
+        from hub_auth._oauth import device as _device
+
         if not isinstance(device, DeviceCode):
             raise TypeError(
                 f"device must be the DeviceCode from start_device_login(), not "
@@ -629,6 +643,8 @@ class HubAuth:
         return Ok(LoginInfo(user=user, token_name=name, notes=tuple(notes), expires_at=expires_at))
 
     async def _git_approve(self, token: str) -> list[str]:
+        from hub_auth._login import git as _git
+
         match await _git.approve(self._settings.endpoint, token):
             case Ok(outcome):
                 return [outcome.note] if outcome.note else []
@@ -644,6 +660,10 @@ class HubAuth:
         unknown name). Also clears this client's in-memory token and removes the Hub from git
         credentials. The result says when ``HF_TOKEN`` still authenticates.
         """
+        import anyio.to_thread
+
+        from hub_auth._login.files import forget_git_credentials, remove_login
+
         self._check_open()
         logged_out = await anyio.to_thread.run_sync(
             remove_login, self._store, token_name, self._environ()
@@ -663,6 +683,10 @@ class HubAuth:
 
     async def switch_token(self, token_name: str) -> Result[SwitchInfo]:
         """Make the stored token ``token_name`` the active one (``Err(not_found)`` if unknown)."""
+        import anyio.to_thread
+
+        from hub_auth._login.files import switch_login
+
         self._check_open()
         previous = self._store.read_active().unwrap_or(None)
         switched = await anyio.to_thread.run_sync(
