@@ -25,6 +25,7 @@ from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._login.outcomes import LogoutInfo, StoredToken, SwitchInfo
 from hub_auth._login.prompt import (
     ask_for_token,
+    ask_git_credential,
     ask_login_method,
     show_device_code,
     show_device_pending,
@@ -456,21 +457,22 @@ class HubAuth:
         token's display name (``oauth-<username>`` when it has none) and the token file.
         A token the Hub rejects stores nothing.
 
-        Without ``token``, on a terminal, asks for it (hidden input) and whether to add it to
-        git credentials; when a valid token is already active, keeps it unless ``force=True``.
-        Without a terminal, returns ``Err(no_token)``.
+        Without ``token``, on a terminal, asks for it (hidden input) and, once the Hub has
+        accepted it, whether to add it to git credentials (unless ``add_to_git_credentials``
+        already says so); when a valid token is already active, keeps it unless
+        ``force=True``. Without a terminal, returns ``Err(no_token)``.
         """
         import anyio.to_thread
 
         from hub_auth._models import LoginInfo
 
         self._check_open()
+        ask_git = token is None and not add_to_git_credentials
         if token is None:
-            prompted = await self._prompt_login(force=force, ask_git=not add_to_git_credentials)
+            prompted = await self._prompt_login(force=force, ask_git=ask_git)
             if isinstance(prompted, Err) or isinstance(prompted.value, LoginInfo):
                 return prompted  # type: ignore[return-value]
-            token, wants_git = prompted.value
-            add_to_git_credentials = add_to_git_credentials or wants_git
+            token = prompted.value
         plain = _plain(token)
         if (reason := check_format(plain)) is not None:
             return _invalid(reason)
@@ -481,6 +483,8 @@ class HubAuth:
                 pass
             case Err() as err:
                 return err
+        if ask_git:  # only now: a token the Hub rejected is never offered to git
+            add_to_git_credentials = await ask_git_credential()
         name = _token_name(user)
         saved = await anyio.to_thread.run_sync(self._store.save, name, plain)
         if isinstance(saved, Err):
@@ -493,9 +497,7 @@ class HubAuth:
         logger.info("logged in as %s; token stored as %r", user.username, name)
         return Ok(LoginInfo(user=user, token_name=name, notes=tuple(notes)))
 
-    async def _prompt_login(
-        self, *, force: bool, ask_git: bool
-    ) -> Result[tuple[str, bool] | LoginInfo]:
+    async def _prompt_login(self, *, force: bool, ask_git: bool) -> Result[str | LoginInfo]:
         from hub_auth._models import LoginInfo
 
         if not force:
@@ -528,7 +530,7 @@ class HubAuth:
             case Ok("browser"):
                 return await interactive_device_login(self, add_to_git_credentials=not ask_git)
             case Ok(_):
-                return await ask_for_token(ask_git=ask_git)
+                return await ask_for_token()
             case Err() as err:
                 return err
         raise AssertionError("unreachable")  # pragma: no cover

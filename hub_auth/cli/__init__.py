@@ -366,7 +366,8 @@ def login(
 
     On a terminal, without --token or --device, asks how: 1. with your browser (the
     default: a URL and a code to enter there) or 2. paste a token (hidden input). The token
-    is checked with the Hub and made the active login.
+    is checked with the Hub and made the active login; a pasted token the Hub accepted is
+    then offered to git's credential helper (asked, default no).
     """
     import asyncio
 
@@ -477,9 +478,9 @@ def _device_login(settings: Settings, add_to_git: bool) -> None:
 def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``run()``, which may prompt on the terminal; Ctrl-C ends with status 1.
 
-    ``HubAuth.login`` asks through ``_login.prompt.ask_for_token``, which restores the
-    terminal's settings itself when Ctrl-C cancels the wait; here the interrupt becomes a
-    message and status 1.
+    ``HubAuth.login`` asks through ``_login.prompt`` (the token, then, once the Hub has
+    accepted it, the git question), which restores the terminal's settings itself when Ctrl-C
+    cancels the wait; here the interrupt becomes a message and status 1.
     """
     import asyncio
 
