@@ -91,6 +91,7 @@ SLOW_MODULES = frozenset(
         "test_mcp_example",
         "test_mcp_bench",
         "test_readme_figures",  # collects the suite in a subprocess
+        "test_startup_imports",  # a fresh interpreter per case
     }
 )
 """Modules whose every test starts a process, a browser or a server."""
