@@ -138,10 +138,10 @@ def _done(message: str) -> None:
 
 def _outcome(message: str, data: dict[str, Any], quiet: str | None = None) -> None:
     """A command's result: ``message`` (human), ``data`` as JSON, or ``quiet`` (or nothing)."""
-    import json
-
     match _format():
         case "json":
+            import json
+
             click.echo(json.dumps(data, indent=2))
         case "quiet":
             if quiet is not None:
