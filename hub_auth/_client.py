@@ -21,41 +21,39 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
-import anyio.to_thread
 from pydantic import SecretStr
 
 from hub_auth import _telemetry
-from hub_auth._cache import WhoamiCache
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._health import HealthReport, health_report
-from hub_auth._http import HubClient, RetryPolicy
-from hub_auth._login import git as _git
-from hub_auth._login.files import forget_git_credentials, remove_login, switch_login
 from hub_auth._login.outcomes import LogoutInfo, StoredToken, SwitchInfo
 from hub_auth._login.prompt import (
     ask_for_token,
+    ask_git_credential,
     ask_login_method,
     show_device_code,
     show_device_pending,
     stdin_is_terminal,
 )
 from hub_auth._login.store import ENDPOINT_KEY, TokenStore
-from hub_auth._models import DeviceCode, LoginInfo, UserInfo
 from hub_auth._oauth import DISCOVERY_PATH, oauth_client_id
-from hub_auth._oauth import device as _device
-from hub_auth._oauth.exchange import OidcExchanger, oidc_resource
-from hub_auth._oauth.refresh import StoredTokenRefresher
 from hub_auth._result import Err, Ok, Result
 from hub_auth._settings import (
     Settings,
     env_override_note,
     env_token,
     is_insecure_endpoint,
+    oidc_resource,
 )
 from hub_auth._tokens import MaskedStr, check_format
 
+# Imported where they are used, so that `from hub_auth import HubAuth` loads neither aiohttp
+# nor the models (HubAuth() does), and whoami never loads git, anyio or the device login.
 if TYPE_CHECKING:
     import aiohttp
+
+    from hub_auth._cache import WhoamiCache
+    from hub_auth._models import DeviceCode, LoginInfo, UserInfo
 
 __all__ = ["HubAuth", "interactive_device_login"]
 
@@ -164,6 +162,10 @@ class HubAuth:
                 raise TypeError(f"session must be an aiohttp.ClientSession, not {session!r}")
         if isinstance(pool_limit, bool) or not isinstance(pool_limit, int) or pool_limit < 1:
             raise ValueError(f"pool_limit must be an int >= 1, got {pool_limit!r}")
+        from hub_auth._http import HubClient, RetryPolicy
+        from hub_auth._oauth.exchange import OidcExchanger
+        from hub_auth._oauth.refresh import StoredTokenRefresher
+
         self._store = TokenStore(self._settings.token_path)
         self._cache = cache
         self._client = HubClient(
@@ -471,17 +473,22 @@ class HubAuth:
         token's display name (``oauth-<username>`` when it has none) and the token file.
         A token the Hub rejects stores nothing.
 
-        Without ``token``, on a terminal, asks for it (hidden input) and whether to add it to
-        git credentials; when a valid token is already active, keeps it unless ``force=True``.
-        Without a terminal, returns ``Err(no_token)``.
+        Without ``token``, on a terminal, asks for it (hidden input) and, once the Hub has
+        accepted it, whether to add it to git credentials (unless ``add_to_git_credentials``
+        already says so); when a valid token is already active, keeps it unless
+        ``force=True``. Without a terminal, returns ``Err(no_token)``.
         """
+        import anyio.to_thread
+
+        from hub_auth._models import LoginInfo
+
         self._check_open()
+        ask_git = token is None and not add_to_git_credentials
         if token is None:
-            prompted = await self._prompt_login(force=force, ask_git=not add_to_git_credentials)
+            prompted = await self._prompt_login(force=force, ask_git=ask_git)
             if isinstance(prompted, Err) or isinstance(prompted.value, LoginInfo):
                 return prompted  # type: ignore[return-value]
-            token, wants_git = prompted.value
-            add_to_git_credentials = add_to_git_credentials or wants_git
+            token = prompted.value
         plain = _plain(token)
         if (reason := check_format(plain)) is not None:
             return _invalid(reason)
@@ -492,6 +499,8 @@ class HubAuth:
                 pass
             case Err() as err:
                 return err
+        if ask_git:  # only now: a token the Hub rejected is never offered to git
+            add_to_git_credentials = await ask_git_credential()
         name = _token_name(user)
         saved = await anyio.to_thread.run_sync(self._store.save, name, plain)
         if isinstance(saved, Err):
@@ -504,9 +513,9 @@ class HubAuth:
         logger.info("logged in as %s; token stored as %r", user.username, name)
         return Ok(LoginInfo(user=user, token_name=name, notes=tuple(notes)))
 
-    async def _prompt_login(
-        self, *, force: bool, ask_git: bool
-    ) -> Result[tuple[str, bool] | LoginInfo]:
+    async def _prompt_login(self, *, force: bool, ask_git: bool) -> Result[str | LoginInfo]:
+        from hub_auth._models import LoginInfo
+
         if not force:
             current = await self._resolve_checked(None)
             if isinstance(current, Ok) and self._offline() is None:
@@ -537,7 +546,7 @@ class HubAuth:
             case Ok("browser"):
                 return await interactive_device_login(self, add_to_git_credentials=not ask_git)
             case Ok(_):
-                return await ask_for_token(ask_git=ask_git)
+                return await ask_for_token()
             case Err() as err:
                 return err
         raise AssertionError("unreachable")  # pragma: no cover
@@ -558,6 +567,8 @@ class HubAuth:
         Errors: ``offline``, ``network``, ``timeout``, ``server_error``, ``rate_limited``,
         ``not_found`` (no device endpoint at this Hub), ``bad_response``.
         """
+        from hub_auth._oauth import device as _device
+
         self._check_open()
         if (offline := self._offline()) is not None:
             return offline
@@ -599,6 +610,11 @@ class HubAuth:
         add_to_git_credentials: bool,
         on_pending: Callable[[], None] | None,
     ) -> Result[LoginInfo]:
+        import anyio.to_thread
+
+        from hub_auth._models import DeviceCode, LoginInfo
+        from hub_auth._oauth import device as _device
+
         if not isinstance(device, DeviceCode):
             raise TypeError(
                 f"device must be the DeviceCode from start_device_login(), not "
@@ -651,6 +667,8 @@ class HubAuth:
         return Ok(LoginInfo(user=user, token_name=name, notes=tuple(notes), expires_at=expires_at))
 
     async def _git_approve(self, token: str) -> list[str]:
+        from hub_auth._login import git as _git
+
         match await _git.approve(self._settings.endpoint, token):
             case Ok(outcome):
                 return [outcome.note] if outcome.note else []
@@ -666,6 +684,10 @@ class HubAuth:
         unknown name). Also clears this client's in-memory token and removes the Hub from git
         credentials. The result says when ``HF_TOKEN`` still authenticates.
         """
+        import anyio.to_thread
+
+        from hub_auth._login.files import forget_git_credentials, remove_login
+
         self._check_open()
         logged_out = await anyio.to_thread.run_sync(
             remove_login, self._store, token_name, self._environ()
@@ -685,6 +707,10 @@ class HubAuth:
 
     async def switch_token(self, token_name: str) -> Result[SwitchInfo]:
         """Make the stored token ``token_name`` the active one (``Err(not_found)`` if unknown)."""
+        import anyio.to_thread
+
+        from hub_auth._login.files import switch_login
+
         self._check_open()
         previous = self._store.read_active().unwrap_or(None)
         switched = await anyio.to_thread.run_sync(

@@ -62,7 +62,7 @@ import aiohttp
 from pydantic import ValidationError
 from yarl import URL
 
-from hub_auth import _telemetry
+from hub_auth import __version__, _telemetry
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._models import UserInfo
@@ -88,12 +88,9 @@ MAX_RATE_LIMIT_WAIT: Final = 300.0
 """The longest a 429 keeps this client from asking the Hub (its rate-limit window)."""
 # Sessions a forked child inherited from its parent (HubClient.forget_session_after_fork).
 _LEFT_TO_THE_PARENT: list[aiohttp.ClientSession] = []
-try:
-    from importlib.metadata import version as _version
-
-    _USER_AGENT = f"hub_auth/{_version('hub_auth')}; aiohttp/{aiohttp.__version__}"
-except Exception:  # pragma: no cover - running from a source tree without metadata
-    _USER_AGENT = f"hub_auth; aiohttp/{aiohttp.__version__}"
+# The package's own __version__, not importlib.metadata: a lookup in every installed
+# distribution's metadata at import, for a string.
+_USER_AGENT = f"hub_auth/{__version__}; aiohttp/{aiohttp.__version__}"
 
 
 class RequestParts(TypedDict, total=False):

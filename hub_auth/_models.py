@@ -47,8 +47,15 @@ _MAX_SHARED_FIELDS_SETS = 4096
 
 
 class _HubModel(BaseModel):
+    # defer_build: a model's validator is built when it is first used, not at import, so
+    # `import hub_auth` pays for none and `hub-auth whoami` only for the ones it uses (also
+    # pydantic's plugin lookup, which scans every installed package's entry points).
     model_config = ConfigDict(
-        extra="ignore", populate_by_name=True, frozen=True, serialize_by_alias=False
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        serialize_by_alias=False,
+        defer_build=True,
     )
 
 

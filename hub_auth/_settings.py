@@ -6,7 +6,10 @@ then huggingface_hub's default. Paths follow huggingface_hub exactly so both too
 - ``HF_HOME``: ``$HF_HOME``, else ``$XDG_CACHE_HOME/huggingface``, else ``~/.cache/huggingface``.
 - token file: ``$HF_TOKEN_PATH``, else ``$HF_HOME/token``; ``stored_tokens`` sits beside it.
 
-This module is imported by the CLI's local commands, so it must not import aiohttp.
+This module is imported by the CLI's local commands (``hub-auth token`` reads
+``HF_OIDC_RESOURCE`` through ``oidc_resource``), so it imports only a few standard modules:
+not aiohttp, not asyncio, not even ``hub_auth._oauth`` (hashlib, ipaddress) until an endpoint
+is checked.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
-from hub_auth._oauth import is_loopback_host
 from hub_auth._tokens import clean_token, scrub
 
 __all__ = [
     "DEFAULT_ENDPOINT",
     "ENV_TOKEN_NAMES",
+    "OIDC_RESOURCE_ENV",
     "Settings",
     "endpoint_origin",
     "env_flag",
@@ -31,6 +35,7 @@ __all__ = [
     "env_still_set_note",
     "env_token",
     "is_offline",
+    "oidc_resource",
     "openid_provider_url",
 ]
 
@@ -38,6 +43,14 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 ENV_TOKEN_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 """Environment variables holding a token, in huggingface_hub's order of precedence."""
 _TRUE_VALUES = frozenset({"1", "ON", "YES", "TRUE"})
+OIDC_RESOURCE_ENV: Final = "HF_OIDC_RESOURCE"
+"""Turns on the OIDC token exchange in CI (``hub_auth._oauth.exchange``)."""
+
+
+def oidc_resource(environ: Mapping[str, str]) -> str | None:
+    """``HF_OIDC_RESOURCE`` (stripped), or ``None`` when OIDC is not turned on."""
+    value = environ.get(OIDC_RESOURCE_ENV, "").strip()
+    return value or None
 
 
 def env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -173,6 +186,8 @@ def is_insecure_endpoint(endpoint: str) -> bool:
     Loopback is ``hub_auth._oauth.is_loopback_host``'s rule (127.0.0.0/8, ``::1``, the name
     ``localhost``); every other name warns, whatever it looks like.
     """
+    from hub_auth._oauth import is_loopback_host  # hashlib, ipaddress: not for `hub-auth token`
+
     parts = urlsplit(endpoint)
     return parts.scheme == "http" and not is_loopback_host(parts.hostname)
 

@@ -191,9 +191,10 @@ class HubAuthSync(SyncFacade):
         token's display name (``oauth-<username>`` when it has none) and the token file.
         A token the Hub rejects stores nothing.
 
-        Without ``token``, on a terminal, asks for it (hidden input) and whether to add it to
-        git credentials; when a valid token is already active, keeps it unless ``force=True``.
-        Without a terminal, returns ``Err(no_token)``.
+        Without ``token``, on a terminal, asks for it (hidden input) and, once the Hub has
+        accepted it, whether to add it to git credentials (unless ``add_to_git_credentials``
+        already says so); when a valid token is already active, keeps it unless
+        ``force=True``. Without a terminal, returns ``Err(no_token)``.
         """
         return self._run(
             "HubAuthSync.login",

@@ -93,6 +93,7 @@ SLOW_MODULES = frozenset(
         "test_mcp_bench",
         "test_readme_figures",  # collects the suite in a subprocess
         "test_telemetry_process",  # scripts with and without OpenTelemetry
+        "test_startup_imports",  # a fresh interpreter per case
     }
 )
 """Modules whose every test starts a process, a browser or a server."""

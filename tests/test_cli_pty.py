@@ -1,4 +1,5 @@
-"""``hub-auth`` on a real pseudo-terminal: hidden token prompt, git question, interactive switch.
+"""``hub-auth`` on a real pseudo-terminal: hidden token prompt, git question (asked once the Hub
+accepted the token), interactive switch.
 
 Each test spawns ``python -m hub_auth.cli`` with pexpect, so the child's standard input is a
 terminal and everything the terminal would show (echo included) is captured.
@@ -87,13 +88,28 @@ def test_login_prompt_rejected_token(hub: FakeHub, store: TokenStore) -> None:
     term = Terminal.hub_auth("login", "--endpoint", hub.url)
     term.paste_token_login()
     term.child.sendline(UNKNOWN)
-    term.child.expect(GIT_PROMPT)
-    term.child.sendline("n")
-    assert term.finish() == 1
+    assert term.finish() == 1  # no git question to answer: the Hub refused the token
+    assert "git credential" not in term.text
     assert UNKNOWN not in term.text
     assert "the Hub rejected the token" in term.text
     assert "Traceback" not in term.text
     assert not store.token_path.exists()
+
+
+def test_login_asks_the_git_question_after_the_hub_accepted_the_token(
+    hub: FakeHub, store: TokenStore
+) -> None:
+    term = Terminal.hub_auth("login", "--endpoint", hub.url)
+    term.paste_token_login()
+    hub.reset_counts()
+    term.child.sendline(TOKEN)
+    term.child.expect(GIT_PROMPT)
+    # The Hub has already been asked about this token, and nothing is stored before the answer.
+    assert [r.token for r in hub.requests if r.path == "/api/whoami-v2"] == [TOKEN]
+    assert not store.token_path.exists()
+    term.child.sendline("n")
+    assert term.finish() == 0, term.text
+    assert store.read_active().unwrap() == TOKEN
 
 
 def test_login_keeps_a_valid_active_token_unless_forced(hub: FakeHub, store: TokenStore) -> None:

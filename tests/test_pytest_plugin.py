@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -61,3 +62,73 @@ def test_fake_hub_fixture_in_another_projects_suite(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_fake_hub_points_the_environment_at_itself(tmp_path: Path) -> None:
+    """With ``fake_hub``, code that reads the environment (``hub_auth.sync``'s functions,
+    ``HubAuthSync()`` with no arguments) talks to the fake Hub with no setup, and the
+    developer's own login (token file, HF_TOKEN, HF_TOKEN_PATH) is neither read nor written."""
+    real_home = tmp_path / "real-hf-home"
+    real_home.mkdir()
+    real_token = "hf_" + "r" * 34  # the developer's own login, which no test may touch
+    (real_home / "token").write_text(real_token)
+    other_token_file = tmp_path / "elsewhere-token"
+    other_token_file.write_text(real_token)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_env.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+
+            from hub_auth import HubAuthSync
+            from hub_auth import sync as hf_auth
+
+
+            def test_1_sync_functions_reach_the_fake_hub(fake_hub, monkeypatch):
+                assert os.environ["HF_ENDPOINT"] == fake_hub.url
+                assert "HF_TOKEN" not in os.environ and "HF_TOKEN_PATH" not in os.environ
+                monkeypatch.setenv("HF_TOKEN", fake_hub.add_token(name="ada"))
+                assert hf_auth.whoami().unwrap().username == "ada"
+                assert fake_hub.request_count == 1
+
+
+            def test_2_a_second_test_reaches_its_own_fake_hub(fake_hub, monkeypatch):
+                monkeypatch.setenv("HF_TOKEN", fake_hub.add_token(name="bob"))
+                assert hf_auth.whoami().unwrap().username == "bob"
+
+
+            def test_3_nobody_is_logged_in_and_login_stays_in_the_test(fake_hub):
+                with HubAuthSync() as auth:
+                    assert auth.endpoint == fake_hub.url
+                    assert auth.whoami().error.kind == "no_token"
+                    token = fake_hub.add_token(name="carol")
+                    assert auth.login(token).unwrap().user.username == "carol"
+                    assert auth.whoami().unwrap().username == "carol"
+            """
+        )
+    )
+    (project / "pytest.ini").write_text(
+        "[pytest]\nfilterwarnings = error\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HOME": str(real_home),
+        "HF_TOKEN": real_token,
+        "HF_TOKEN_PATH": str(other_token_file),
+        "HF_ENDPOINT": "http://127.0.0.1:9",  # nothing listens there
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
+    assert real_token not in result.stdout + result.stderr
+    assert sorted(path.name for path in real_home.iterdir()) == ["token"]
+    assert (real_home / "token").read_text() == real_token
+    assert other_token_file.read_text() == real_token

@@ -162,9 +162,16 @@ def args_doc(cls: ast.ClassDef) -> str:
 
 
 def imports(tree: ast.Module, first: str) -> str:
-    """``first``, the source's imports and classes (ruff drops the unused). Imports in ``if
-    TYPE_CHECKING:`` are not copied: a signature needing one fails mypy on the output."""
-    found = [ast.unparse(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    """``first``, the source's imports and classes (ruff drops the unused).
+
+    Imports under ``if TYPE_CHECKING:`` are copied as plain imports: ``_client`` defers the
+    models to keep ``from hub_auth import HubAuth`` light, but the facade's signatures name
+    them, and ``typing.get_type_hints`` on a facade function must resolve them."""
+    nodes = list(tree.body)
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            nodes.extend(node.body)
+    found = [ast.unparse(n) for n in nodes if isinstance(n, ast.Import | ast.ImportFrom)]
     classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
     return "\n".join([first, *found, f"from hub_auth._client import {', '.join(classes)}"])
 

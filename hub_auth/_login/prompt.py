@@ -32,6 +32,7 @@ __all__ = [
     "METHOD_PROMPT",
     "TOKEN_PROMPT",
     "ask_for_token",
+    "ask_git_credential",
     "ask_login_method",
     "choose_login",
     "menu_choice",
@@ -76,12 +77,21 @@ def stdin_is_terminal() -> bool:
 # -- the hidden token prompt -------------------------------------------------------------------
 
 
-async def ask_for_token(*, ask_git: bool) -> Result[tuple[str, bool]]:
-    """Ask for a token (hidden input) and, if ``ask_git``, whether to add it to git.
+async def ask_for_token() -> Result[str]:
+    """Ask for a token (hidden input).
 
-    Returns ``Ok((token, wants_git))``, or ``Err(no_token)`` when nothing was entered.
+    Returns ``Ok(token)``, or ``Err(no_token)`` when nothing was entered. Whether to add it to
+    git is asked separately (``ask_git_credential``), once the Hub has accepted it.
     """
-    return await _ask_in_thread(lambda: _ask_on_terminal(ask_git=ask_git))
+    return await _ask_in_thread(_ask_token_on_terminal)
+
+
+async def ask_git_credential() -> bool:
+    """Ask whether to add the (accepted) token to git credentials; the default is no.
+
+    End of input counts as no; Ctrl-C cancels the login (``KeyboardInterrupt``).
+    """
+    return await _ask_in_thread(_ask_git_on_terminal)
 
 
 async def ask_login_method() -> Result[LoginMethod]:
@@ -142,19 +152,26 @@ def _restore_terminal(saved: list[Any] | None) -> None:
         termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
 
 
-def _ask_on_terminal(*, ask_git: bool) -> Result[tuple[str, bool]]:
-    """Prompt on the terminal: the token with hidden input, then git credentials (default no)."""
+def _ask_token_on_terminal() -> Result[str]:
+    """Prompt on the terminal for the token, with hidden input."""
     import getpass
 
     try:
         raw = getpass.getpass(TOKEN_PROMPT)
-        answer = input(GIT_PROMPT) if ask_git else "n"
     except (EOFError, KeyboardInterrupt):
         return Err(HubAuthError(ErrorKind.NO_TOKEN, "login cancelled: no token entered"))
     token = clean_token(raw)
     if token is None:
         return Err(HubAuthError(ErrorKind.NO_TOKEN, "no token entered"))
-    return Ok((token, answer.strip().lower() in ("y", "yes")))
+    return Ok(token)
+
+
+def _ask_git_on_terminal() -> bool:
+    try:
+        answer = input(GIT_PROMPT)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _ask_method_on_terminal() -> Result[LoginMethod]:

@@ -47,7 +47,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -456,6 +455,8 @@ def _write_atomic(path: Path, content: str) -> Result[None]:
 
     Must be called under the lock: it deletes temporary files that dead writers left behind.
     """
+    import tempfile  # writes only: `hub-auth token` and `list` never need it (or shutil, random)
+
     target = _write_target(path)
     folder = target.parent
     prefix = f".{target.name}."

@@ -19,8 +19,9 @@ authentication) for a short-lived Hub token scoped to one repo or user: no long-
   by then.
 - A failure is an ``Err`` that says what to fix, never a silent fall-back to ``HF_TOKEN``.
 
-This module imports neither aiohttp nor pydantic (the CLI reads ``HF_OIDC_RESOURCE`` through
-it); the requests go through ``HubClient.request``.
+This module imports neither aiohttp nor pydantic; the requests go through
+``HubClient.request``. ``HF_OIDC_RESOURCE`` is read by ``hub_auth._settings.oidc_resource``
+(re-exported here), so ``hub-auth token`` need not import this module.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._logging import LOGGER_NAME
 from hub_auth._oauth import ID_TOKEN_TYPE, OIDC_REEXCHANGE_MARGIN, TOKEN_EXCHANGE_GRANT, TOKEN_PATH
 from hub_auth._result import Err, Ok, Result
+from hub_auth._settings import OIDC_RESOURCE_ENV, oidc_resource
 from hub_auth._tokens import MaskedStr, check_format, clean_token, scrub
 
 if TYPE_CHECKING:
@@ -51,7 +53,6 @@ __all__ = ["OIDC_ID_TOKEN_ENV", "OIDC_RESOURCE_ENV", "OidcExchanger", "oidc_reso
 
 logger = logging.getLogger(LOGGER_NAME)
 
-OIDC_RESOURCE_ENV: Final = "HF_OIDC_RESOURCE"
 OIDC_ID_TOKEN_ENV: Final = "HF_OIDC_ID_TOKEN"
 DEFAULT_EXPIRES_IN: Final = 3600
 _MAX_EXPIRES_IN: Final = 365 * 86400
@@ -62,12 +63,6 @@ _PERMISSION_ADVICE: Final = (
 _JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 _GITHUB: Final = "github"
-
-
-def oidc_resource(environ: Mapping[str, str]) -> str | None:
-    """``HF_OIDC_RESOURCE`` (stripped), or ``None`` when OIDC is not turned on."""
-    value = environ.get(OIDC_RESOURCE_ENV, "").strip()
-    return value or None
 
 
 def _said(text: str) -> str:

@@ -46,9 +46,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeGuard
 from urllib.parse import urlsplit
 
-import anyio.from_thread
-import anyio.to_thread
-
 from hub_auth import _telemetry
 from hub_auth._cache.flight import SingleFlight
 from hub_auth._errors import ErrorKind, HubAuthError
@@ -219,6 +216,8 @@ class StoredTokenRefresher:
         return await self._refresh(name, stored)
 
     async def _refresh(self, name: str, stored: str) -> str:
+        import anyio.to_thread  # only when a stored OAuth login is refreshed, not per whoami
+
         now = time.time()
         refresh = functools.partial(
             self._store.refresh_entry,
@@ -261,6 +260,8 @@ class StoredTokenRefresher:
 
     def _renew_from_worker(self, fields: Mapping[str, str]) -> Result[dict[str, str]]:
         """In the worker thread holding the lock: run the request on the event loop."""
+        import anyio.from_thread
+
         return anyio.from_thread.run(self._renew, fields)
 
     async def _renew(self, fields: Mapping[str, str]) -> Result[dict[str, str]]:

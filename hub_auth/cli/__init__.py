@@ -40,7 +40,6 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 try:
@@ -56,6 +55,8 @@ from hub_auth._result import Err, Ok, Result
 from hub_auth._tokens import check_format, scrub
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from hub_auth._login.git import GitCredentialOutcome
     from hub_auth._login.store import TokenStore
     from hub_auth._models import UserInfo
@@ -137,10 +138,10 @@ def _done(message: str) -> None:
 
 def _outcome(message: str, data: dict[str, Any], quiet: str | None = None) -> None:
     """A command's result: ``message`` (human), ``data`` as JSON, or ``quiet`` (or nothing)."""
-    import json
-
     match _format():
         case "json":
+            import json
+
             click.echo(json.dumps(data, indent=2))
         case "quiet":
             if quiet is not None:
@@ -365,7 +366,8 @@ def login(
 
     On a terminal, without --token or --device, asks how: 1. with your browser (the
     default: a URL and a code to enter there) or 2. paste a token (hidden input). The token
-    is checked with the Hub and made the active login.
+    is checked with the Hub and made the active login; a pasted token the Hub accepted is
+    then offered to git's credential helper (asked, default no).
     """
     import asyncio
 
@@ -476,9 +478,9 @@ def _device_login(settings: Settings, add_to_git: bool) -> None:
 def _run_prompting(run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``run()``, which may prompt on the terminal; Ctrl-C ends with status 1.
 
-    ``HubAuth.login`` asks through ``_login.prompt.ask_for_token``, which restores the
-    terminal's settings itself when Ctrl-C cancels the wait; here the interrupt becomes a
-    message and status 1.
+    ``HubAuth.login`` asks through ``_login.prompt`` (the token, then, once the Hub has
+    accepted it, the git question), which restores the terminal's settings itself when Ctrl-C
+    cancels the wait; here the interrupt becomes a message and status 1.
     """
     import asyncio
 
@@ -616,8 +618,7 @@ def token(ctx: click.Context) -> None:
     `curl -H "Authorization: Bearer $(hub-auth token)"`. A value that is not a Hub token
     (control characters, spaces, another prefix) is not printed: exit status 1.
     """
-    from hub_auth._oauth.exchange import oidc_resource
-    from hub_auth._settings import env_token
+    from hub_auth._settings import env_token, oidc_resource
 
     if oidc_resource(os.environ) is not None:
         _print_token(_oidc_token(ctx), "the OIDC token exchange")
