@@ -14,7 +14,9 @@ here, written by hand:
   CPU than the whole call). A loop runs in one thread at a time, so a call that finds it
   taken is handed over (``asyncio.run_coroutine_threadsafe``) to whoever runs it; when that
   runner's own call is done and handed calls are left, the facade's loop thread (a daemon
-  thread of its own, idle otherwise) runs the loop until they are done.
+  thread of its own, idle otherwise) runs the loop until they are done. A call made when
+  they are done but the loop thread has not yet stopped the loop waits for it to, and runs
+  in its own thread.
 - The guard: a call from a thread whose event loop is running (``async def`` code) raises
   ``LoopRunningError`` at once, since blocking that loop would freeze its other tasks. The
   exception is a Jupyter/IPython kernel's main thread: the kernel runs a loop there, but a cell
@@ -108,12 +110,24 @@ def _may_run_here(function: str) -> bool:
 class _SharedLoop:
     """An asyncio event loop, run by the calling thread when idle, else by its loop thread."""
 
-    __slots__ = ("_closing", "_error", "_handed", "_lock", "_runner", "_wake", "loop", "thread")
+    __slots__ = (
+        "_closing",
+        "_error",
+        "_handed",
+        "_let_go",
+        "_lock",
+        "_runner",
+        "_wake",
+        "loop",
+        "thread",
+    )
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)  # the loop thread waits for work on it
+        # Callers wait on it for the loop thread to let go of a loop it has no calls left on.
+        self._let_go = threading.Condition(self._lock)
         # Who runs the loop: None (nobody), a calling thread's ident, or the loop thread.
         self._runner: int | None = None
         # Calls handed to whoever runs the loop, and tasks cancelled by a Ctrl-C, not done.
@@ -135,6 +149,11 @@ class _SharedLoop:
     def run(self, coroutine: Coroutine[Any, Any, T], *, here: bool) -> T:
         """Run ``coroutine`` on the loop: in this thread if ``here`` and nobody else runs it."""
         with self._lock:
+            # The loop thread still holds the loop when the calls handed to it are done (it
+            # stops it next): wait for that, so a call made after every call returned runs in
+            # its own thread, not handed to a loop about to stop (a thread hop for nothing).
+            while here and self._winding_down():
+                self._let_go.wait()
             mine = here and self._runner is None
             if mine:
                 self._runner = threading.get_ident()
@@ -146,6 +165,10 @@ class _SharedLoop:
         if mine:
             return self._run_here(coroutine)
         return self._hand_over(coroutine)
+
+    def _winding_down(self) -> bool:
+        """Whether the loop thread holds the loop with no call left on it (under the lock)."""
+        return self._runner == self.thread.ident and not self._handed and self._closing is None
 
     def _run_here(self, coroutine: Coroutine[Any, Any, T]) -> T:
         try:
@@ -214,6 +237,7 @@ class _SharedLoop:
             with self._lock:
                 if not self._handed:
                     self._runner = None
+                    self._let_go.notify_all()
         try:
             assert self._closing is not None
             self.loop.run_until_complete(self._closing())
@@ -242,6 +266,7 @@ class _SharedLoop:
         with self._lock:
             self._closing = auth.aclose
             self._wake.notify()
+            self._let_go.notify_all()  # a caller waiting for the loop no longer waits
         self.thread.join()
         if self._error is not None:
             raise self._error

@@ -45,14 +45,18 @@ MCP_HEADERS = {"accept": "application/json, text/event-stream"}
 
 
 class ServedApp:
-    """An ASGI app served by uvicorn in a thread, on a loopback socket bound up front
-    (``make_app`` gets the server's URL, which the app's resource URL needs)."""
+    """An ASGI app served by uvicorn in a thread, on a loopback socket bound and listening up
+    front (``make_app`` gets the server's URL, which the app's resource URL needs)."""
 
     def __init__(self, make_app: Callable[[str], Any]) -> None:
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
         # Accepted sockets inherit it: without, each response waits ~40 ms for a delayed ACK.
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Listening now, not when uvicorn's thread gets round to it: a request made right
+        # after __enter__ waits in the backlog until the app has started, instead of being
+        # refused (ECONNREFUSED) on a loaded machine.
+        self._socket.listen()
         self.port = int(self._socket.getsockname()[1])
         app = make_app(self.url)
         # log_config=None: uvicorn must not reconfigure the test run's logging.
@@ -74,6 +78,7 @@ class ServedApp:
         self._server.should_exit = True
         self._thread.join(timeout=30)
         self._socket.close()
+        assert not self._thread.is_alive(), "uvicorn did not shut down within 30 s"
 
 
 def _sdk_server(auth: HubAuth, url: str, **rules: Any) -> Any:

@@ -211,7 +211,10 @@ def test_required_scopes_give_403_insufficient_scope(
 
             def post(token: str) -> httpx.Response:
                 headers = {**MCP_HEADERS, "authorization": f"Bearer {token}"}
-                return httpx.post(f"{served.url}/mcp", json=INITIALIZE, headers=headers)
+                # A generous bound, as Stack.post: the first request of a cold process on a
+                # loaded machine checks the token at FakeHub, not in httpx's default 5 s.
+                url = f"{served.url}/mcp"
+                return httpx.post(url, json=INITIALIZE, headers=headers, timeout=30)
 
             refused = post(reader)
             assert refused.status_code == 403

@@ -7,6 +7,7 @@ the subprocess it starts), a real redis-server, a real Jupyter kernel, a real si
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -24,7 +25,7 @@ import pytest
 import redis.asyncio as aioredis
 import redis_server as redis_helper
 
-from hub_auth import HubAuthSync, MemoryCache, RedisCache
+from hub_auth import HubAuth, HubAuthSync, MemoryCache, RedisCache
 from hub_auth.testing import FakeHub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,33 +72,48 @@ def test_a_call_from_one_thread_runs_in_that_thread(auth: HubAuthSync, fake_hub:
     assert worker not in {threading.current_thread(), _loop_thread(auth)}
 
 
+async def _whoami_when_let(
+    auth: HubAuth, token: str, started: threading.Event, go: threading.Event
+) -> tuple[str, threading.Thread]:
+    """``whoami(token)`` once ``go`` is set; the thread that ran the loop when it resumed."""
+    started.set()
+    await asyncio.to_thread(go.wait)
+    running = threading.current_thread()
+    return (await auth.whoami(token)).unwrap().username, running
+
+
 def test_a_call_handed_over_finishes_after_the_thread_running_the_loop_returns(
     auth: HubAuthSync, fake_hub: FakeHub
 ) -> None:
     # The first thread runs the loop; the second finds it taken and hands its call over. The
-    # first call ends first (shorter delay), so the loop thread runs the loop for the second.
+    # first call ends first (the second waits for an event set after it), so the loop thread
+    # runs the loop for the second. Events, not Hub delays: under load a delay is no order.
     first_token, second_token = fake_hub.add_token(name="ada"), fake_hub.add_token(name="bob")
-    fake_hub.delay_next(0.2)
-    fake_hub.delay_next(0.6)
-    finished: list[str] = []
+    started = threading.Event(), threading.Event()
+    go = threading.Event(), threading.Event()
 
-    def call(token: str) -> str:
-        name = auth.whoami(token).unwrap().username
-        finished.append(name)
-        return name
+    def call(token: str, index: int) -> tuple[str, threading.Thread, threading.Thread]:
+        name, running = auth._run("t", _whoami_when_let, token, started[index], go[index])
+        return name, running, threading.current_thread()
 
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(call, first_token)
-        while fake_hub.request_count == 0:
-            time.sleep(0.01)
-        second = pool.submit(call, second_token)
-        assert (first.result(timeout=10), second.result(timeout=10)) == ("ada", "bob")
+        first = pool.submit(call, first_token, 0)
+        assert started[0].wait(timeout=30)
+        second = pool.submit(call, second_token, 1)
+        assert started[1].wait(timeout=30)  # handed over: the first thread runs it so far
+        go[0].set()
+        name, running, caller = first.result(timeout=30)
+        assert (name, running) == ("ada", caller)  # ran in the calling thread, no hop
+        assert not second.done()
+        go[1].set()
+        name, running, caller = second.result(timeout=30)
+        assert (name, running) == ("bob", _loop_thread(auth))
 
-    assert finished == ["ada", "bob"]
     # The loop is idle again: this thread runs the next call itself.
     assert auth._loop is not None
     assert auth._loop.portal.call(_running_thread) is threading.current_thread()
     assert auth.whoami(first_token).is_ok()
+    assert fake_hub.request_count == 3
 
 
 def test_redis_cache_works_through_the_facade(
