@@ -86,6 +86,30 @@ def _no_token() -> Err[HubAuthError]:
     )
 
 
+CacheLookup = Callable[[str], Result[UserInfo] | None]
+"""A cache's synchronous hit lookup for one endpoint (``HubAuth._whoami_from_cache``)."""
+
+
+def _cache_lookup(cache: WhoamiCache | None, endpoint: str) -> CacheLookup | None:
+    """The synchronous hit lookup of ``cache`` for ``endpoint``: a ``MemoryCache``'s
+    ``lookup``, or that of a ``RedisCache``'s ``local`` one; ``None`` for a cache that has
+    none (Redis alone, a cache of your own) or whose ``fetch`` a subclass overrides (then
+    ``fetch`` is the only way in)."""
+    if cache is None:
+        return None
+    from hub_auth._cache.memory import MemoryCache
+    from hub_auth._cache.redis import RedisCache
+
+    memory: MemoryCache | None = None
+    if isinstance(cache, MemoryCache) and type(cache).fetch is MemoryCache.fetch:
+        memory = cache
+    elif isinstance(cache, RedisCache) and type(cache).fetch is RedisCache.fetch:
+        memory = cache.local
+    if memory is None or type(memory).fetch is not MemoryCache.fetch:
+        return None
+    return functools.partial(memory.lookup, endpoint=endpoint)
+
+
 def _token_name(user: UserInfo) -> str:
     """The name huggingface_hub stores a token under: its display name, or oauth-<user>."""
     return (user.token.display_name if user.token else None) or f"oauth-{user.username}"
@@ -162,6 +186,7 @@ class HubAuth:
             raise ValueError(f"pool_limit must be an int >= 1, got {pool_limit!r}")
         self._store = TokenStore(self._settings.token_path)
         self._cache = cache
+        self._cache_lookup = _cache_lookup(cache, self._settings.endpoint)
         self._client = HubClient(
             self._settings,
             session=session,
@@ -402,6 +427,8 @@ class HubAuth:
         ``retry_after``), ``server_error`` (5xx), ``bad_response``, ``network``, ``timeout``.
         """
         self._check_open()
+        if token is not None and (hit := self._whoami_from_cache(token)) is not None:
+            return hit
         resolved = await self._resolve_checked(token)
         if isinstance(resolved, Err):
             return resolved
@@ -412,6 +439,24 @@ class HubAuth:
                 resolved.value, self._client.whoami, endpoint=self._settings.endpoint
             )
         return await self._client.whoami(resolved.value)
+
+    def _whoami_from_cache(self, token: str | SecretStr) -> Result[UserInfo] | None:
+        """whoami's fast path: the cached answer for a token given explicitly (a service's
+        callers), without a coroutine; ``None`` sends the call down the path above.
+
+        The hit follows the rules of that path: the token's format is checked first (a
+        malformed one goes down the path to get its ``invalid_token``), offline answers
+        nothing from the cache, and the cache's own lookup keys by endpoint, checks expiry on
+        its clock, counts the hit and copies a kept 401. Only caches with a synchronous
+        lookup have this path (``MemoryCache``, a ``RedisCache``'s ``local``).
+        """
+        lookup = self._cache_lookup
+        if lookup is None or self._settings.offline:
+            return None
+        plain = token.get_secret_value() if isinstance(token, SecretStr) else token
+        if not isinstance(plain, str) or check_format(plain) is not None:
+            return None
+        return lookup(plain)
 
     async def validate_token(self, token: str | SecretStr, *, remote: bool = True) -> Result[None]:
         """Check that ``token`` is well formed and, with ``remote=True``, that the Hub accepts it.

@@ -8,7 +8,6 @@ from typing import NoReturn
 from fastapi import HTTPException, WebSocketException
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import HTTPConnection
 from starlette.status import WS_1008_POLICY_VIOLATION, WS_1013_TRY_AGAIN_LATER
 
@@ -168,14 +167,17 @@ class HubBearer(SecurityBase):
     def _bearer_token(self, connection: HTTPConnection) -> str | None:
         # The raw ASGI headers (names are lowercase there), as starlette's Headers.get reads
         # them, without building a Headers object and a Mapping.get: a µs of each request.
-        header = None
+        # Then get_authorization_scheme_param's split, inline.
+        header: str | None = None
         for name, value in connection.scope["headers"]:
             if name == b"authorization":
                 header = value.decode("latin-1")
                 break
-        scheme, token = get_authorization_scheme_param(header)
-        if scheme.lower() == "bearer" and token:
-            return token
+        if header:
+            scheme, _, token = header.partition(" ")
+            token = token.strip()
+            if token and scheme.lower() == "bearer":
+                return token
         if not self.auto_error:
             return None
         detail = NO_TOKEN_DETAIL if not header else "Authorization must be 'Bearer <token>'"
@@ -183,13 +185,13 @@ class HubBearer(SecurityBase):
 
     def _hub_auth(self, connection: HTTPConnection) -> HubAuth:
         source = self._auth
-        auth: object
         if isinstance(source, HubAuth):
-            auth = source
+            auth: object = source
         elif source is not None:
             auth = source(connection)
         else:
-            auth = getattr(connection.app.state, "hub_auth", None)
+            # scope["app"] is what connection.app reads, without the property.
+            auth = getattr(connection.scope["app"].state, "hub_auth", None)
             if auth is None:
                 raise RuntimeError(
                     "HubBearer found no HubAuth: pass HubBearer(auth=...) or set "
