@@ -74,6 +74,13 @@ def _invalid(reason: str) -> Err[HubAuthError]:
     return Err(HubAuthError(ErrorKind.INVALID_TOKEN, f"invalid token: {reason}"))
 
 
+def _checked(resolved: Result[str]) -> Result[str]:
+    """``resolved``, or ``Err(invalid_token)`` when its token must not go into a header."""
+    if isinstance(resolved, Ok) and (reason := check_format(resolved.value)) is not None:
+        return _invalid(reason)
+    return resolved
+
+
 def _no_token() -> Err[HubAuthError]:
     # A new error each time: an exception object shared by every caller would collect
     # tracebacks (and threads) from all of them.
@@ -320,10 +327,7 @@ class HubAuth:
     async def _resolve_checked(self, token: str | SecretStr | None) -> Result[str]:
         """Resolve a token and refuse one that must not go into a header."""
         # A token given is the hot path (a service's callers): no coroutine for _resolve.
-        resolved = Ok(_plain(token)) if token is not None else await self._resolve(token)
-        if isinstance(resolved, Ok) and (reason := check_format(resolved.value)) is not None:
-            return _invalid(reason)
-        return resolved
+        return _checked(Ok(_plain(token)) if token is not None else await self._resolve(token))
 
     def _offline(self) -> Err[HubAuthError] | None:
         if self._settings.offline:
@@ -427,9 +431,16 @@ class HubAuth:
         ``retry_after``), ``server_error`` (5xx), ``bad_response``, ``network``, ``timeout``.
         """
         self._check_open()
-        if token is not None and (hit := self._whoami_from_cache(token)) is not None:
-            return hit
-        resolved = await self._resolve_checked(token)
+        if token is not None:
+            # A token given (a service's callers) is the hot path: its cache hit answers at
+            # once, and a miss resolves without a coroutine.
+            if self._cache_lookup is not None:
+                hit = self._whoami_from_cache(token)
+                if hit is not None:
+                    return hit
+            resolved = _checked(Ok(_plain(token)))
+        else:
+            resolved = await self._resolve_checked(token)
         if isinstance(resolved, Err):
             return resolved
         if (offline := self._offline()) is not None:
