@@ -154,7 +154,8 @@ class HubBearer(SecurityBase):
             # isinstance, not ``match``: class patterns cost about a microsecond a request.
             if isinstance(result, Ok):
                 user = result.value
-                refusal = self._rules.check(user)
+                # No call at all for a route without rules (the common case).
+                refusal = self._rules.check(user) if self._rules.active else None
                 if refusal is not None:
                     headers = _INSUFFICIENT_SCOPE if refusal.insufficient_scope else None
                     raise _Denied(403, refusal.detail, headers)
@@ -199,7 +200,8 @@ class HubBearer(SecurityBase):
                 )
         if not isinstance(auth, HubAuth):
             raise TypeError(f"HubBearer needs a HubAuth, got {type(auth).__name__}")
-        warn_if_uncached(auth, "HubBearer")
+        if auth.cache is None:  # warn_if_uncached's own test, without its call on every request
+            warn_if_uncached(auth, "HubBearer")
         return auth
 
 
