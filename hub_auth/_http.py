@@ -532,7 +532,8 @@ class HubClient:
         - a ``GET`` follows redirects on the same origin only (scheme, host, port), at most
           ``_MAX_REDIRECTS``: a token or a form never goes to another host; other methods
           return the redirect as it is;
-        - the body is read through the bounded loop of ``_read_body``;
+        - the body is read whole only when its length is known, at most ``MAX_BODY_BYTES``
+          and uncompressed, else through the bounded loop of ``_read_body``;
         - foreign exceptions become a ``HubAuthError`` named by cause and origin (never from
           ``str(exc)``, never a header or body); connection failures that another attempt
           may cure come back as ``_Retryable``, a certificate this client does not trust as
@@ -562,7 +563,17 @@ class HubClient:
                             return Err(next_url)
                         url, params = next_url, None  # the Location carries the query
                         continue
-                    body = await self._read_body(response)
+                    # The common case inline (no coroutine of its own): an uncompressed body
+                    # of known, bounded length; anything else goes through the bounded loop.
+                    length = response.content_length
+                    if (
+                        length is not None
+                        and length <= MAX_BODY_BYTES
+                        and "Content-Encoding" not in response.headers
+                    ):
+                        body: bytes | HubAuthError = await response.read()
+                    else:
+                        body = await self._read_body(response)
                     if isinstance(body, HubAuthError):
                         return Err(body)
                     request_id = response.headers.get("X-Request-Id")
@@ -654,18 +665,11 @@ class HubClient:
 
     @staticmethod
     async def _read_body(response: aiohttp.ClientResponse) -> bytes | HubAuthError:
-        # response.read() only when the length is known and uncompressed: Content-Length may
-        # be absent (chunked) or count compressed bytes, and a small gzip body can inflate to
-        # gigabytes. Leaving the rest unread
-        # makes aiohttp close the connection instead of draining it.
+        # response.read() only when the length is known and uncompressed (``_request`` does
+        # that itself): Content-Length may be absent (chunked) or count compressed bytes, and
+        # a small gzip body can inflate to gigabytes. Leaving the rest unread makes aiohttp
+        # close the connection instead of draining it.
         length = response.content_length
-        if (
-            length is not None
-            and length <= MAX_BODY_BYTES
-            and "Content-Encoding" not in response.headers
-        ):
-            # The common case, and safe: an uncompressed body of known, bounded length.
-            return await response.read()
         if length is None or length <= MAX_BODY_BYTES:
             chunks: list[bytes] = []
             size = 0

@@ -88,8 +88,11 @@ class Tally:
         with self._lock:
             self._counts[counter] += amount
 
-    def snapshot(self, entries: int | None) -> CacheStats:
+    def snapshot(self, entries: int | None, *, more_hits: int = 0) -> CacheStats:
+        """The counters now; ``more_hits``: hits the cache counted itself (``MemoryCache``
+        counts a hit under the lock it holds for the lookup, rather than take this one too)."""
         with self._lock:
             counts = dict(self._counts)
+        counts["hits"] += more_hits
         whole = {name: int(value) for name, value in counts.items() if name != "backoff_seconds"}
         return CacheStats(entries=entries, backoff_seconds=counts["backoff_seconds"], **whole)

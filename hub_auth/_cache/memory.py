@@ -88,6 +88,8 @@ class MemoryCache(CacheBase):
         self._flight: SingleFlight[bytes, Result[UserInfo]] = SingleFlight()
         # Bumped by invalidate/clear: a load that started before must not store its answer.
         self._generation = 0
+        # Hits, counted under self._lock (held for the lookup anyway), not in self._tally.
+        self._hits = 0
 
     @property
     def max_entries(self) -> int:
@@ -101,6 +103,24 @@ class MemoryCache(CacheBase):
         """The cached outcome for ``token`` at ``endpoint``, or ``load(token)`` shared by
         concurrent callers."""
         key = self._key(token, endpoint)
+        hit = self._hit(key)
+        if hit is not None:
+            return hit
+        self._tally.add("misses")
+        return own_copy(await self._flight.run(key, lambda: self._load(key, token, load, endpoint)))
+
+    def lookup(self, token: str, *, endpoint: str) -> Result[UserInfo] | None:
+        """What ``fetch`` answers for ``token`` at ``endpoint`` on a hit, or ``None``.
+
+        The same hit as ``fetch`` (fresh entries only, 401s kept with ``negative_ttl``
+        included, counted in ``stats().hits``), without a coroutine: ``HubAuth.whoami`` tries
+        it first. ``None`` counts nothing; the ``fetch`` that follows counts the miss.
+        """
+        return self._hit(self._key(token, endpoint))
+
+    def _hit(self, key: bytes) -> Result[UserInfo] | None:
+        """The fresh entry under ``key`` (touched, counted), else ``None``; an entry past its
+        stale window leaves on the way."""
         now = self._clock()
         with self._lock:
             table = self._entries
@@ -108,17 +128,17 @@ class MemoryCache(CacheBase):
             if entry is None:
                 table = self._negatives
                 entry = table.get(key)
-            if entry is not None:
-                if entry[0] > now:
-                    table.move_to_end(key)
-                    self._tally.add("hits")
-                    result = entry[1]
-                    # A kept success is immutable: shared as it is (own_copy copies errors).
-                    return result if isinstance(result, Ok) else own_copy(result)
+                if entry is None:
+                    return None
+            if entry[0] <= now:
                 if entry[2] <= now:  # kept past ttl only while it may be served stale
                     del table[key]
-        self._tally.add("misses")
-        return own_copy(await self._flight.run(key, lambda: self._load(key, token, load, endpoint)))
+                return None
+            table.move_to_end(key)
+            self._hits += 1
+        result = entry[1]
+        # A kept success is immutable: shared as it is (own_copy copies errors).
+        return result if isinstance(result, Ok) else own_copy(result)
 
     def on_backoff(self, endpoint: str, seconds: float) -> None:
         """The Hub said to wait ``seconds``: no client of this cache asks it before then."""
@@ -204,7 +224,9 @@ class MemoryCache(CacheBase):
     def stats(self) -> CacheStats:
         """Hits, misses, Hub requests, stale answers, backoff and entries (successes and 401s)
         so far: a snapshot."""
-        return self._tally.snapshot(entries=len(self))
+        with self._lock:
+            hits = self._hits
+        return self._tally.snapshot(entries=len(self), more_hits=hits)
 
     def __len__(self) -> int:
         # Not under the lock: two len() reads are atomic enough for a count.

@@ -8,7 +8,6 @@ from typing import NoReturn
 from fastapi import HTTPException, WebSocketException
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import HTTPConnection
 from starlette.status import WS_1008_POLICY_VIOLATION, WS_1013_TRY_AGAIN_LATER
 
@@ -155,7 +154,8 @@ class HubBearer(SecurityBase):
             # isinstance, not ``match``: class patterns cost about a microsecond a request.
             if isinstance(result, Ok):
                 user = result.value
-                refusal = self._rules.check(user)
+                # No call at all for a route without rules (the common case).
+                refusal = self._rules.check(user) if self._rules.active else None
                 if refusal is not None:
                     headers = _INSUFFICIENT_SCOPE if refusal.insufficient_scope else None
                     raise _Denied(403, refusal.detail, headers)
@@ -168,14 +168,17 @@ class HubBearer(SecurityBase):
     def _bearer_token(self, connection: HTTPConnection) -> str | None:
         # The raw ASGI headers (names are lowercase there), as starlette's Headers.get reads
         # them, without building a Headers object and a Mapping.get: a µs of each request.
-        header = None
+        # Then get_authorization_scheme_param's split, inline.
+        header: str | None = None
         for name, value in connection.scope["headers"]:
             if name == b"authorization":
                 header = value.decode("latin-1")
                 break
-        scheme, token = get_authorization_scheme_param(header)
-        if scheme.lower() == "bearer" and token:
-            return token
+        if header:
+            scheme, _, token = header.partition(" ")
+            token = token.strip()
+            if token and scheme.lower() == "bearer":
+                return token
         if not self.auto_error:
             return None
         detail = NO_TOKEN_DETAIL if not header else "Authorization must be 'Bearer <token>'"
@@ -183,13 +186,13 @@ class HubBearer(SecurityBase):
 
     def _hub_auth(self, connection: HTTPConnection) -> HubAuth:
         source = self._auth
-        auth: object
         if isinstance(source, HubAuth):
-            auth = source
+            auth: object = source
         elif source is not None:
             auth = source(connection)
         else:
-            auth = getattr(connection.app.state, "hub_auth", None)
+            # scope["app"] is what connection.app reads, without the property.
+            auth = getattr(connection.scope["app"].state, "hub_auth", None)
             if auth is None:
                 raise RuntimeError(
                     "HubBearer found no HubAuth: pass HubBearer(auth=...) or set "
@@ -197,7 +200,8 @@ class HubBearer(SecurityBase):
                 )
         if not isinstance(auth, HubAuth):
             raise TypeError(f"HubBearer needs a HubAuth, got {type(auth).__name__}")
-        warn_if_uncached(auth, "HubBearer")
+        if auth.cache is None:  # warn_if_uncached's own test, without its call on every request
+            warn_if_uncached(auth, "HubBearer")
         return auth
 
 
