@@ -237,12 +237,10 @@ def _memory_total() -> str:
 
 
 def _uname() -> str:
-    try:
-        return subprocess.run(
-            ["uname", "-a"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return " ".join(platform.uname())
+    """What ``uname -a`` says, without a process for it (``platform.uname`` off POSIX)."""
+    if hasattr(os, "uname"):
+        return " ".join(os.uname())
+    return " ".join(platform.uname())
 
 
 def _git_revision() -> str:
@@ -281,7 +279,7 @@ def machine_lines() -> list[str]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     cores = f"{os.cpu_count()} logical" + (f" ({usable} usable)" if usable else "")
     return [
-        f"- `uname -a`: `{_uname()}`",
+        f"- `uname`: `{_uname()}`",
         f"- CPU: {_cpu_model()}, {cores}; memory {_memory_total()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), "
         f"`{sys.executable}`",
