@@ -102,7 +102,7 @@ class Sizes:
             concurrent_tokens=1_000,
             hf_threads=32,
             sync_calls=300,
-            cli_runs=10,
+            cli_runs=15,
             import_runs=15,
             cache_hits=20_000,
             http_requests=2_000,
