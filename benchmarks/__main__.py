@@ -8,7 +8,7 @@ versions, to ``docs/benchmarks.md`` (the summary at the top), and draws the rati
 their targets in ``docs/benchmarks.png`` when matplotlib is installed; without matplotlib it
 says so and keeps the chart of an earlier run, marked as such in the report.
 
-    python -m benchmarks                 # the full run (a few minutes at most)
+    python -m benchmarks                 # the full run (about 5 minutes on 2 cores)
     python -m benchmarks --smoke         # tiny sizes: proves every case still works (CI)
     python -m benchmarks --only 1,4      # some cases only
     python -m benchmarks --out FILE.md   # write the report elsewhere
@@ -82,7 +82,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="tiny sizes, a few seconds: checks that every case still runs (CI)",
+        help="tiny sizes, about 20 s: checks that every case still runs (CI)",
     )
     parser.add_argument(
         "--out",
