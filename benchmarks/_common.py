@@ -5,9 +5,11 @@ from __future__ import annotations
 import gc
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "ratio_row",
     "skipped",
     "spread",
+    "timed_run",
     "timing_row",
     "walls",
 ]
@@ -48,7 +51,8 @@ class Row:
 
     ``unit`` is ``RATIO`` for ratios (``value`` is then what ``name`` says divided by what
     it says). ``met`` is ``None`` when the row has no target or was skipped; ``limit`` is the
-    target's number (for the chart).
+    target's number (for the chart). ``headline`` names the figure of the summary table this
+    row is (one of ``benchmarks._summary.Figure``), or is empty.
     """
 
     case: str
@@ -60,6 +64,7 @@ class Row:
     spread: str = ""
     note: str = ""
     limit: float | None = None
+    headline: str = ""
 
     @property
     def status(self) -> str:
@@ -82,6 +87,7 @@ class Sizes:
     hf_threads: int
     sync_calls: int
     cli_runs: int
+    import_runs: int
     cache_hits: int
     http_requests: int
     http_reps: int
@@ -96,7 +102,8 @@ class Sizes:
             concurrent_tokens=1_000,
             hf_threads=32,
             sync_calls=300,
-            cli_runs=10,
+            cli_runs=15,
+            import_runs=15,
             cache_hits=20_000,
             http_requests=2_000,
             http_reps=15,
@@ -113,6 +120,7 @@ class Sizes:
             hf_threads=4,
             sync_calls=5,
             cli_runs=1,
+            import_runs=1,
             cache_hits=100,
             http_requests=64,
             http_reps=2,
@@ -219,8 +227,12 @@ def ratio_row(
     *,
     at_most: float | None = None,
     at_least: float | None = None,
+    headline: str = "",
 ) -> Row:
-    """A ratio (median of paired ratios), checked against ``at_most`` or ``at_least``."""
+    """A ratio (median of paired ratios), checked against ``at_most`` or ``at_least``.
+
+    ``headline``: the summary figure this ratio is (see ``benchmarks._summary``).
+    """
     value = median(ratios)
     target, met, limit = "", None, None
     if at_most is not None:
@@ -236,6 +248,7 @@ def ratio_row(
         met=met,
         spread=spread(ratios, fmt="{:.2f}"),
         limit=limit,
+        headline=headline,
     )
 
 
@@ -263,6 +276,30 @@ class Stopwatch:
 
     def stop(self) -> Sample:
         return Sample(time.perf_counter() - self._wall, time.process_time() - self._cpu)
+
+
+_RUN_TIMEOUT = 120.0
+
+
+def timed_run(command: Sequence[str], env: Mapping[str, str]) -> float:
+    """Wall seconds of one subprocess from spawn to exit; a non-zero exit status is an error.
+
+    What the start-up cases time: a fresh interpreter, its imports, its work and its exit.
+    """
+    start = time.perf_counter()
+    done = subprocess.run(
+        list(command),
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=_RUN_TIMEOUT,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        shown = " ".join([Path(command[0]).name, *command[1:]])
+        raise RuntimeError(f"`{shown}` failed: {done.stderr.strip()[-500:]}")
+    return elapsed
 
 
 def walls(samples: Sequence[Sample]) -> list[float]:

@@ -100,6 +100,8 @@ SLOW_MODULES = frozenset(
 
 SLOW_TESTS = frozenset(
     {
+        "test_benchmarks::test_smoke_run_measures_every_summary_figure",
+        "test_benchmarks::test_the_chart_is_redrawn_from_the_run",  # matplotlib runs fc-list
         "test_cli::test_importing_the_cli_is_light",
         "test_cli::test_local_commands_do_not_import_aiohttp",
         "test_cli::test_real_process_never_shows_the_token_except_in_token",

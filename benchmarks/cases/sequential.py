@@ -38,6 +38,7 @@ from benchmarks._common import (
     timing_row,
     walls,
 )
+from benchmarks._summary import Figure
 
 CASE = "1 sequential whoami"
 # Issue 15's targets, on the plain-http rows.
@@ -146,6 +147,7 @@ def run(ctx: BenchContext) -> list[Row]:
             "client CPU: hub_auth ÷ raw aiohttp",
             pairwise_ratio(cpu["hub_auth"], cpu["raw"]),
             at_most=cpu_vs_raw,
+            headline="" if ctx.tls else Figure.WHOAMI_CPU,
         ),
         ratio_row(
             CASE,

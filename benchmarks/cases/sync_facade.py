@@ -36,6 +36,7 @@ from benchmarks._common import (
     timing_row,
     walls,
 )
+from benchmarks._summary import Figure
 
 CASE = "3 sync facade"
 _WARMUP = 5
@@ -154,12 +155,14 @@ def run(ctx: BenchContext) -> list[Row]:
             "HubAuthSync ÷ await HubAuth",
             pairwise_ratio(timings["sync"], timings["async"]),
             at_most=vs_await,
+            headline="" if ctx.tls else Figure.FACADE_VS_AWAIT,
         ),
         ratio_row(
             CASE,
             "HubAuthSync ÷ huggingface_hub",
             pairwise_ratio(timings["sync"], timings["hf"]),
             at_most=vs_hf,
+            headline="" if ctx.tls else Figure.FACADE_VS_HF,
         ),
         ratio_row(
             CASE,
