@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import typing
@@ -92,9 +93,14 @@ def test_missing_name_is_a_validation_error() -> None:
         UserInfo.model_validate({"type": "user"})
 
 
-def test_instances_share_their_fields_set_but_copies_stay_independent() -> None:
-    first = UserInfo.model_validate(SAMPLE_BODIES["write"])
-    second = UserInfo.model_validate(SAMPLE_BODIES["write"])
+def _kept(body: dict[str, object]) -> UserInfo:
+    """A user as a cache keeps it."""
+    return _models.compact(UserInfo.model_validate(body))
+
+
+def test_kept_users_share_their_fields_set_but_copies_stay_independent() -> None:
+    first = _kept(SAMPLE_BODIES["write"])
+    second = _kept(SAMPLE_BODIES["write"])
     assert first.model_fields_set is second.model_fields_set
     changed = first.model_copy(update={"email": "other@example.com"})
     assert changed.email == "other@example.com"
@@ -103,19 +109,21 @@ def test_instances_share_their_fields_set_but_copies_stay_independent() -> None:
     assert first.model_dump(exclude_unset=True)["username"] == "ada-lovelace"
 
 
-def test_equal_organisations_are_shared_between_users() -> None:
-    first = UserInfo.model_validate(SAMPLE_BODIES["write"])
-    second = UserInfo.model_validate(dict(SAMPLE_BODIES["write"], name="someone-else"))
+def test_equal_organisations_are_shared_between_kept_users() -> None:
+    first = _kept(SAMPLE_BODIES["write"])
+    second = _kept(dict(SAMPLE_BODIES["write"], name="someone-else"))
     assert first.orgs[0] is second.orgs[0]
     other = dict(SAMPLE_BODIES["write"], orgs=[{"name": "analytical-engines", "roleInOrg": "read"}])
-    assert UserInfo.model_validate(other).orgs[0] is not first.orgs[0]
+    assert _kept(other).orgs[0] is not first.orgs[0]
+    # Validation alone shares nothing: a whoami that is not cached does not pay for it.
+    assert UserInfo.model_validate(SAMPLE_BODIES["write"]).orgs[0] is not first.orgs[0]
 
 
 def test_shared_organisations_are_not_kept_alive() -> None:
     """The sharing table holds organisations weakly: it empties when no user holds them."""
     body = dict(SAMPLE_BODIES["write"], orgs=[{"name": "only-here-once", "roleInOrg": "read"}])
-    user = UserInfo.model_validate(body)
-    again = UserInfo.model_validate(body)
+    user = _kept(body)
+    again = _kept(body)
     assert again.orgs[0] is user.orgs[0]
     key = tuple(user.orgs[0].__dict__.values())
     assert key in _models._SHARED_ORGS
@@ -123,8 +131,28 @@ def test_shared_organisations_are_not_kept_alive() -> None:
     gc.collect()
     assert key not in _models._SHARED_ORGS
     # A new user with that organisation gets a fresh one, and it is shared again.
-    fresh = UserInfo.model_validate(body)
-    assert UserInfo.model_validate(body).orgs[0] is fresh.orgs[0]
+    fresh = _kept(body)
+    assert _kept(body).orgs[0] is fresh.orgs[0]
+
+
+def test_a_memory_cache_keeps_compact_users() -> None:
+    from hub_auth._cache.memory import MemoryCache
+    from hub_auth._result import Ok
+
+    cache = MemoryCache()
+
+    async def load(token: str) -> Ok[UserInfo]:
+        return Ok(UserInfo.model_validate(SAMPLE_BODIES["write"]))
+
+    async def both() -> tuple[object, object]:
+        first = await cache.fetch("hf_" + "a" * 34, load, endpoint="https://hub.example")
+        second = await cache.fetch("hf_" + "b" * 34, load, endpoint="https://hub.example")
+        return first, second
+
+    first, second = asyncio.run(both())
+    assert isinstance(first, Ok) and isinstance(second, Ok)
+    assert first.value.orgs[0] is second.value.orgs[0]
+    assert first.value.model_fields_set is second.value.model_fields_set
 
 
 def _mutable_parts(annotation: object) -> list[object]:

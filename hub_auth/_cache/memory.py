@@ -28,7 +28,7 @@ from hub_auth._cache.policy import (
     stale_lifetime,
 )
 from hub_auth._errors import HubAuthError
-from hub_auth._models import UserInfo
+from hub_auth._models import UserInfo, compact
 from hub_auth._result import Err, Ok, Result
 
 __all__ = ["MemoryCache"]
@@ -172,6 +172,7 @@ class MemoryCache(CacheBase):
         now = self._clock()
         entry = (now + lifetime, result, now + max(lifetime, stale))
         if isinstance(result, Ok):
+            compact(result.value)  # before anyone holds it: it replaces the user's orgs
             table, other, bound = self._entries, self._negatives, self._max_entries
         else:
             table, other, bound = self._negatives, self._entries, self._max_negative_entries
