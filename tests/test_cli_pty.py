@@ -214,9 +214,11 @@ def test_colour_on_a_real_terminal_unless_no_color(
     failed = Terminal.hub_auth("switch", "--token-name", "nope")
     assert failed.finish() == 1
     assert "\x1b[31m" in failed.text  # the red Error:
+    assert "✗" in failed.text  # and its cross, as successes get a check mark
 
     monkeypatch.setenv("NO_COLOR", "1")
     plain = Terminal.hub_auth("switch", "--token-name", "nope")
     assert plain.finish() == 1
     assert "\x1b[" not in plain.text
     assert "Error: " in plain.text
+    assert "✗ Error: " in plain.text  # a terminal still gets the mark, without colour

@@ -174,11 +174,21 @@ def _show_warnings(ctx: click.Context) -> None:
 
 
 class _Error(click.ClickException):
-    """click's one-line error, with ``Error:`` in red on a terminal (unless NO_COLOR)."""
+    """click's one-line error, with ``✗ Error:`` in red on a terminal (``✗`` as ``✓`` on
+    success; no colour with NO_COLOR); piped, the line stays the plain ``Error: ...``."""
 
     def show(self, file: Any = None) -> None:
         label = click.style("Error:", fg="red", bold=True)
+        if _stderr_is_terminal():
+            label = f"{click.style(_marks()[1], fg='red', bold=True)} {label}"
         click.echo(f"{label} {self.format_message()}", err=True, color=_colour())
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def _error(message: str | HubAuthError) -> click.ClickException:
