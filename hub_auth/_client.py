@@ -757,7 +757,14 @@ class HubAuth:
         self._token = None
         for token in stale:
             await self._forget_cached(token)
-        return Ok(await forget_git_credentials(token_name, logged_out.value, self.endpoint))
+        forgotten = await anyio.to_thread.run_sync(
+            forget_git_credentials,
+            token_name,
+            logged_out.value,
+            self.endpoint,
+            abandon_on_cancel=True,  # git is killed at its deadline all the same
+        )
+        return Ok(forgotten)
 
     async def list_tokens(self) -> Result[list[StoredToken]]:
         """The tokens in ``stored_tokens`` (masked), the active one flagged."""

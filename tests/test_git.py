@@ -13,7 +13,14 @@ import anyio
 import pytest
 
 from hub_auth._errors import ErrorKind
-from hub_auth._login.git import GitCredentialOutcome, approve, list_credential_helpers, reject
+from hub_auth._login.git import (
+    GitCredentialOutcome,
+    approve,
+    approve_sync,
+    list_credential_helpers,
+    reject,
+    reject_sync,
+)
 from hub_auth._result import Err, Ok
 
 ENDPOINT = "https://huggingface.co"
@@ -219,6 +226,44 @@ async def test_hanging_git_times_out_as_err(store_env: dict[str, str], tmp_path:
             assert "did not finish" in error.message
         case _:
             pytest.fail(f"unexpected {result!r}")
+
+
+@requires_git
+def test_a_timeout_kills_the_helpers_git_started(store_env: dict[str, str], tmp_path: Path) -> None:
+    """A helper that hangs in a process of its own (not exec'd) keeps git's pipes open after
+    git is killed: the timeout must not wait for it, and must not leave it running."""
+    pid_file = tmp_path / "helper.pid"
+    env = wrap_git(store_env, tmp_path, f'sleep 30 &\necho $! > "{pid_file}"\nwait')
+    started = time.monotonic()
+
+    result = reject_sync(ENDPOINT, env=env, timeout=0.5)
+
+    assert time.monotonic() - started < 10
+    assert isinstance(result, Err)
+    assert "did not finish within 0.5 s" in result.error.message
+    helper = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _running(helper) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _running(helper), "the helper outlived the timeout"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child of a killed shell may linger as a zombie until init reaps it.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+@requires_git
+def test_the_blocking_functions_need_no_event_loop(store_env: dict[str, str]) -> None:
+    approved = approve_sync(ENDPOINT, TOKEN, env=store_env)
+    assert isinstance(approved, Ok) and approved.value.stored
+    assert isinstance(reject_sync(ENDPOINT, env=store_env), Ok)
+    assert anyio.run(fill, store_env) is None
 
 
 @requires_git

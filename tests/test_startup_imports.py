@@ -99,6 +99,12 @@ def test_local_commands_load_no_network_stack(two_logins: TokenStore, args: list
     assert not loaded & {*NETWORK_AND_MODELS, *FLOWS, "asyncio", "anyio"}, loaded
 
 
+def test_logout_clears_git_credentials_without_an_event_loop(two_logins: TokenStore) -> None:
+    loaded = _after_command("logout")  # everything: git is asked to forget the credential
+    assert "hub_auth._login.git" in loaded  # the probe sees what it should
+    assert not loaded & {*NETWORK_AND_MODELS, "asyncio", "anyio"}, loaded
+
+
 def test_token_and_list_do_not_even_load_the_file_lock(two_logins: TokenStore) -> None:
     assert "filelock" not in _after_command("token")
     assert "filelock" not in _after_command("list")

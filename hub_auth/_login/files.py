@@ -105,16 +105,17 @@ def clears_git_credentials(name: str | None, logged_out: LogoutInfo) -> bool:
     return name is None or logged_out.removed_active
 
 
-async def forget_git_credentials(
-    name: str | None, logged_out: LogoutInfo, endpoint: str
-) -> LogoutInfo:
-    """Clear the Hub's git credential when the logout calls for it; a failure becomes a note."""
+def forget_git_credentials(name: str | None, logged_out: LogoutInfo, endpoint: str) -> LogoutInfo:
+    """Clear the Hub's git credential when the logout calls for it; a failure becomes a note.
+
+    Blocking (git runs in a subprocess): async code calls it in a worker thread.
+    """
     if not clears_git_credentials(name, logged_out):
         return logged_out
-    # anyio and a subprocess: only when there is something to clear.
+    # A subprocess: only when there is something to clear.
     from hub_auth._login import git as _git
 
-    rejected = await _git.reject(endpoint)
+    rejected = _git.reject_sync(endpoint)
     if isinstance(rejected, Err):
         note = f"git credentials were not cleared: {rejected.error}"
         return dataclasses.replace(logged_out, notes=(note, *logged_out.notes))

@@ -15,21 +15,24 @@ Outcomes:
   ``Err(HubAuthError(ErrorKind.STORAGE, ...))`` whose message quotes git's stderr with anything
   token-shaped masked. The caller decides whether that fails a login.
 
-git runs in a subprocess through anyio, so the event loop is never blocked, and with
-``GIT_TERMINAL_PROMPT=0`` so it never waits on a terminal.
+git runs in a subprocess with ``GIT_TERMINAL_PROMPT=0``, so it never waits on a terminal, in
+a session of its own, so a timeout (or Ctrl-C) kills it together with any credential helper it
+started. The work is written once, blocking (``approve_sync``, ``reject_sync``: what the CLI
+calls, with no event loop to start); the coroutines ``approve``, ``reject`` and
+``list_credential_helpers`` run it in a worker thread, so the event loop is never blocked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
-
-import anyio
-from anyio.abc import ByteReceiveStream
+from typing import Literal, ParamSpec, TypeVar
 
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._result import Err, Ok, Result
@@ -39,9 +42,14 @@ __all__ = [
     "DEFAULT_GIT_TIMEOUT",
     "GitCredentialOutcome",
     "approve",
+    "approve_sync",
     "list_credential_helpers",
     "reject",
+    "reject_sync",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 DEFAULT_GIT_TIMEOUT = 15.0
 """Seconds an approve/reject (all its git calls together) may take; a helper may be slow."""
@@ -104,22 +112,26 @@ async def list_credential_helpers(
         env: The environment git runs with; ``None`` inherits ``os.environ``.
         timeout: Seconds before giving up.
     """
+    return await _in_thread(_list_helpers, url, _child_env(env), time.monotonic() + timeout)
+
+
+def _list_helpers(url: str | None, env: Mapping[str, str], deadline: float) -> list[str]:
     try:
-        with anyio.fail_after(timeout):
-            return await _read_helpers(url, _child_env(env))
+        return _read_helpers(url, env, deadline)
     except (OSError, TimeoutError, _GitFailed):
         return []
 
 
-async def approve(
+def approve_sync(
     endpoint: str,
     token: str,
     *,
     username: str = "hf_user",
     env: Mapping[str, str] | None = None,
-    timeout: float = DEFAULT_GIT_TIMEOUT,  # noqa: ASYNC109
+    timeout: float = DEFAULT_GIT_TIMEOUT,
 ) -> Result[GitCredentialOutcome]:
-    """Store ``token`` as the git password for ``endpoint`` with ``git credential approve``.
+    """Store ``token`` as the git password for ``endpoint`` with ``git credential approve``
+    (blocking; from async code, ``await approve(...)``).
 
     Args:
         endpoint: The Hub's base URL, e.g. ``"https://huggingface.co"``.
@@ -134,13 +146,46 @@ async def approve(
 
     Example::
 
-        match await approve("https://huggingface.co", token):
+        match approve_sync("https://huggingface.co", token):
             case Ok(GitCredentialOutcome(stored=False, note=note)) if note:
                 print(note)
     """
     _check_fields(endpoint=endpoint, username=username, token=token)
     payload = f"url={endpoint}\nusername={username}\npassword={token}\n\n"
-    return await _update("approve", endpoint, payload, env, timeout, secret=token)
+    return _update("approve", endpoint, payload, env, timeout, secret=token)
+
+
+def reject_sync(
+    endpoint: str,
+    *,
+    username: str = "hf_user",
+    env: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_GIT_TIMEOUT,
+) -> Result[GitCredentialOutcome]:
+    """Make git's credential helpers forget the credential for ``endpoint`` and ``username``
+    (blocking; from async code, ``await reject(...)``).
+
+    Arguments are as for :func:`approve_sync`. ``stored`` is always ``False`` in the outcome;
+    git does not say whether a helper actually held the credential.
+    """
+    _check_fields(endpoint=endpoint, username=username)
+    payload = f"url={endpoint}\nusername={username}\n\n"
+    return _update("reject", endpoint, payload, env, timeout, secret=None)
+
+
+async def approve(
+    endpoint: str,
+    token: str,
+    *,
+    username: str = "hf_user",
+    env: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_GIT_TIMEOUT,  # noqa: ASYNC109
+) -> Result[GitCredentialOutcome]:
+    """:func:`approve_sync` in a worker thread: the event loop keeps running meanwhile."""
+    _check_fields(endpoint=endpoint, username=username, token=token)
+    return await _in_thread(
+        approve_sync, endpoint, token, username=username, env=env, timeout=timeout
+    )
 
 
 async def reject(
@@ -150,17 +195,22 @@ async def reject(
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_GIT_TIMEOUT,  # noqa: ASYNC109
 ) -> Result[GitCredentialOutcome]:
-    """Make git's credential helpers forget the credential for ``endpoint`` and ``username``.
-
-    Arguments are as for :func:`approve`. ``stored`` is always ``False`` in the outcome; git
-    does not say whether a helper actually held the credential.
-    """
+    """:func:`reject_sync` in a worker thread: the event loop keeps running meanwhile."""
     _check_fields(endpoint=endpoint, username=username)
-    payload = f"url={endpoint}\nusername={username}\n\n"
-    return await _update("reject", endpoint, payload, env, timeout, secret=None)
+    return await _in_thread(reject_sync, endpoint, username=username, env=env, timeout=timeout)
 
 
-async def _update(
+async def _in_thread(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``call(*args, **kwargs)`` in anyio's worker threads. A cancelled caller does not wait
+    for it: git is killed at its deadline all the same."""
+    import anyio.to_thread  # only for async callers: the CLI runs git without an event loop
+
+    return await anyio.to_thread.run_sync(
+        functools.partial(call, *args, **kwargs), abandon_on_cancel=True
+    )
+
+
+def _update(
     action: _Action,
     endpoint: str,
     payload: str,
@@ -170,16 +220,16 @@ async def _update(
     secret: str | None,
 ) -> Result[GitCredentialOutcome]:
     child_env = _child_env(env)
+    deadline = time.monotonic() + seconds
     try:
-        with anyio.fail_after(seconds):
-            helpers = await _read_helpers(endpoint, child_env)
-            if not helpers:
-                # git would accept the credential and silently keep it nowhere.
-                return Ok(GitCredentialOutcome(False, [], _NO_HELPER_NOTE[action]))
-            command = ["credential", action]
-            run = await _run_git(command, child_env, payload.encode())
-            if run.returncode != 0:
-                raise _GitFailed(command, run)
+        helpers = _read_helpers(endpoint, child_env, deadline)
+        if not helpers:
+            # git would accept the credential and silently keep it nowhere.
+            return Ok(GitCredentialOutcome(False, [], _NO_HELPER_NOTE[action]))
+        command = ["credential", action]
+        run = _run_git(command, child_env, deadline, payload.encode())
+        if run.returncode != 0:
+            raise _GitFailed(command, run)
     except FileNotFoundError:
         return Ok(GitCredentialOutcome(False, [], _NO_GIT_NOTE[action]))
     except TimeoutError:
@@ -217,20 +267,21 @@ def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return child_env
 
 
-async def _read_helpers(url: str | None, env: Mapping[str, str]) -> list[str]:
+def _read_helpers(url: str | None, env: Mapping[str, str], deadline: float) -> list[str]:
     helpers: list[str] = []
-    for value in await _config_values(["config", "--get-all", "credential.helper"], env):
+    for value in _config_values(["config", "--get-all", "credential.helper"], env, deadline):
         # As in git, an empty value discards the helpers configured before it.
         helpers = [] if not value else [*helpers, value]
     if url is not None:
         # --get-urlmatch returns only the most specific match; enough to know one applies.
         command = ["config", "--get-urlmatch", "credential.helper", url]
-        helpers.extend(v for v in await _config_values(command, env) if v and v not in helpers)
+        found = _config_values(command, env, deadline)
+        helpers.extend(v for v in found if v and v not in helpers)
     return helpers
 
 
-async def _config_values(command: list[str], env: Mapping[str, str]) -> list[str]:
-    run = await _run_git(command, env)
+def _config_values(command: list[str], env: Mapping[str, str], deadline: float) -> list[str]:
+    run = _run_git(command, env, deadline)
     if run.returncode == 1:  # git config: the key is not set
         return []
     if run.returncode != 0:
@@ -265,30 +316,39 @@ class _GitFailed(Exception):
         return f"{message}: {detail}" if detail else message
 
 
-async def _run_git(
-    args: Sequence[str], env: Mapping[str, str], stdin_data: bytes | None = None
+def _run_git(
+    args: Sequence[str], env: Mapping[str, str], deadline: float, stdin_data: bytes | None = None
 ) -> _GitRun:
+    """One git command, its pipes read together (a full stderr pipe must not stall git);
+    ``TimeoutError`` past ``deadline``."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError
     stdin = subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL
-    # Leaving this block early (timeout, cancellation) kills git: see anyio's Process.aclose.
-    async with await anyio.open_process(["git", *args], stdin=stdin, env=env) as process:
-        assert process.stdout is not None
-        assert process.stderr is not None
-        if process.stdin is not None:
-            # If git exits without reading, its exit status and stderr say why.
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await process.stdin.send(stdin_data or b"")
-            await process.stdin.aclose()
-        stderr_chunks: list[bytes] = []
-        async with anyio.create_task_group() as task_group:
-            # Read both pipes at once: a full stderr pipe must not stall git while we wait
-            # on stdout.
-            task_group.start_soon(_drain, process.stderr, stderr_chunks)
-            stdout_chunks: list[bytes] = []
-            await _drain(process.stdout, stdout_chunks)
-        returncode = await process.wait()
-    return _GitRun(returncode, b"".join(stdout_chunks), b"".join(stderr_chunks))
+    with subprocess.Popen(
+        ["git", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        # A session of its own: a timeout kills git and the helpers it started, which would
+        # otherwise keep the pipes open (and this call waiting) after git is gone.
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(stdin_data, timeout=remaining)
+        except BaseException as exc:  # the timeout, Ctrl-C: nothing of git stays behind
+            _kill_session(process)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise TimeoutError from None
+            raise
+    return _GitRun(process.returncode, stdout, stderr)
 
 
-async def _drain(stream: ByteReceiveStream, chunks: list[bytes]) -> None:
-    async for chunk in stream:
-        chunks.append(chunk)
+def _kill_session(process: subprocess.Popen[bytes]) -> None:
+    killpg = getattr(os, "killpg", None)  # POSIX; on Windows git alone is killed
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+        if killpg is not None:
+            killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()

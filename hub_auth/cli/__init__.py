@@ -33,7 +33,6 @@ output is JSON-escaped.
 from __future__ import annotations
 
 import errno
-import functools
 import logging
 import os
 import sys
@@ -763,11 +762,9 @@ def switch(
     for note in switched.notes:
         _note(note)
     if add_to_git:
-        import anyio
-
         from hub_auth._login import git as _git
 
-        _report_git(anyio.run(functools.partial(_git.approve, settings.endpoint, switched.token)))
+        _report_git(_git.approve_sync(settings.endpoint, switched.token))
 
 
 def _choose_token(store: TokenStore) -> str:
@@ -813,10 +810,8 @@ def logout(ctx: click.Context, token_name: str | None, endpoint: str | None) -> 
         _echo("Not logged in: there was nothing to remove.")
     else:
         _outcome("", data)
-    if clears_git_credentials(token_name, outcome):  # anyio and git: only then
-        import anyio
-
-        outcome = anyio.run(forget_git_credentials, token_name, outcome, settings.endpoint)
+    if clears_git_credentials(token_name, outcome):  # git: only then
+        outcome = forget_git_credentials(token_name, outcome, settings.endpoint)
     for note in outcome.notes:
         _note(note)
 
