@@ -34,13 +34,11 @@ Written here rather than taken from ``result`` (rustedpy), which is unmaintained
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Generic, Literal, NoReturn, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Literal, NoReturn, TypeAlias, TypeVar
+
+from typing_extensions import TypeIs
 
 from hub_auth._errors import HubAuthError
-
-if TYPE_CHECKING:
-    # typing_extensions costs about 14 ms to import, and TypeIs is only an annotation here.
-    from typing_extensions import TypeIs
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
