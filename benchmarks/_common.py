@@ -106,7 +106,7 @@ class Sizes:
             import_runs=15,
             cache_hits=20_000,
             http_requests=2_000,
-            http_reps=15,
+            http_reps=30,
             http_concurrency=32,
             memory_entries=10_000,
         )

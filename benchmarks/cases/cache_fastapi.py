@@ -388,7 +388,7 @@ def _endpoint(ctx: BenchContext) -> list[Row]:
                     # fills) before anything is timed.
                     batch(kind, max(len(headers), count // 4))
                 samples = interleaved(
-                    ctx.sizes.reps,
+                    ctx.sizes.http_reps,
                     {kind: functools.partial(batch, kind, count) for kind in servers},
                 )
             finally:

@@ -1,19 +1,20 @@
 """Case 3: what one ``HubAuthSync`` call costs next to the same call awaited on ``HubAuth``.
 
-``HubAuthSync`` runs every call on one event loop of its own and one long-lived ``HubAuth``,
-so its connection is kept alive between calls like the awaited side's: one long-lived
-``HubAuth`` awaited in this thread's loop. Since issue 24 a script calling from one thread
-runs the facade's loop in that thread (``run_until_complete``), with no hop to a loop thread;
-what is left is starting and stopping the loop once per call. huggingface_hub's blocking
+``HubAuthSync`` runs every call on one event loop of its own and one long-lived ``HubAuth``, so
+its connection is kept alive between calls like the awaited side's: one long-lived ``HubAuth``
+awaited in this thread's loop. Since issue 24 a script calling from one thread runs the
+facade's loop in that thread (``run_until_complete``), with no hop to a loop thread; what is
+left is starting and stopping the loop once per call. huggingface_hub's blocking
 ``HfApi.whoami`` (one shared keep-alive client) is what a sync script would use otherwise. For
 comparison, the facade as it was before issue 10 (a new event loop, ``HubAuth``, session and
 connection for each call) is emulated here: ``anyio.run`` of ``async with HubAuth(...)`` and
 one ``whoami``. Targets (issue 24): the facade at most 1.25 times the awaited call and 0.7
-times huggingface_hub, in three times the usual repetitions. The server is the lean responder (canned keep-alive bytes in a process
-of its own), so the facade's overhead is not hidden behind a server's. The TLS rows repeat the
-case against it serving https on loopback (see ``benchmarks/_tls.py``): kept alive, a
-connection pays the TLS handshake once; the old facade paid it on every call. Client CPU is
-this process's, all its threads (the facade's loop thread included).
+times huggingface_hub, in three times the usual repetitions. The server is the lean responder
+(canned keep-alive bytes in a process of its own), so the facade's overhead is not hidden
+behind a server's. The TLS rows repeat the case against it serving https on loopback (see
+``benchmarks/_tls.py``): kept alive, a connection pays the TLS handshake once; the old facade
+paid it on every call. Client CPU is this process's, all its threads (the facade's loop thread
+included).
 """
 
 from __future__ import annotations
