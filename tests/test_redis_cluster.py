@@ -10,25 +10,24 @@ ends when the test moves it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
 import redis.asyncio as aioredis
 import redis_server as redis_helper
+import session_flood
 from _redis_cluster import LocalCluster, redis_cluster, redis_cluster_session
 from fastapi import Depends, FastAPI
+from line_child import LineChild
 from manual_clock import ManualClock
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import MasterDownError
@@ -77,33 +76,12 @@ def tokens(hub: FakeHub, prefix: str, count: int) -> list[str]:
 # -- the cross-replica single-flight ----------------------------------------------------------
 
 
-class Replica:
+class Replica(LineChild):
     def __init__(self, cluster: LocalCluster, hub_url: str) -> None:
         env = {**os.environ, "HUB_AUTH_CACHE_SECRET": SECRET}
-        argv = [sys.executable, str(REPLICA), cluster.host, str(cluster.port), hub_url]
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        super().__init__(
+            [sys.executable, str(REPLICA), cluster.host, str(cluster.port), hub_url], env
         )
-
-    def line(self) -> str:
-        assert self.process.stdout is not None
-        return self.process.stdout.readline().strip()
-
-    def send(self, command: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-
-    def stop(self) -> None:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        with contextlib.suppress(BrokenPipeError):
-            self.process.stdin.close()  # the replica's signal to finish
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
 
 
 def test_four_processes_five_calls_each_one_hub_request(
@@ -329,24 +307,20 @@ async def test_sign_ins_in_progress_stay_bounded_on_a_cluster(
     redis_cluster: LocalCluster, client: RedisCluster
 ) -> None:
     store = RedisSessionStore(
-        client, secret=SECRET, max_pending_logins=1000, max_pending_bytes=20_000
+        client,
+        secret=SECRET,
+        max_pending_logins=1000,
+        max_pending_bytes=session_flood.BOUND_BYTES,
     )
-    await store.save("s" * 64, "a signed-in user", 3600)
-    for number in range(100):  # ~1.4 KB sealed each: 140 KB in all
-        await store.save(f"login:{number:064d}", "x" * 1000, 600)
-    kept = [number for number in range(100) if await store.load(f"login:{number:064d}")]
-    assert 5 <= len(kept) <= 20_000 // 1000
-    assert kept == list(range(100 - len(kept), 100))  # the newest are kept
-    assert await store.load("s" * 64) == "a signed-in user"
+    kept = await session_flood.flood_sign_ins(store)
     pending = [key async for key in client.scan_iter("hub_auth:session:{pending}*")]
     assert len(pending) == len(kept) + 3  # the sign-ins and their index
     slots = {await client.cluster_keyslot(key) for key in pending}
     assert len(slots) == 1  # one slot: the script that bounds them may touch them all
-    for number in kept:
-        await store.delete(f"login:{number:064d}")
+    await session_flood.finish_sign_ins(store, kept)
     # Nothing pending: no bookkeeping left behind, only the session.
     assert [key async for key in client.scan_iter("hub_auth:session:*")] == [
-        b"hub_auth:session:" + b"s" * 64
+        b"hub_auth:session:" + session_flood.SESSION_KEY.encode()
     ]
 
 

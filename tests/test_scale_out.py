@@ -8,10 +8,8 @@ passes by moving every replica's cache clock ahead together (``advance``), not b
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 import redis_server as redis_helper
+from line_child import LineChild
 
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
@@ -30,27 +29,23 @@ SECRET = "Qm7vT2xK9pL4wN8rB3cZ6yH1sD5fG0aJ"
 REPLICA = Path(__file__).with_name("scale_replica.py")
 
 
-class Replica:
+class Replica(LineChild):
     """One replica process: ``ask`` sends a command, ``answer`` reads its reply."""
 
     def __init__(self, redis_url: str, hub_url: str, options: dict[str, Any]) -> None:
         env = {**os.environ, "HUB_AUTH_CACHE_SECRET": SECRET}
-        self.process = subprocess.Popen(
-            [sys.executable, str(REPLICA), redis_url, hub_url, json.dumps(options)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
+        super().__init__(
+            [sys.executable, str(REPLICA), redis_url, hub_url, json.dumps(options)], env
         )
 
     def ready(self) -> None:
-        assert self._line() == "ready"
+        assert self.line() == "ready"
 
     def ask(self, token: str) -> None:
-        self._send({"whoami": token})
+        self.send({"whoami": token})
 
     def answer(self) -> dict[str, Any]:
-        reply: dict[str, Any] = json.loads(self._line())
+        reply: dict[str, Any] = json.loads(self.line())
         return reply
 
     def whoami(self, token: str) -> dict[str, Any]:
@@ -58,32 +53,12 @@ class Replica:
         return self.answer()
 
     def stats(self) -> dict[str, Any]:
-        self._send({"stats": True})
+        self.send({"stats": True})
         return self.answer()
 
     def advance(self, seconds: float) -> None:
-        self._send({"advance": seconds})
+        self.send({"advance": seconds})
         assert self.answer() == {"advanced": seconds}
-
-    def _send(self, command: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-
-    def _line(self) -> str:
-        assert self.process.stdout is not None
-        return self.process.stdout.readline().strip()
-
-    def stop(self) -> None:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        with contextlib.suppress(BrokenPipeError):  # killed: nothing to tell it
-            self.process.stdin.close()  # the replica's signal to finish
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
 
 
 def advance(group: list[Replica], seconds: float) -> None:
