@@ -241,11 +241,17 @@ def test_a_timeout_kills_the_helpers_git_started(store_env: dict[str, str], tmp_
     assert time.monotonic() - started < 10
     assert isinstance(result, Err)
     assert "did not finish within 0.5 s" in result.error.message
-    helper = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while _running(helper) and time.monotonic() < deadline:
+    assert _gone_within(int(pid_file.read_text()), 5), "the helper outlived the timeout"
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` ends within ``seconds`` (a killed process ends at once)."""
+    deadline = time.monotonic() + seconds
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.02)
-    assert not _running(helper), "the helper outlived the timeout"
+    return True
 
 
 def _running(pid: int) -> bool:
@@ -256,6 +262,21 @@ def _running(pid: int) -> bool:
     # A killed child of a killed shell may linger as a zombie until init reaps it.
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+@requires_git
+async def test_a_cancelled_caller_leaves_no_git_behind(
+    store_env: dict[str, str], tmp_path: Path
+) -> None:
+    """git runs in a worker thread: a caller that gives up does not wait for it, and kills it
+    (with its helpers) instead of leaving it to its 30 s deadline."""
+    pid_file = tmp_path / "helper.pid"
+    env = wrap_git(store_env, tmp_path, f'sleep 30 &\necho $! > "{pid_file}"\nwait')
+    started = time.monotonic()
+    with anyio.move_on_after(0.5):
+        await approve(ENDPOINT, TOKEN, env=env, timeout=30)
+    assert time.monotonic() - started < 5
+    assert _gone_within(int(pid_file.read_text()), 5), "git's helper outlived the cancelled call"
 
 
 @requires_git

@@ -16,10 +16,11 @@ Outcomes:
   token-shaped masked. The caller decides whether that fails a login.
 
 git runs in a subprocess with ``GIT_TERMINAL_PROMPT=0``, so it never waits on a terminal, in
-a session of its own, so a timeout (or Ctrl-C) kills it together with any credential helper it
-started. The work is written once, blocking (``approve_sync``, ``reject_sync``: what the CLI
-calls, with no event loop to start); the coroutines ``approve``, ``reject`` and
-``list_credential_helpers`` run it in a worker thread, so the event loop is never blocked.
+a session of its own, so a timeout, Ctrl-C or a cancelled caller kills it together with any
+credential helper it started. The work is written once, blocking (``approve_sync``,
+``reject_sync``: what the CLI calls, with no event loop to start); the coroutines ``approve``,
+``reject`` and ``list_credential_helpers`` run it in a worker thread, so the event loop is never
+blocked.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ import functools
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal, TypeVar
 
 from hub_auth._errors import ErrorKind, HubAuthError
 from hub_auth._result import Err, Ok, Result
@@ -48,7 +50,6 @@ __all__ = [
     "reject_sync",
 ]
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_GIT_TIMEOUT = 15.0
@@ -112,12 +113,12 @@ async def list_credential_helpers(
         env: The environment git runs with; ``None`` inherits ``os.environ``.
         timeout: Seconds before giving up.
     """
-    return await _in_thread(_list_helpers, url, _child_env(env), time.monotonic() + timeout)
+    return await _in_thread(functools.partial(_list_helpers, url), _GitCalls(env, timeout))
 
 
-def _list_helpers(url: str | None, env: Mapping[str, str], deadline: float) -> list[str]:
+def _list_helpers(url: str | None, git: _GitCalls) -> list[str]:
     try:
-        return _read_helpers(url, env, deadline)
+        return _read_helpers(url, git)
     except (OSError, TimeoutError, _GitFailed):
         return []
 
@@ -150,9 +151,7 @@ def approve_sync(
             case Ok(GitCredentialOutcome(stored=False, note=note)) if note:
                 print(note)
     """
-    _check_fields(endpoint=endpoint, username=username, token=token)
-    payload = f"url={endpoint}\nusername={username}\npassword={token}\n\n"
-    return _update("approve", endpoint, payload, env, timeout, secret=token)
+    return _approve(endpoint, token, username, _GitCalls(env, timeout))
 
 
 def reject_sync(
@@ -168,9 +167,7 @@ def reject_sync(
     Arguments are as for :func:`approve_sync`. ``stored`` is always ``False`` in the outcome;
     git does not say whether a helper actually held the credential.
     """
-    _check_fields(endpoint=endpoint, username=username)
-    payload = f"url={endpoint}\nusername={username}\n\n"
-    return _update("reject", endpoint, payload, env, timeout, secret=None)
+    return _reject(endpoint, username, _GitCalls(env, timeout))
 
 
 async def approve(
@@ -182,9 +179,9 @@ async def approve(
     timeout: float = DEFAULT_GIT_TIMEOUT,  # noqa: ASYNC109
 ) -> Result[GitCredentialOutcome]:
     """:func:`approve_sync` in a worker thread: the event loop keeps running meanwhile."""
-    _check_fields(endpoint=endpoint, username=username, token=token)
+    _check_fields(endpoint=endpoint, username=username, token=token)  # raised in this task
     return await _in_thread(
-        approve_sync, endpoint, token, username=username, env=env, timeout=timeout
+        functools.partial(_approve, endpoint, token, username), _GitCalls(env, timeout)
     )
 
 
@@ -196,38 +193,46 @@ async def reject(
     timeout: float = DEFAULT_GIT_TIMEOUT,  # noqa: ASYNC109
 ) -> Result[GitCredentialOutcome]:
     """:func:`reject_sync` in a worker thread: the event loop keeps running meanwhile."""
-    _check_fields(endpoint=endpoint, username=username)
-    return await _in_thread(reject_sync, endpoint, username=username, env=env, timeout=timeout)
+    _check_fields(endpoint=endpoint, username=username)  # raised in this task
+    return await _in_thread(functools.partial(_reject, endpoint, username), _GitCalls(env, timeout))
 
 
-async def _in_thread(call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """``call(*args, **kwargs)`` in anyio's worker threads. A cancelled caller does not wait
-    for it: git is killed at its deadline all the same."""
+async def _in_thread(work: Callable[[_GitCalls], R], git: _GitCalls) -> R:
+    """``work(git)`` in anyio's worker threads. A caller that gives up (cancelled, Ctrl-C) does
+    not wait for it, and kills the git it is running."""
     import anyio.to_thread  # only for async callers: the CLI runs git without an event loop
 
-    return await anyio.to_thread.run_sync(
-        functools.partial(call, *args, **kwargs), abandon_on_cancel=True
-    )
+    try:
+        return await anyio.to_thread.run_sync(work, git, abandon_on_cancel=True)
+    except BaseException:
+        git.cancel()
+        raise
+
+
+def _approve(
+    endpoint: str, token: str, username: str, git: _GitCalls
+) -> Result[GitCredentialOutcome]:
+    _check_fields(endpoint=endpoint, username=username, token=token)
+    payload = f"url={endpoint}\nusername={username}\npassword={token}\n\n"
+    return _update("approve", endpoint, payload, git, secret=token)
+
+
+def _reject(endpoint: str, username: str, git: _GitCalls) -> Result[GitCredentialOutcome]:
+    _check_fields(endpoint=endpoint, username=username)
+    payload = f"url={endpoint}\nusername={username}\n\n"
+    return _update("reject", endpoint, payload, git, secret=None)
 
 
 def _update(
-    action: _Action,
-    endpoint: str,
-    payload: str,
-    env: Mapping[str, str] | None,
-    seconds: float,
-    *,
-    secret: str | None,
+    action: _Action, endpoint: str, payload: str, git: _GitCalls, *, secret: str | None
 ) -> Result[GitCredentialOutcome]:
-    child_env = _child_env(env)
-    deadline = time.monotonic() + seconds
     try:
-        helpers = _read_helpers(endpoint, child_env, deadline)
+        helpers = _read_helpers(endpoint, git)
         if not helpers:
             # git would accept the credential and silently keep it nowhere.
             return Ok(GitCredentialOutcome(False, [], _NO_HELPER_NOTE[action]))
         command = ["credential", action]
-        run = _run_git(command, child_env, deadline, payload.encode())
+        run = git.run(command, payload.encode())
         if run.returncode != 0:
             raise _GitFailed(command, run)
     except FileNotFoundError:
@@ -236,8 +241,8 @@ def _update(
         return Err(
             HubAuthError(
                 ErrorKind.STORAGE,
-                f"git credential {action} did not finish within {seconds:g} s; a credential "
-                "helper may be waiting for input",
+                f"git credential {action} did not finish within {git.seconds:g} s; a "
+                "credential helper may be waiting for input",
             )
         )
     except OSError as exc:
@@ -267,21 +272,21 @@ def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return child_env
 
 
-def _read_helpers(url: str | None, env: Mapping[str, str], deadline: float) -> list[str]:
+def _read_helpers(url: str | None, git: _GitCalls) -> list[str]:
     helpers: list[str] = []
-    for value in _config_values(["config", "--get-all", "credential.helper"], env, deadline):
+    for value in _config_values(["config", "--get-all", "credential.helper"], git):
         # As in git, an empty value discards the helpers configured before it.
         helpers = [] if not value else [*helpers, value]
     if url is not None:
         # --get-urlmatch returns only the most specific match; enough to know one applies.
         command = ["config", "--get-urlmatch", "credential.helper", url]
-        found = _config_values(command, env, deadline)
+        found = _config_values(command, git)
         helpers.extend(v for v in found if v and v not in helpers)
     return helpers
 
 
-def _config_values(command: list[str], env: Mapping[str, str], deadline: float) -> list[str]:
-    run = _run_git(command, env, deadline)
+def _config_values(command: list[str], git: _GitCalls) -> list[str]:
+    run = git.run(command)
     if run.returncode == 1:  # git config: the key is not set
         return []
     if run.returncode != 0:
@@ -316,33 +321,54 @@ class _GitFailed(Exception):
         return f"{message}: {detail}" if detail else message
 
 
-def _run_git(
-    args: Sequence[str], env: Mapping[str, str], deadline: float, stdin_data: bytes | None = None
-) -> _GitRun:
-    """One git command, its pipes read together (a full stderr pipe must not stall git);
-    ``TimeoutError`` past ``deadline``."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError
-    stdin = subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL
-    with subprocess.Popen(
-        ["git", *args],
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        # A session of its own: a timeout kills git and the helpers it started, which would
-        # otherwise keep the pipes open (and this call waiting) after git is gone.
-        start_new_session=True,
-    ) as process:
-        try:
-            stdout, stderr = process.communicate(stdin_data, timeout=remaining)
-        except BaseException as exc:  # the timeout, Ctrl-C: nothing of git stays behind
-            _kill_session(process)
-            if isinstance(exc, subprocess.TimeoutExpired):
-                raise TimeoutError from None
-            raise
-    return _GitRun(process.returncode, stdout, stderr)
+class _GitCalls:
+    """The git processes of one operation: their environment, their shared deadline, and the
+    one running now, which ``cancel`` kills (from another thread: the caller gave up)."""
+
+    def __init__(self, env: Mapping[str, str] | None, seconds: float) -> None:
+        self.env = _child_env(env)
+        self.seconds = seconds
+        self._deadline = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._cancelled = False
+
+    def run(self, args: Sequence[str], stdin_data: bytes | None = None) -> _GitRun:
+        """One git command, its pipes read together (a full stderr pipe must not stall git);
+        ``TimeoutError`` past the deadline, or once cancelled."""
+        remaining = self._deadline - time.monotonic()
+        stdin = subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL
+        with self._lock:
+            if remaining <= 0 or self._cancelled:
+                raise TimeoutError
+            process = self._process = subprocess.Popen(
+                ["git", *args],
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                # A session of its own: a timeout kills git and the helpers it started,
+                # which would otherwise keep the pipes open (and this call waiting).
+                start_new_session=True,
+            )
+        with process:
+            try:
+                stdout, stderr = process.communicate(stdin_data, timeout=remaining)
+            except BaseException as exc:  # the timeout, Ctrl-C: nothing of git stays behind
+                _kill_session(process)
+                if isinstance(exc, subprocess.TimeoutExpired):
+                    raise TimeoutError from None
+                raise
+            finally:
+                with self._lock:
+                    self._process = None
+        return _GitRun(process.returncode, stdout, stderr)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._process is not None:
+                _kill_session(self._process)
 
 
 def _kill_session(process: subprocess.Popen[bytes]) -> None:
