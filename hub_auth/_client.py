@@ -745,7 +745,7 @@ class HubAuth:
         """
         import anyio.to_thread
 
-        from hub_auth._login.files import forget_git_credentials, remove_login
+        from hub_auth._login.files import clears_git_credentials, remove_login, with_git_outcome
 
         self._check_open()
         logged_out = await anyio.to_thread.run_sync(
@@ -757,14 +757,12 @@ class HubAuth:
         self._token = None
         for token in stale:
             await self._forget_cached(token)
-        forgotten = await anyio.to_thread.run_sync(
-            forget_git_credentials,
-            token_name,
-            logged_out.value,
-            self.endpoint,
-            abandon_on_cancel=True,  # git is killed at its deadline all the same
-        )
-        return Ok(forgotten)
+        info = logged_out.value
+        if clears_git_credentials(token_name, info):
+            from hub_auth._login import git as _git
+
+            info = with_git_outcome(info, await _git.reject(self.endpoint))
+        return Ok(info)
 
     async def list_tokens(self) -> Result[list[StoredToken]]:
         """The tokens in ``stored_tokens`` (masked), the active one flagged."""

@@ -38,6 +38,7 @@ __all__ = [
     "list_logins",
     "remove_login",
     "switch_login",
+    "with_git_outcome",
 ]
 
 
@@ -108,14 +109,20 @@ def clears_git_credentials(name: str | None, logged_out: LogoutInfo) -> bool:
 def forget_git_credentials(name: str | None, logged_out: LogoutInfo, endpoint: str) -> LogoutInfo:
     """Clear the Hub's git credential when the logout calls for it; a failure becomes a note.
 
-    Blocking (git runs in a subprocess): async code calls it in a worker thread.
+    Blocking (git runs in a subprocess), for the CLI. ``HubAuth.logout`` awaits
+    ``_login.git.reject`` instead, so that a cancelled logout kills git, and notes its outcome
+    with ``with_git_outcome``.
     """
     if not clears_git_credentials(name, logged_out):
         return logged_out
     # A subprocess: only when there is something to clear.
     from hub_auth._login import git as _git
 
-    rejected = _git.reject_sync(endpoint)
+    return with_git_outcome(logged_out, _git.reject_sync(endpoint))
+
+
+def with_git_outcome(logged_out: LogoutInfo, rejected: Result[object]) -> LogoutInfo:
+    """``logged_out``, with a note first when git could not clear the credential."""
     if isinstance(rejected, Err):
         note = f"git credentials were not cleared: {rejected.error}"
         return dataclasses.replace(logged_out, notes=(note, *logged_out.notes))
