@@ -332,7 +332,7 @@ def markdown(
         f"below was measured in the same run: each is the median of {sizes.reps} repetitions "
         f"({sizes.cli_runs} runs of each command in the CLI case, {sizes.import_runs} of each "
         f"import in the import case, {sizes.http_reps} batches through uvicorn in the FastAPI "
-        f"case, {3 * sizes.reps} repetitions in its in-process part and in the facade case), "
+        f"case, {sizes.steady_reps} repetitions in its in-process part and in the facade case), "
         "with the "
         "fastest and slowest repetition beside it, and each ratio is the median of "
         "per-repetition ratios of runs made back to back. How each case measures is described "

@@ -94,6 +94,14 @@ class Sizes:
     http_concurrency: int
     memory_entries: int
 
+    @property
+    def steady_reps(self) -> int:
+        """Three times ``reps``, for the figures that are a few µs (or a ratio near 1) between
+        rounds of about a second, whose speed drifts by more than that on a shared machine:
+        the in-process part of case 5 and case 3 (9 repetitions put case 5's difference at
+        9-16 µs, 27 at 5-6 µs)."""
+        return 3 * self.reps
+
     @classmethod
     def full(cls) -> Sizes:
         return cls(

@@ -67,10 +67,6 @@ _TARGET = f"≥ 0.95{TIMES}"
 HIT_TARGET_US = 3.0
 BEARER_TARGET = 0.95  # through uvicorn (issue 15)
 IN_PROCESS_TARGET = 0.92  # requests per CPU second, in process (issue 24)
-# A round of the in-process variants takes about a second; the figures are a difference of a
-# few µs per request between rounds whose speed drifts by more than that, so three times the
-# usual repetitions steady their median (9 repetitions gave 9-16 µs, 27 gave 5-6 µs).
-_IN_PROCESS_REPS_FACTOR = 3
 EXTRA_TARGET_US = 8.0  # what HubBearer may add to HTTPBearer's CPU per request (issue 24)
 _IN_PROCESS_KINDS = ("open", "bearer", "hub", "middleware")
 
@@ -184,7 +180,7 @@ def _in_process(ctx: BenchContext) -> list[Row]:
             for kind in apps:
                 runner.run(drive(kind, max(count // 4, len(tokens))))
             samples = interleaved(
-                _IN_PROCESS_REPS_FACTOR * ctx.sizes.reps,
+                ctx.sizes.steady_reps,
                 {kind: _runs(runner, drive, kind, count) for kind in apps},
             )
         finally:

@@ -40,9 +40,6 @@ from benchmarks._common import (
 from benchmarks._summary import Figure
 
 CASE = "3 sync facade"
-# A round is a fraction of a second and the figure a ratio near 1 whose rounds drift by more
-# than the difference: three times the usual repetitions steady its median.
-REPS_FACTOR = 3
 _WARMUP = 5
 # The targets of issue 24, checked on the plain-http rows.
 FACADE_VS_AWAIT = 1.25
@@ -111,7 +108,7 @@ def run(ctx: BenchContext) -> list[Row]:
             hf_batch(_WARMUP)
             old_batch(_WARMUP)
             samples = interleaved(
-                REPS_FACTOR * ctx.sizes.reps,
+                ctx.sizes.steady_reps,
                 {
                     "async": lambda: runner.run(async_batch(calls)),
                     "sync": lambda: sync_batch(calls),
