@@ -45,7 +45,7 @@ from hub_auth._settings import (
     is_insecure_endpoint,
     oidc_resource,
 )
-from hub_auth._tokens import MaskedStr, check_format
+from hub_auth._tokens import MaskedStr, check_format, well_formed
 
 # Imported where they are used, so that `from hub_auth import HubAuth` loads neither aiohttp
 # nor the models (HubAuth() does), and whoami never loads git, anyio or the device login.
@@ -116,7 +116,7 @@ def _cache_lookup(cache: WhoamiCache | None, endpoint: str) -> CacheLookup | Non
         memory = cache.local
     if memory is None or type(memory).fetch is not MemoryCache.fetch:
         return None
-    return functools.partial(memory.lookup, endpoint=endpoint)
+    return memory.lookup_for(endpoint)
 
 
 def _token_name(user: UserInfo) -> str:
@@ -441,16 +441,14 @@ class HubAuth:
         ``offline``, ``unauthorized`` (401), ``forbidden`` (403), ``rate_limited`` (429, with
         ``retry_after``), ``server_error`` (5xx), ``bad_response``, ``network``, ``timeout``.
         """
-        self._check_open()
-        traced = _telemetry.on and not _telemetry.in_whoami()  # an OpenTelemetry SDK is set up
-        if token is not None and self._cache_lookup is not None:
+        if token is not None:
             # A token given (a service's callers) is the hot path: its cache hit answers at
-            # once, without a coroutine.
+            # once, awaiting nothing.
             hit = self._whoami_from_cache(token)
             if hit is not None:
-                if traced:
-                    _telemetry.record_whoami(self._server, hit, "hit")
                 return hit
+        self._check_open()
+        traced = _telemetry.on and not _telemetry.in_whoami()  # an OpenTelemetry SDK is set up
         if traced:
             return await _telemetry.traced_whoami(
                 functools.partial(self.whoami, token),
@@ -474,21 +472,29 @@ class HubAuth:
 
     def _whoami_from_cache(self, token: str | SecretStr) -> Result[UserInfo] | None:
         """whoami's fast path: the cached answer for a token given explicitly (a service's
-        callers), without a coroutine; ``None`` sends the call down the path above.
+        callers), without a coroutine; ``None`` sends the call down the path of ``whoami``.
+        ``HubBearer`` calls it before awaiting ``whoami``, so a warm request awaits nothing.
 
-        The hit follows the rules of that path: the token's format is checked first (a
-        malformed one goes down the path to get its ``invalid_token``), offline answers
-        nothing from the cache, and the cache's own lookup keys by endpoint, checks expiry on
-        its clock, counts the hit and copies a kept 401. Only caches with a synchronous
-        lookup have this path (``MemoryCache``, a ``RedisCache``'s ``local``).
+        The hit follows the rules of that path: a closed client raises, the token's format is
+        checked first (a malformed one goes down the path to get its ``invalid_token``),
+        offline answers nothing from the cache, and the cache's own lookup keys by endpoint,
+        checks expiry on its clock, counts the hit and copies a kept 401; with an
+        OpenTelemetry SDK set up, the hit is recorded as a finished ``hit`` span. Only caches
+        with a synchronous lookup have this path (``MemoryCache``, a ``RedisCache``'s
+        ``local``).
         """
         lookup = self._cache_lookup
         if lookup is None or self._settings.offline:
             return None
+        if self._closed:
+            self._check_open()  # raises; no call on every hit
         plain = token.get_secret_value() if isinstance(token, SecretStr) else token
-        if not isinstance(plain, str) or check_format(plain) is not None:
+        if not isinstance(plain, str) or well_formed(plain) is None:
             return None
-        return lookup(plain)
+        hit = lookup(plain)
+        if hit is not None and _telemetry.on and not _telemetry.in_whoami():
+            _telemetry.record_whoami(self._server, hit, "hit")
+        return hit
 
     async def validate_token(self, token: str | SecretStr, *, remote: bool = True) -> Result[None]:
         """Check that ``token`` is well formed and, with ``remote=True``, that the Hub accepts it.

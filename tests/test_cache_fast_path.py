@@ -7,13 +7,19 @@ negative entries and copies, and that caches without a synchronous lookup keep `
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import fakeredis
+import httpx
 import pytest
+from fastapi import Depends, FastAPI
 from manual_clock import ManualClock
 from pydantic import SecretStr
 
 from hub_auth import Err, ErrorKind, HubAuth, MemoryCache, Ok, RedisCache, Result, UserInfo
 from hub_auth._cache.policy import Loader
+from hub_auth.fastapi import HubBearer
 from hub_auth.testing import FakeHub, FakeUser, make_token
 
 TOKEN = make_token("ada")
@@ -138,3 +144,73 @@ async def test_redis_local_hits_are_fast_and_redis_alone_keeps_fetch(hub: FakeHu
     assert local.stats().hits == 2
     assert alone.stats().hits == 3  # every call a Redis hit: no synchronous path
     assert hub.request_count == 1
+
+
+async def guarded_get(auth: HubAuth, token: str) -> httpx.Response:
+    """One request to an app whose route HubBearer guards with ``auth``."""
+    app = FastAPI()
+    guard = HubBearer(auth)
+
+    @app.get("/")
+    async def who(user: UserInfo = Depends(guard)) -> dict[str, str]:  # noqa: B008
+        return {"name": user.username}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        return await client.get("/", headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_hub_bearer_answers_a_warm_request_from_the_cache(hub: FakeHub) -> None:
+    cache = MemoryCache()
+    async with cached_auth(hub, cache) as auth:
+        assert isinstance(await auth.whoami(TOKEN), Ok)
+        response = await guarded_get(auth, TOKEN)
+    assert response.status_code == 200 and response.json() == {"name": "ada-lovelace"}
+    assert hub.request_count == 1
+    assert cache.stats().hits == 1
+
+
+async def test_hub_bearer_keeps_the_whoami_of_a_hub_auth_subclass_on_a_warm_cache(
+    hub: FakeHub,
+) -> None:
+    """HubBearer's synchronous hit skips ``whoami``: not when a subclass has its own."""
+
+    class Audited(HubAuth):
+        calls = 0
+
+        async def whoami(self, token: str | SecretStr | None = None) -> Result[UserInfo]:
+            type(self).calls += 1
+            return await super().whoami(token)
+
+    async with Audited(endpoint=hub.url, cache=MemoryCache(), read_env=False) as auth:
+        assert isinstance(await auth.whoami(TOKEN), Ok)
+        response = await guarded_get(auth, TOKEN)
+    assert response.status_code == 200
+    assert Audited.calls == 2
+
+
+async def test_hub_bearer_refuses_to_use_a_closed_client_even_on_a_warm_cache(
+    hub: FakeHub,
+) -> None:
+    auth = cached_auth(hub, MemoryCache())
+    assert isinstance(await auth.whoami(TOKEN), Ok)
+    await auth.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await guarded_get(auth, TOKEN)
+
+
+async def test_the_hit_lookup_holds_no_reference_back_to_its_cache(hub: FakeHub) -> None:
+    """The lookup a cache keeps per endpoint is a closure over its tables, not over the
+    cache: a dropped cache is freed at once, not at the next garbage collection."""
+    cache = MemoryCache()
+    async with cached_auth(hub, cache) as auth:
+        assert isinstance(await auth.whoami(TOKEN), Ok)
+        assert isinstance(await auth.whoami(TOKEN), Ok)  # through the lookup
+    assert cache.stats().hits == 1
+    dropped = weakref.ref(cache)
+    gc.disable()
+    try:
+        del cache, auth
+        assert dropped() is None
+    finally:
+        gc.enable()

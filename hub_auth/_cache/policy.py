@@ -58,8 +58,9 @@ MIN_SECRET_BYTES = 32
 MIN_SECRET_PAIRS = 16
 """Different pairs of neighbouring bytes a secret needs (random ones of 32 bytes have 20+)."""
 
-# Endpoints whose key state TokenKeys keeps (one per client sharing the cache, in practice).
-_MAX_ENDPOINTS = 64
+# Endpoints whose key function TokenKeys (and hit lookup MemoryCache) keeps: one per client
+# sharing the cache, in practice.
+MAX_ENDPOINTS = 64
 
 _MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
@@ -103,19 +104,27 @@ class TokenKeys:
 
     def __init__(self, secret: bytes) -> None:
         self._state = hashlib.blake2b(key=secret, digest_size=32)
-        # The state after the endpoint's part of ``scoped()``: a hit hashes only the token.
-        self._by_endpoint: dict[str, hashlib.blake2b] = {}
+        self._by_endpoint: dict[str, Callable[[str], bytes]] = {}
 
     def __call__(self, token: str, endpoint: str) -> bytes:
-        prefixed = self._by_endpoint.get(endpoint)
-        if prefixed is None:
+        return self.for_endpoint(endpoint)(token)
+
+    def for_endpoint(self, endpoint: str) -> Callable[[str], bytes]:
+        """The key function of one endpoint, its part of the MAC hashed once: a hit hashes
+        only the token."""
+        keyer = self._by_endpoint.get(endpoint)
+        if keyer is None:
             prefixed = self._state.copy()
             prefixed.update(_scope_prefix(endpoint))
-            if len(self._by_endpoint) < _MAX_ENDPOINTS:  # a client has one; callers few
-                self._by_endpoint[endpoint] = prefixed
-        state = prefixed.copy()
-        state.update(token.encode())
-        return state.digest()
+
+            def keyer(token: str) -> bytes:
+                state = prefixed.copy()
+                state.update(token.encode())
+                return state.digest()
+
+            if len(self._by_endpoint) < MAX_ENDPOINTS:  # a client has one; callers few
+                self._by_endpoint[endpoint] = keyer
+        return keyer
 
 
 def check_secret(secret: bytes | str, what: str) -> bytes:
