@@ -98,8 +98,8 @@ class Sizes:
     def steady_reps(self) -> int:
         """Three times ``reps``, for the figures that are a few µs (or a ratio near 1) between
         rounds of about a second, whose speed drifts by more than that on a shared machine:
-        the in-process part of case 5 and case 3 (9 repetitions put case 5's difference at
-        9-16 µs, 27 at 5-6 µs)."""
+        the in-process part of case 5 (which also takes its turns, ``interleaved_turns``) and
+        case 3 (9 repetitions put case 5's difference at 9-16 µs, 27 at 5-6 µs)."""
         return 3 * self.reps
 
     @classmethod
@@ -202,6 +202,34 @@ def interleaved(reps: int, contenders: Mapping[str, Callable[[], T]]) -> dict[st
         for name in order:
             gc.collect()
             results[name].append(contenders[name]())
+    return results
+
+
+def interleaved_turns(
+    reps: int, turns: int, contenders: Mapping[str, Callable[[int], Sample]]
+) -> dict[str, list[Sample]]:
+    """``interleaved``, with each repetition cut into ``turns`` short turns: the contenders
+    take turns (in rotating order), each called with the turn's number, and a repetition's
+    sample is the sum of its turns.
+
+    Paired repetitions then ran over the same stretch of time, a few milliseconds apart
+    instead of a second: this machine's speed drifts by more than the few µs these figures
+    are about, and turns a second apart put the drift into the difference.
+    """
+    names = list(contenders)
+    results: dict[str, list[Sample]] = {name: [] for name in names}
+    for rep in range(reps):
+        gc.collect()
+        walls = dict.fromkeys(names, 0.0)
+        cpus = dict.fromkeys(names, 0.0)
+        for turn in range(turns):
+            first = (rep + turn) % len(names)
+            for name in names[first:] + names[:first]:
+                sample = contenders[name](turn)
+                walls[name] += sample.wall
+                cpus[name] += sample.cpu
+        for name in names:
+            results[name].append(Sample(walls[name], cpus[name]))
     return results
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from benchmarks import __main__ as bench
-from benchmarks._common import TIMES, Row, Sizes, ratio_row
+from benchmarks._common import TIMES, Row, Sample, Sizes, interleaved_turns, ratio_row
 from benchmarks._summary import HEADLINES, Figure, summary
 from benchmarks.cases import cli_startup
 
@@ -140,3 +141,25 @@ def test_smoke_run_measures_every_summary_figure(tmp_path: Path) -> None:
     assert report.index("## Summary") < report.index("## Results")
     assert "not measured" not in report
     assert out.with_suffix(".png").exists() or "matplotlib" in done.stderr
+
+
+def test_turns_alternate_the_contenders_and_sum_each_repetition() -> None:
+    """Each repetition is the sum of its turns, and the contenders take the turns in
+    rotating order, so neither always runs first (what pairs them in time)."""
+    calls: list[tuple[str, int]] = []
+
+    def contender(name: str, cost: float) -> Callable[[int], Sample]:
+        def turn(number: int) -> Sample:
+            calls.append((name, number))
+            return Sample(cost, cost / 2)
+
+        return turn
+
+    samples = interleaved_turns(2, 3, {"a": contender("a", 1.0), "b": contender("b", 10.0)})
+    assert samples == {
+        "a": [Sample(3.0, 1.5), Sample(3.0, 1.5)],
+        "b": [Sample(30.0, 15.0), Sample(30.0, 15.0)],
+    }
+    first_of_each_turn = [calls[index][0] for index in range(0, len(calls), 2)]
+    assert first_of_each_turn == ["a", "b", "a", "b", "a", "b"]
+    assert [number for _, number in calls[:6]] == [0, 0, 1, 1, 2, 2]

@@ -10,15 +10,18 @@
   own (one worker, uvicorn's default event loop and HTTP parser, access log off) on
   127.0.0.1. The load generator is an aiohttp client in this process (``wrk``, which issue 24
   names, is not installed here): it drives the servers in turn at a fixed concurrency for a
-  fixed number of identical requests (each with a bearer token, one of 100 warmed up), in many
-  short batches (this machine's speed drifts from second to second); each ratio pairs
-  batches run back to back. With two cores or more, the client and the servers are pinned
-  to different ones. The server's CPU time per request (from ``/proc``) is shown too.
+  fixed number of identical requests (each with a bearer token, one of 100 warmed up). This
+  machine's speed drifts from second to second, so a repetition is cut into turns of 250
+  requests that the servers take in rotating order, and each ratio pairs the sums of one
+  repetition's turns (``interleaved_turns``). With two cores or more, the client and the
+  servers are pinned to different ones. The server's CPU time per request (from ``/proc``)
+  is shown too.
 - The same apps in this process, without a server: CPU time per request
   (``time.process_time``) of calling each ASGI app directly, which is far steadier than
-  requests/s through uvicorn. A fourth variant there, ``WhoamiMiddleware`` (a bare ASGI
-  middleware in ``benchmarks/cases/_asgi_server.py``, not part of hub_auth), checks the token
-  before routing and skips FastAPI's dependency machinery: what that machinery costs.
+  requests/s through uvicorn; in turns of 100 requests, as above. A fourth variant there,
+  ``WhoamiMiddleware`` (a bare ASGI middleware in ``benchmarks/cases/_asgi_server.py``, not
+  part of hub_auth), checks the token before routing and skips FastAPI's dependency
+  machinery: what that machinery costs.
   Targets (issue 15): a cache hit at most 3 µs; ``HubBearer`` at least 0.95 times
   ``HTTPBearer``'s throughput through uvicorn. Issue 24, in process: at least 0.92 times
   ``HTTPBearer``'s requests per CPU second, and at most 8 µs of CPU more per request (the
@@ -29,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import os
 import queue
 import signal
@@ -51,7 +53,7 @@ from benchmarks._common import (
     Stopwatch,
     bench_env,
     cpus,
-    interleaved,
+    interleaved_turns,
     pairwise_ratio,
     ratio_row,
     skipped,
@@ -69,6 +71,9 @@ BEARER_TARGET = 0.95  # through uvicorn (issue 15)
 IN_PROCESS_TARGET = 0.92  # requests per CPU second, in process (issue 24)
 EXTRA_TARGET_US = 8.0  # what HubBearer may add to HTTPBearer's CPU per request (issue 24)
 _IN_PROCESS_KINDS = ("open", "bearer", "hub", "middleware")
+# Requests in one turn (see interleaved_turns): in process about 10 ms, through uvicorn 100.
+_IN_PROCESS_TURN = 100
+_SERVED_TURN = 250
 
 
 def run(ctx: BenchContext) -> list[Row]:
@@ -176,12 +181,14 @@ def _in_process(ctx: BenchContext) -> list[Row]:
                 await app(scope(index), receive, send)  # type: ignore[arg-type]
             return watch.stop()
 
+        turns = max(1, count // _IN_PROCESS_TURN)
         try:
             for kind in apps:
                 runner.run(drive(kind, max(count // 4, len(tokens))))
-            samples = interleaved(
+            samples = interleaved_turns(
                 ctx.sizes.steady_reps,
-                {kind: _runs(runner, drive, kind, count) for kind in apps},
+                turns,
+                {kind: _turn(runner, drive, kind, count // turns) for kind in apps},
             )
         finally:
             runner.run(auth.aclose())
@@ -230,13 +237,13 @@ def _in_process(ctx: BenchContext) -> list[Row]:
     ]
 
 
-def _runs(
+def _turn(
     runner: asyncio.Runner,
     drive: Callable[[str, int], Coroutine[None, None, Sample]],
     kind: str,
     n: int,
-) -> Callable[[], Sample]:
-    return lambda: runner.run(drive(kind, n))
+) -> Callable[[int], Sample]:
+    return lambda _turn: runner.run(drive(kind, n))
 
 
 def _pin_apart() -> tuple[int, int, set[int]] | None:
@@ -301,6 +308,10 @@ class _Server:
                 self._process.wait()
         if self._process.stdout is not None:
             self._process.stdout.close()
+
+
+def _served_turn(batch: Callable[[str, int], Sample], kind: str, n: int) -> Callable[[int], Sample]:
+    return lambda _turn: batch(kind, n)
 
 
 async def _wait_ready(session: aiohttp.ClientSession, url: str) -> None:
@@ -383,9 +394,11 @@ def _endpoint(ctx: BenchContext) -> list[Row]:
                     # Warm up: connections opened, and every token validated once (the cache
                     # fills) before anything is timed.
                     batch(kind, max(len(headers), count // 4))
-                samples = interleaved(
+                turns = max(1, count // _SERVED_TURN)
+                samples = interleaved_turns(
                     ctx.sizes.http_reps,
-                    {kind: functools.partial(batch, kind, count) for kind in servers},
+                    turns,
+                    {kind: _served_turn(batch, kind, count // turns) for kind in servers},
                 )
             finally:
 

@@ -15,7 +15,10 @@ switched off (``HF_HUB_DISABLE_UPDATE_CHECK``), which only spares it time. Bytec
 are written and used (``PYTHONDONTWRITEBYTECODE`` is unset for the children), as after a
 ``pip install``; one untimed run of each command warms them and the page cache, and checks
 that both tools did the work (the token printed, the token switched, the files removed, the
-user named). ``python -c pass`` shows the interpreter's own floor. Targets: ``token``,
+user named). ``python -c pass`` shows the interpreter's own floor, and ``import click,
+filelock`` what the CLI library and the file lock (which ``switch`` and ``logout`` need) cost
+before hub_auth runs a line: its ratio to ``hf auth switch`` is the floor of those two
+commands. Targets: ``token``,
 ``list``, ``switch`` and ``logout`` at most 0.2 times ``hf auth``'s wall time (issue 24),
 ``whoami`` at most 0.8 times (issue 23).
 """
@@ -52,6 +55,7 @@ _ACTIVE = 1  # bench-write is the active token
 _SWITCH_TO = 0  # switch makes bench-read the active one
 LOCAL_TARGET = 0.2  # token, list, switch, logout (issue 24)
 WHOAMI_TARGET = 0.8  # issue 23
+_LIBRARIES = "python -c 'import click, filelock'"
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,10 @@ def run(ctx: BenchContext) -> list[Row]:
             XDG_CONFIG_HOME=str(Path(tmp) / ".config"),
             GIT_CONFIG_NOSYSTEM="1",
         )
-        commands: dict[str, list[str]] = {"python -c pass": [sys.executable, "-c", "pass"]}
+        commands: dict[str, list[str]] = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            _LIBRARIES: [sys.executable, "-c", "import click, filelock"],
+        }
         measured: list[_Verb] = []
         for verb in _VERBS:
             hf_command = [hf_cli, "auth", *verb.args]
@@ -190,6 +197,14 @@ def run(ctx: BenchContext) -> list[Row]:
         )
 
     rows += [timing_row(CASE, name, values, 1e3, "ms") for name, values in timings.items()]
+    if "hf auth switch" in timings:
+        rows.append(
+            ratio_row(
+                CASE,
+                f"{_LIBRARIES} ÷ hf auth switch (the floor of switch and logout)",
+                pairwise_ratio(timings[_LIBRARIES], timings["hf auth switch"]),
+            )
+        )
     for verb in measured:
         ratios = pairwise_ratio(timings[f"hub-auth {verb.name}"], timings[f"hf auth {verb.name}"])
         rows.append(
