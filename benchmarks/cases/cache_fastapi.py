@@ -18,7 +18,7 @@
   is shown too.
 - The same apps in this process, without a server: CPU time per request
   (``time.process_time``) of calling each ASGI app directly, which is far steadier than
-  requests/s through uvicorn; in turns of 100 requests, as above. A fourth variant there,
+  requests/s through uvicorn; in turns of 20 requests, as above. A fourth variant there,
   ``WhoamiMiddleware`` (a bare ASGI middleware in ``benchmarks/cases/_asgi_server.py``, not
   part of hub_auth), checks the token before routing and skips FastAPI's dependency
   machinery: what that machinery costs.
@@ -71,8 +71,8 @@ BEARER_TARGET = 0.95  # through uvicorn (issue 15)
 IN_PROCESS_TARGET = 0.92  # requests per CPU second, in process (issue 24)
 EXTRA_TARGET_US = 8.0  # what HubBearer may add to HTTPBearer's CPU per request (issue 24)
 _IN_PROCESS_KINDS = ("open", "bearer", "hub", "middleware")
-# Requests in one turn (see interleaved_turns): in process about 10 ms, through uvicorn 100.
-_IN_PROCESS_TURN = 100
+# Requests in one turn (see interleaved_turns): in process about 2 ms, through uvicorn 100.
+_IN_PROCESS_TURN = 20
 _SERVED_TURN = 250
 
 
