@@ -206,11 +206,10 @@ def interleaved(reps: int, contenders: Mapping[str, Callable[[], T]]) -> dict[st
 
 
 def interleaved_turns(
-    reps: int, turns: int, contenders: Mapping[str, Callable[[int], Sample]]
+    reps: int, turns: int, contenders: Mapping[str, Callable[[], Sample]]
 ) -> dict[str, list[Sample]]:
     """``interleaved``, with each repetition cut into ``turns`` short turns: the contenders
-    take turns (in rotating order), each called with the turn's number, and a repetition's
-    sample is the sum of its turns.
+    take turns (in rotating order), and a repetition's sample is the sum of its turns.
 
     Paired repetitions then ran over the same stretch of time, a few milliseconds apart
     instead of a second: this machine's speed drifts by more than the few µs these figures
@@ -225,7 +224,7 @@ def interleaved_turns(
         for turn in range(turns):
             first = (rep + turn) % len(names)
             for name in names[first:] + names[:first]:
-                sample = contenders[name](turn)
+                sample = contenders[name]()
                 walls[name] += sample.wall
                 cpus[name] += sample.cpu
         for name in names:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
 import queue
 import signal
@@ -188,7 +189,7 @@ def _in_process(ctx: BenchContext) -> list[Row]:
             samples = interleaved_turns(
                 ctx.sizes.steady_reps,
                 turns,
-                {kind: _turn(runner, drive, kind, count // turns) for kind in apps},
+                {kind: _runs(runner, drive, kind, count // turns) for kind in apps},
             )
         finally:
             runner.run(auth.aclose())
@@ -237,13 +238,13 @@ def _in_process(ctx: BenchContext) -> list[Row]:
     ]
 
 
-def _turn(
+def _runs(
     runner: asyncio.Runner,
     drive: Callable[[str, int], Coroutine[None, None, Sample]],
     kind: str,
     n: int,
-) -> Callable[[int], Sample]:
-    return lambda _turn: runner.run(drive(kind, n))
+) -> Callable[[], Sample]:
+    return lambda: runner.run(drive(kind, n))
 
 
 def _pin_apart() -> tuple[int, int, set[int]] | None:
@@ -308,10 +309,6 @@ class _Server:
                 self._process.wait()
         if self._process.stdout is not None:
             self._process.stdout.close()
-
-
-def _served_turn(batch: Callable[[str, int], Sample], kind: str, n: int) -> Callable[[int], Sample]:
-    return lambda _turn: batch(kind, n)
 
 
 async def _wait_ready(session: aiohttp.ClientSession, url: str) -> None:
@@ -398,7 +395,7 @@ def _endpoint(ctx: BenchContext) -> list[Row]:
                 samples = interleaved_turns(
                     ctx.sizes.http_reps,
                     turns,
-                    {kind: _served_turn(batch, kind, count // turns) for kind in servers},
+                    {kind: functools.partial(batch, kind, count // turns) for kind in servers},
                 )
             finally:
 
