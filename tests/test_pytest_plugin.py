@@ -6,9 +6,27 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 HEAVY = ("aiohttp.web", "aiohttp", "hub_auth.testing", "pydantic")
+
+
+def run_pytest(
+    project: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """pytest in a child process, in ``project`` (its tests written there), warnings as errors."""
+    (project / "pytest.ini").write_text(
+        "[pytest]\nfilterwarnings = error\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_importing_the_plugin_imports_no_aiohttp_nor_fakehub() -> None:
@@ -50,16 +68,7 @@ def test_fake_hub_fixture_in_another_projects_suite(tmp_path: Path) -> None:
             """
         )
     )
-    (tmp_path / "pytest.ini").write_text(
-        "[pytest]\nfilterwarnings = error\nasyncio_default_fixture_loop_scope = function\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
 
@@ -108,9 +117,6 @@ def test_fake_hub_points_the_environment_at_itself(tmp_path: Path) -> None:
             """
         )
     )
-    (project / "pytest.ini").write_text(
-        "[pytest]\nfilterwarnings = error\nasyncio_default_fixture_loop_scope = function\n"
-    )
     env = {
         **os.environ,
         "HF_HOME": str(real_home),
@@ -118,14 +124,7 @@ def test_fake_hub_points_the_environment_at_itself(tmp_path: Path) -> None:
         "HF_TOKEN_PATH": str(other_token_file),
         "HF_ENDPOINT": "http://127.0.0.1:9",  # nothing listens there
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_pytest(project, env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
     assert real_token not in result.stdout + result.stderr
